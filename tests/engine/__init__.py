@@ -1,0 +1,1 @@
+"""Tests for the NumPy engine (rnn_engine)."""
