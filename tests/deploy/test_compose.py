@@ -1,0 +1,93 @@
+"""The deployment files: docker-compose validates, Envoy's config balances gRPC per request over the replicas."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose_binary() -> str:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed: .ci/run installs Debian's docker-compose before the tests")
+        pytest.skip("docker-compose not installed (apt-get install docker-compose); CI installs it")
+    return exe
+
+
+def test_compose_file_is_valid_for_docker_compose():
+    exe = _compose_binary()
+    for profile in ([], ["--profile", "scale"]):
+        result = subprocess.run(
+            [exe, "-f", str(ROOT / "docker-compose.yml"), *profile, "config", "-q"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_server_service_has_volume_healthcheck_and_port():
+    server = _compose()["services"]["server"]
+    assert "models:/models" in server["volumes"]
+    assert server["healthcheck"]["test"][:4] == ["CMD", "python", "-m", "server.healthcheck"]
+    assert "50051:50051" in server["ports"]
+    assert server["environment"]["RNN_MODEL_DIR"] == "/models"
+
+
+def test_demo_waits_for_a_healthy_server():
+    demo = _compose()["services"]["demo"]
+    assert demo["depends_on"]["server"]["condition"] == "service_healthy"
+    assert demo["entrypoint"][-1] == "client.demo"
+
+
+def test_scale_profile_puts_replicas_behind_envoy_on_the_shared_volume():
+    services = _compose()["services"]
+    assert services["replica"]["profiles"] == ["scale"]
+    assert services["envoy"]["profiles"] == ["scale"]
+    assert services["envoy"]["image"].startswith("envoyproxy/envoy:v")
+    assert "models:/models" in services["replica"]["volumes"]
+    mounted = services["envoy"]["volumes"][0].split(":")[0]
+    assert (ROOT / mounted).resolve() == (ROOT / "deploy" / "envoy.yaml").resolve()
+
+
+def _envoy() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "envoy.yaml").read_text())
+
+
+def test_envoy_routes_every_grpc_call_to_the_replica_cluster():
+    cfg = _envoy()
+    listener = cfg["static_resources"]["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]
+    assert hcm["name"] == "envoy.filters.network.http_connection_manager"
+    typed = hcm["typed_config"]
+    assert typed["@type"].endswith("http_connection_manager.v3.HttpConnectionManager")
+    assert typed["http_filters"][-1]["name"] == "envoy.filters.http.router"  # the router must be last
+    routes = typed["route_config"]["virtual_hosts"][0]["routes"]
+    cluster_names = {c["name"] for c in cfg["static_resources"]["clusters"]}
+    for route in routes:
+        assert route["route"]["cluster"] in cluster_names
+        assert route["route"]["timeout"] == "0s", "long gRPC streams must not be cut by a route timeout"
+
+
+def test_envoy_cluster_speaks_http2_to_every_replica_and_health_checks_grpc():
+    cluster = _envoy()["static_resources"]["clusters"][0]
+    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert "http2_protocol_options" in options["explicit_http_config"]
+    assert cluster["type"] == "STRICT_DNS"  # every replica address DNS returns, not just the first
+    assert cluster["lb_policy"] == "ROUND_ROBIN"
+    assert "grpc_health_check" in cluster["health_checks"][0]
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    replica_env = _compose()["services"]["replica"]["environment"]
+    assert address["address"] == "replica"
+    assert str(address["port_value"]) == replica_env["RNN_PORT"]
