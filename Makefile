@@ -28,5 +28,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.engine
 
+proto: $(STAMP)
+	$(PY) scripts/gen_proto.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

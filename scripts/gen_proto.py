@@ -25,8 +25,8 @@ def proto_files() -> list[Path]:
 
 def generate(out: Path) -> list[Path]:
     """Write the generated modules and package __init__ files under `out`; return the written paths."""
-    from grpc_tools import protoc  # grpcio-tools is a build/test dependency only
     import grpc_tools
+    from grpc_tools import protoc  # grpcio-tools is a build/test dependency only
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
