@@ -1,4 +1,4 @@
-"""The deployment files: docker-compose validates, Envoy's config balances gRPC per request over the replicas."""
+"""Deployment files: docker-compose validates; Envoy balances gRPC per request over the replicas."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def _compose_binary() -> str:
     exe = shutil.which("docker-compose")
     if exe is None:
         if os.environ.get("CI"):
-            pytest.fail("docker-compose is not installed: .ci/run installs Debian's docker-compose before the tests")
+            pytest.fail(
+                "docker-compose is not installed: .ci/run installs Debian's docker-compose before the tests"
+            )
         pytest.skip("docker-compose not installed (apt-get install docker-compose); CI installs it")
     return exe
 
@@ -28,7 +30,10 @@ def test_compose_file_is_valid_for_docker_compose():
     for profile in ([], ["--profile", "scale"]):
         result = subprocess.run(
             [exe, "-f", str(ROOT / "docker-compose.yml"), *profile, "config", "-q"],
-            capture_output=True, text=True, cwd=ROOT, timeout=60,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
 
@@ -82,12 +87,16 @@ def test_envoy_routes_every_grpc_call_to_the_replica_cluster():
 
 def test_envoy_cluster_speaks_http2_to_every_replica_and_health_checks_grpc():
     cluster = _envoy()["static_resources"]["clusters"][0]
-    options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    options = cluster["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
     assert "http2_protocol_options" in options["explicit_http_config"]
     assert cluster["type"] == "STRICT_DNS"  # every replica address DNS returns, not just the first
     assert cluster["lb_policy"] == "ROUND_ROBIN"
     assert "grpc_health_check" in cluster["health_checks"][0]
-    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"
+    ]
     replica_env = _compose()["services"]["replica"]["environment"]
     assert address["address"] == "replica"
     assert str(address["port_value"]) == replica_env["RNN_PORT"]

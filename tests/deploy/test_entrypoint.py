@@ -1,4 +1,4 @@
-"""The server starts exactly as the container image starts it, and the image's health probe reports SERVING."""
+"""The server starts as the container image starts it, and the image's health probe reports SERVING."""
 
 from __future__ import annotations
 
@@ -53,15 +53,26 @@ def test_image_entrypoint_serves_and_its_healthcheck_passes(tmp_path):
     # The image's own variables, with the paths and ports of this test machine (and loopback: tests never
     # bind 0.0.0.0). PATH points at this environment's scripts as the image's PATH points at its venv.
     env.update(image_env)
-    env.update(RNN_HOST="127.0.0.1", RNN_PORT=str(port), RNN_MODEL_DIR=str(tmp_path / "models"),
-               RNN_METRICS_PORT="0", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        RNN_HOST="127.0.0.1",
+        RNN_PORT=str(port),
+        RNN_MODEL_DIR=str(tmp_path / "models"),
+        RNN_METRICS_PORT="0",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
     entry = _exec_form("ENTRYPOINT")
     assert entry == ["rnn-server"]
     probe = _exec_form("HEALTHCHECK")
     assert probe[:3] == ["python", "-m", "server.healthcheck"]
     probe = [sys.executable, *probe[1:-1], f"127.0.0.1:{port}"]
-    proc = subprocess.Popen([str(BIN / entry[0])], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / entry[0])],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
