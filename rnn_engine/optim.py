@@ -299,6 +299,7 @@ def clip_grad_norm(grads: dict[str, xp.ndarray], max_norm: float, error_if_nonfi
     if error_if_nonfinite and not xp.isfinite(total):
         raise InvalidInput(f"grads: the total gradient norm is {float(total)}, cannot clip")
     coef = min(dtype.type(max_norm) / (total + dtype.type(1e-6)), dtype.type(1.0))
-    for g in arrays:
-        g *= coef
+    with xp.errstate(invalid="ignore"):  # inf * 0 -> nan is the documented outcome of a non-finite norm
+        for g in arrays:
+            g *= coef
     return float(total)
