@@ -249,9 +249,9 @@ class RecurrentBase:
         D, H, L = self.num_directions, self.hidden_size, self.num_layers
         state_shape = (L * D, B, H)
         d_out = as_float_array("d_output", d_output, self.dtype, 3)
+        check_shape("d_output", d_out, (B, T, D * H) if batch_first else (T, B, D * H))  # as the output was
         if batch_first:
             d_out = d_out.transpose(1, 0, 2)
-        check_shape("d_output (time-major)", d_out, (T, B, D * H))
         d_h = xp.zeros(state_shape, self.dtype) if d_h_n is None else as_float_array("d_h_n", d_h_n, self.dtype, 3)
         d_c = xp.zeros(state_shape, self.dtype) if d_c_n is None else as_float_array("d_c_n", d_c_n, self.dtype, 3)
         check_shape("d_h_n", d_h, state_shape)
@@ -342,6 +342,12 @@ class LSTM(RecurrentBase):
     mode = "LSTM"
 
     def __init__(self, *args, forget_bias: float | None = None, **kwargs) -> None:
+        if forget_bias is not None and (
+            isinstance(forget_bias, bool)
+            or not isinstance(forget_bias, int | float | xp.integer | xp.floating)
+            or not math.isfinite(forget_bias)
+        ):
+            raise InvalidInput(f"forget_bias: expected a finite number or None, got {forget_bias!r}")
         self.forget_bias = forget_bias
         super().__init__(*args, **kwargs)
 

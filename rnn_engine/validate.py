@@ -1,4 +1,4 @@
-"""Eager argument checks shared by the engine's public functions: each names the argument and what it expected."""
+"""Eager argument checks shared by the engine: each names the argument and says what it expected."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ FLOAT_DTYPES = (xp.float32, xp.float64)
 def check_dtype(dtype) -> xp.dtype:
     """Return `dtype` as a NumPy float dtype (float32 or float64) or raise."""
     try:
-        dt = xp.dtype(dtype)
+        dt = None if dtype is None else xp.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in [xp.dtype(d) for d in FLOAT_DTYPES]:
+    # `dt in [...]` would accept None (NumPy compares dtype == None as float64), so test the type explicitly
+    if dt is None or dt.type not in FLOAT_DTYPES:
         raise InvalidInput(f"dtype: expected float32 or float64, got {dtype!r}")
     return dt
 
@@ -38,7 +39,10 @@ def check_probability(name: str, value, *, allow_one: bool = False) -> float:
 
 def as_float_array(name: str, value, dtype, ndim: int | tuple[int, ...]) -> xp.ndarray:
     """Convert `value` to a finite float array of `dtype` with the given rank(s)."""
-    arr = xp.asarray(value)
+    try:
+        arr = xp.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise InvalidInput(f"{name}: expected a numeric array, got a {type(value).__name__} ({exc})") from exc
     if arr.dtype.kind not in "fiu" or arr.dtype == xp.bool_:
         raise InvalidInput(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
@@ -46,8 +50,13 @@ def as_float_array(name: str, value, dtype, ndim: int | tuple[int, ...]) -> xp.n
         want = " or ".join(f"{r}-D" for r in ranks)
         raise InvalidInput(f"{name}: expected a {want} array, got shape {arr.shape}")
     arr = xp.asarray(arr, dtype=dtype)
-    if not xp.isfinite(arr).all():
-        raise InvalidInput(f"{name}: contains NaN or Inf")
+    finite = xp.isfinite(arr)
+    if not finite.all():
+        first = tuple(int(i) for i in xp.argwhere(~finite)[0])
+        raise InvalidInput(
+            f"{name}: contains NaN or Inf (expected finite values), got {arr[first]} at index {first} "
+            f"of shape {arr.shape}"
+        )
     return arr
 
 
