@@ -1,0 +1,5 @@
+"""`python -m client` runs rnnctl."""
+
+from .cli import main
+
+main()

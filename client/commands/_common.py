@@ -1,0 +1,120 @@
+"""Helpers shared by rnnctl commands: key=value options, JSON-able records, following a job's events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ..cli import EXIT_FAILURE, EXIT_INTERRUPTED, AppContext
+from ..types import JobEvent
+
+
+def parse_options(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
+    """("lr=0.01", "name=x") -> {"lr": 0.01, "name": "x"}: values are JSON when they parse, else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def record(obj: Any) -> dict[str, Any]:
+    """A dataclass record as a JSON-able dict (datetimes as ISO strings, arrays as lists)."""
+    data = dataclasses.asdict(obj)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = value.isoformat() + "Z"
+    return data
+
+
+def _fmt(value: float) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def describe(ev: JobEvent, rate: float | None) -> str:
+    """The stats column of the progress bar: loss, validation loss and metrics, throughput."""
+    parts = [f"loss {_fmt(ev.loss)}"]
+    if ev.validation_loss is not None:
+        parts.append(f"val {_fmt(ev.validation_loss)}")
+    speed = {k: v for k, v in ev.metrics.items() if k.endswith("_per_second") or k.endswith("_per_sec")}
+    parts += [f"{k.removeprefix('val_').removeprefix('validation_')} {_fmt(v)}"
+              for k, v in sorted(ev.metrics.items()) if k not in speed and "loss" not in k][:2]
+    if speed:
+        key, value = next(iter(sorted(speed.items())))
+        unit = key.split("_per_")[0]
+        parts.append(f"{value:,.0f} {unit}/s")
+    elif rate:
+        parts.append(f"{rate:.1f} steps/s")
+    return "  ".join(parts)
+
+
+def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "ask") -> JobEvent | None:
+    """Show a job's events with a live progress bar; return the last event (None if detached).
+
+    Ctrl-C asks whether to cancel the job or detach from it (`on_interrupt`: "ask" | "cancel" | "detach";
+    "ask" detaches when stdin is not a terminal).
+    """
+    console, last, job_id = app.console, None, None
+    first_step: tuple[int, float] | None = None
+    try:
+        with console.progress() as progress:
+            bar = progress.add_task("training", total=None, stats="starting")
+            for ev in events:
+                last, job_id = ev, ev.job_id
+                if ev.kind == "log" and ev.message:
+                    progress.console.print(ev.message, markup=False, style="dim")
+                if ev.kind == "state":
+                    progress.update(bar, description=ev.state or "training")
+                if ev.kind == "progress":
+                    now = time.monotonic()
+                    first_step = first_step or (ev.step, now)
+                    rate = (ev.step - first_step[0]) / (now - first_step[1]) if now > first_step[1] else None
+                    progress.update(bar, completed=ev.step, total=ev.total_steps or None,
+                                    stats=describe(ev, rate))
+        return last
+    except KeyboardInterrupt:
+        return _interrupted(app, job_id, on_interrupt)
+
+
+def _interrupted(app: AppContext, job_id: str | None, on_interrupt: str) -> None:
+    console = app.console
+    if job_id is None:
+        console.abort("interrupted before the server reported a job", EXIT_INTERRUPTED)
+    choice = on_interrupt
+    if choice == "ask":
+        choice = console.choose(f"cancel job {job_id} or detach from it?", ["cancel", "detach"], "detach") \
+            if sys.stdin.isatty() else "detach"
+    if choice == "cancel":
+        job = app.client.cancel_job(job_id)
+        console.abort(f"asked job {job_id} to stop (state now {job.state})", EXIT_INTERRUPTED)
+    console.abort(f"detached: job {job_id} keeps running", EXIT_INTERRUPTED,
+                  hint=f"follow it with `rnnctl jobs watch {job_id}`, "
+                       f"stop it with `rnnctl jobs cancel {job_id}`")
+
+
+def finish(app: AppContext, job_id: str) -> None:
+    """After the stream ends: print the job's outcome (or its JSON) and fail unless it succeeded."""
+    job = app.client.get_job(job_id)
+    console = app.console
+    if console.json_mode:
+        console.json(record(job))
+    if job.state != "succeeded":
+        reason = f": {job.message}" if job.message else ""
+        console.abort(f"job {job.job_id} ended {job.state or 'in an unknown state'}{reason}", EXIT_FAILURE,
+                      hint=f"resume it with `rnnctl train --resume {job.job_id}`" if job.resumable else None)
+    metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in sorted(job.metrics.items()))
+    console.success(f"trained model {job.model!r} (job {job.job_id}): {job.step} steps, "
+                    f"loss {_fmt(job.last_loss)}" + (f"  {metrics}" if metrics else ""))

@@ -1,0 +1,52 @@
+"""`rnnctl generate`: stream text from a language model, printing tokens as they arrive."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli import pass_app
+from ..types import GenerationFinish
+
+
+@click.command("generate")
+@click.argument("model")
+@click.argument("prompt", default="")
+@click.option("-n", "--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("-t", "--temperature", type=click.FloatRange(min=0), help="0 is greedy (default: 1).")
+@click.option("--top-k", type=click.IntRange(min=0), help="Sample among the k most likely tokens (0: all).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Nucleus sampling threshold.")
+@click.option("--repetition-penalty", type=click.FloatRange(min=0, min_open=True))
+@click.option("--stop", multiple=True, help="Stop when the text ends with this (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), help="Same seed, same text.")
+@click.option("--no-prompt", is_flag=True, help="Print only the generated text, not the prompt.")
+@pass_app
+def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...], **sampling) -> None:
+    """Generate text from MODEL, continuing PROMPT."""
+    console = app.console
+    stream = app.client.generate(model, prompt, stop=stop, **sampling)
+    if not console.json_mode and not no_prompt and prompt:
+        console.stream(prompt)
+    tokens, finish = [], None
+    try:
+        for item in stream:
+            if isinstance(item, GenerationFinish):
+                finish = item
+            else:
+                tokens.append(item)
+                console.stream(item.text)
+    finally:
+        stream.close()
+    if console.json_mode:
+        console.json({
+            "model": model, "prompt": prompt,
+            "text": finish.text if finish else "".join(t.text for t in tokens),
+            "finish_reason": finish.reason if finish else None,
+            "prompt_tokens": finish.prompt_tokens if finish else None,
+            "tokens": [{"text": t.text, "id": t.id, "logprob": t.logprob} for t in tokens],
+        })
+        return
+    console.stream("\n")
+    if finish is None:
+        console.abort("the generation stream ended without a summary")
+    console.debug(f"[{finish.reason}: {finish.generated_tokens} tokens after a {finish.prompt_tokens}-token "
+                  "prompt]")

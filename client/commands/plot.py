@@ -1,0 +1,119 @@
+"""`rnnctl plot`: training and validation curves of a model, drawn to a PNG with matplotlib (Agg)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..cli import pass_app
+
+STEP_KEYS = ("step", "steps", "global_step", "epoch")
+LOSS_KEYS = ("loss", "train_loss", "training_loss")
+VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
+
+
+def _first(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def history_from_details(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training history the server copied from the model's history.json (a list of dicts), if any."""
+    history = details.get("history")
+    return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else []
+
+
+def history_from_job(client, job_id: str) -> list[dict[str, Any]]:
+    """Rebuild the history from the job's replayed progress events."""
+    rows = []
+    for ev in client.watch_job(job_id):
+        if ev.kind == "progress":
+            rows.append({"step": ev.step, "loss": ev.loss, "validation_loss": ev.validation_loss,
+                         **ev.metrics})
+    return rows
+
+
+def curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """{"loss": [(step, value)], "validation_loss": [...], "<metric>": [...]} from history rows."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for i, row in enumerate(rows):
+        step = _first(row, STEP_KEYS)
+        x = float(i) if step is None else step
+        for name, keys in (("loss", LOSS_KEYS), ("validation_loss", VAL_KEYS)):
+            if (y := _first(row, keys)) is not None:
+                out.setdefault(name, []).append((x, y))
+        for key in row:
+            if key in STEP_KEYS + LOSS_KEYS + VAL_KEYS or "loss" in key or key.endswith("_per_second"):
+                continue
+            if (y := _first(row, (key,))) is not None and key not in ("lr", "time", "elapsed"):
+                out.setdefault(key, []).append((x, y))
+    return out
+
+
+def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -> None:
+    """Loss curves on the left, other metrics (if any) on the right; written atomically to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    metrics = [k for k in series if k not in ("loss", "validation_loss")]
+    fig = Figure(figsize=(10 if metrics else 6, 4))
+    axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)[0]
+    for name, label in (("loss", "training"), ("validation_loss", "validation")):
+        if name in series:
+            xs, ys = zip(*series[name], strict=True)
+            axes[0].plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
+    axes[0].set(xlabel="step", ylabel="loss", title=title)
+    axes[0].legend()
+    for name in metrics[:4]:
+        xs, ys = zip(*series[name], strict=True)
+        axes[1].plot(xs, ys, label=name, marker="o" if len(xs) < 20 else None)
+    if metrics:
+        axes[1].set(xlabel="step", title="validation metrics")
+        axes[1].legend()
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command("plot")
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="PNG file to write (default: MODEL.png).")
+@pass_app
+def command(app, model: str, output: Path | None) -> None:
+    """Plot MODEL's training and validation curves to a PNG."""
+    output = output or Path(f"{model}.png")
+    if not output.parent.is_dir():
+        raise click.BadParameter(f"expected a file in an existing directory, got {str(output)!r}",
+                                 param_hint="--output")
+    info = app.client.get_model(model)
+    rows = history_from_details(info.details)
+    if not rows and info.job_id:
+        rows = history_from_job(app.client, info.job_id)
+    series = curves(rows)
+    if "loss" not in series and "validation_loss" not in series:
+        app.console.abort(f"model {model!r} has no training history to plot",
+                          hint="models trained by this server record it; imported ones may not")
+    cell = str(info.spec.get("cell", "")).replace("CELL_TYPE_", "").lower()
+    draw(series, f"{model} ({info.task}, {cell})", output)
+    if app.console.json_mode:
+        points = {k: len(v) for k, v in series.items()}
+        app.console.json({"model": model, "path": str(output), "points": points})
+    else:
+        app.console.success(f"wrote {output} ({sum(len(v) for v in series.values())} points)")
