@@ -37,12 +37,15 @@ def _check_axis(axis, ndim: int) -> int:
     return int(axis)
 
 
+def _log_softmax(x: xp.ndarray, axis: int) -> xp.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 def log_softmax(x, axis: int = -1) -> xp.ndarray:
     """log(softmax(x)) along `axis`, computed as x - max - log(sum(exp(x - max))) so it never overflows."""
     x = _float_input("x", x, 1)
-    axis = _check_axis(axis, x.ndim)
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return _log_softmax(x, _check_axis(axis, x.ndim))
 
 
 def softmax(x, axis: int = -1) -> xp.ndarray:
@@ -101,7 +104,7 @@ def cross_entropy(
     count = int(valid.sum())
     if count == 0:
         return 0.0, xp.zeros_like(logits)
-    logp = log_softmax(flat)  # (N, C)
+    logp = _log_softmax(flat, -1)  # (N, C)
     rows = xp.arange(flat.shape[0])
     total = -(logp[rows, t] * w).sum()
     scale = 1.0 / count if reduction == "mean" else 1.0
