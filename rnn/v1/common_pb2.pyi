@@ -162,16 +162,18 @@ class StepOutput(_message.Message):
     def __init__(self, top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., distribution: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SequenceOutput(_message.Message):
-    __slots__ = ("steps", "length", "text", "token_ids")
+    __slots__ = ("steps", "length", "text", "token_ids", "tokens")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[StepOutput]
     length: int
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "task", "spec", "vocab_size", "labels", "parameter_count", "metrics", "created", "training", "input_size", "output_size", "job_id", "details")

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from rnn.v1 import common_pb2 as rnn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ernn/v1/inference_service.proto\x12\x06rnn.v1\x1a\x13rnn/v1/common.proto\"y\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12%\n\x06inputs\x18\x02 \x03(\x0b\x32\x15.rnn.v1.SequenceInput\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\"\n\x06output\x18\x04 \x01(\x0e\x32\x12.rnn.v1.OutputKind\"e\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\'\n\x07outputs\x18\x03 \x03(\x0b\x32\x16.rnn.v1.SequenceOutput\"\xbe\x01\n\x14PredictStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0bsequence_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x08\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x08\x12\r\n\x05reset\x18\x05 \x01(\x08\x12$\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x15.rnn.v1.SequenceInput\x12\r\n\x05top_k\x18\x07 \x01(\x05\x12\"\n\x06output\x18\x08 \x01(\x0e\x32\x12.rnn.v1.OutputKind\"w\n\x15PredictStreamResponse\x12\x13\n\x0bsequence_id\x18\x01 \x01(\t\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.rnn.v1.SequenceOutput\x12\x12\n\nsteps_seen\x18\x03 \x01(\x05\x12\r\n\x05\x65nded\x18\x04 \x01(\x08\"\xb8\x02\n\x15StreamGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1b\n\x0emax_new_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x07 \x01(\x01H\x04\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x08 \x03(\t\x12\x11\n\x04seed\x18\t \x01(\x04H\x05\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_pB\x15\n\x13_repetition_penaltyB\x07\n\x05_seed\"R\n\x0eGeneratedToken\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05\x12\x17\n\x0flog_probability\x18\x03 \x01(\x01\x12\r\n\x05index\x18\x04 \x01(\x05\"\x96\x01\n\x11GenerationSummary\x12+\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x14.rnn.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x18\n\x10generated_tokens\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rstop_sequence\x18\x05 \x01(\t\"x\n\x16StreamGenerateResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x16.rnn.v1.GeneratedTokenH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.rnn.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent*\xa8\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x02\x12!\n\x1d\x46INISH_REASON_END_OF_SEQUENCE\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x32\xf3\x01\n\x10InferenceService\x12:\n\x07Predict\x12\x16.rnn.v1.PredictRequest\x1a\x17.rnn.v1.PredictResponse\x12P\n\rPredictStream\x12\x1c.rnn.v1.PredictStreamRequest\x1a\x1d.rnn.v1.PredictStreamResponse(\x01\x30\x01\x12Q\n\x0eStreamGenerate\x12\x1d.rnn.v1.StreamGenerateRequest\x1a\x1e.rnn.v1.StreamGenerateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ernn/v1/inference_service.proto\x12\x06rnn.v1\x1a\x13rnn/v1/common.proto\"y\n\x0ePredictRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12%\n\x06inputs\x18\x02 \x03(\x0b\x32\x15.rnn.v1.SequenceInput\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\"\n\x06output\x18\x04 \x01(\x0e\x32\x12.rnn.v1.OutputKind\"e\n\x0fPredictResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\'\n\x07outputs\x18\x03 \x03(\x0b\x32\x16.rnn.v1.SequenceOutput\"\xbe\x01\n\x14PredictStreamRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x13\n\x0bsequence_id\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\x08\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x08\x12\r\n\x05reset\x18\x05 \x01(\x08\x12$\n\x05\x63hunk\x18\x06 \x01(\x0b\x32\x15.rnn.v1.SequenceInput\x12\r\n\x05top_k\x18\x07 \x01(\x05\x12\"\n\x06output\x18\x08 \x01(\x0e\x32\x12.rnn.v1.OutputKind\"w\n\x15PredictStreamResponse\x12\x13\n\x0bsequence_id\x18\x01 \x01(\t\x12&\n\x06output\x18\x02 \x01(\x0b\x32\x16.rnn.v1.SequenceOutput\x12\x12\n\nsteps_seen\x18\x03 \x01(\x05\x12\r\n\x05\x65nded\x18\x04 \x01(\x08\"\xed\x02\n\x15StreamGenerateRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1b\n\x0emax_new_tokens\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x06 \x01(\x01H\x03\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x07 \x01(\x01H\x04\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x08 \x03(\t\x12\x11\n\x04seed\x18\t \x01(\x04H\x05\x88\x01\x01\x12\r\n\x05label\x18\n \x01(\t\x12\x16\n\tbeam_size\x18\x0b \x01(\x05H\x06\x88\x01\x01\x42\x11\n\x0f_max_new_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_pB\x15\n\x13_repetition_penaltyB\x07\n\x05_seedB\x0c\n\n_beam_size\"p\n\x0eGeneratedToken\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05\x12\x17\n\x0flog_probability\x18\x03 \x01(\x01\x12\r\n\x05index\x18\x04 \x01(\x05\x12\x12\n\x05value\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_value\"\x96\x01\n\x11GenerationSummary\x12+\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x14.rnn.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x05\x12\x18\n\x10generated_tokens\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rstop_sequence\x18\x05 \x01(\t\"x\n\x16StreamGenerateResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x16.rnn.v1.GeneratedTokenH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.rnn.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent*\xa8\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x02\x12!\n\x1d\x46INISH_REASON_END_OF_SEQUENCE\x10\x03\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x04\x32\xf3\x01\n\x10InferenceService\x12:\n\x07Predict\x12\x16.rnn.v1.PredictRequest\x1a\x17.rnn.v1.PredictResponse\x12P\n\rPredictStream\x12\x1c.rnn.v1.PredictStreamRequest\x1a\x1d.rnn.v1.PredictStreamResponse(\x01\x30\x01\x12Q\n\x0eStreamGenerate\x12\x1d.rnn.v1.StreamGenerateRequest\x1a\x1e.rnn.v1.StreamGenerateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rnn.v1.inference_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1278
-  _globals['_FINISHREASON']._serialized_end=1446
+  _globals['_FINISHREASON']._serialized_start=1361
+  _globals['_FINISHREASON']._serialized_end=1529
   _globals['_PREDICTREQUEST']._serialized_start=63
   _globals['_PREDICTREQUEST']._serialized_end=184
   _globals['_PREDICTRESPONSE']._serialized_start=186
@@ -43,13 +43,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTSTREAMRESPONSE']._serialized_start=482
   _globals['_PREDICTSTREAMRESPONSE']._serialized_end=601
   _globals['_STREAMGENERATEREQUEST']._serialized_start=604
-  _globals['_STREAMGENERATEREQUEST']._serialized_end=916
-  _globals['_GENERATEDTOKEN']._serialized_start=918
-  _globals['_GENERATEDTOKEN']._serialized_end=1000
-  _globals['_GENERATIONSUMMARY']._serialized_start=1003
-  _globals['_GENERATIONSUMMARY']._serialized_end=1153
-  _globals['_STREAMGENERATERESPONSE']._serialized_start=1155
-  _globals['_STREAMGENERATERESPONSE']._serialized_end=1275
-  _globals['_INFERENCESERVICE']._serialized_start=1449
-  _globals['_INFERENCESERVICE']._serialized_end=1692
+  _globals['_STREAMGENERATEREQUEST']._serialized_end=969
+  _globals['_GENERATEDTOKEN']._serialized_start=971
+  _globals['_GENERATEDTOKEN']._serialized_end=1083
+  _globals['_GENERATIONSUMMARY']._serialized_start=1086
+  _globals['_GENERATIONSUMMARY']._serialized_end=1236
+  _globals['_STREAMGENERATERESPONSE']._serialized_start=1238
+  _globals['_STREAMGENERATERESPONSE']._serialized_end=1358
+  _globals['_INFERENCESERVICE']._serialized_start=1532
+  _globals['_INFERENCESERVICE']._serialized_end=1775
 # @@protoc_insertion_point(module_scope)

@@ -76,7 +76,7 @@ class PredictStreamResponse(_message.Message):
     def __init__(self, sequence_id: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.SequenceOutput, _Mapping]] = ..., steps_seen: _Optional[int] = ..., ended: _Optional[bool] = ...) -> None: ...
 
 class StreamGenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_sequences", "seed")
+    __slots__ = ("model", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_sequences", "seed", "label", "beam_size")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,8 @@ class StreamGenerateRequest(_message.Message):
     REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     max_new_tokens: int
@@ -95,19 +97,23 @@ class StreamGenerateRequest(_message.Message):
     repetition_penalty: float
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     seed: int
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ...) -> None: ...
+    label: str
+    beam_size: int
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., label: _Optional[str] = ..., beam_size: _Optional[int] = ...) -> None: ...
 
 class GeneratedToken(_message.Message):
-    __slots__ = ("text", "id", "log_probability", "index")
+    __slots__ = ("text", "id", "log_probability", "index", "value")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     LOG_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     text: str
     id: int
     log_probability: float
     index: int
-    def __init__(self, text: _Optional[str] = ..., id: _Optional[int] = ..., log_probability: _Optional[float] = ..., index: _Optional[int] = ...) -> None: ...
+    value: float
+    def __init__(self, text: _Optional[str] = ..., id: _Optional[int] = ..., log_probability: _Optional[float] = ..., index: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
     __slots__ = ("finish_reason", "prompt_tokens", "generated_tokens", "text", "stop_sequence")
