@@ -32,6 +32,8 @@ def save_onnx(model_proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise InvalidInput(f"path: {str(path)!r} is a directory, expected a file path")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise InvalidInput(f"path: {str(parent)!r} (the parent of {str(path)!r}) is not a directory")
     if not parent.is_dir():
         raise NotFound(f"path: directory {str(parent)!r} of {str(path)!r} does not exist")
     data = model_proto.SerializeToString()
