@@ -1,0 +1,160 @@
+"""Count-based n-gram language model over token ids: the baseline an RNN language model has to beat.
+
+Smoothing (choose with `smoothing`):
+- "witten_bell" (default): interpolated Witten-Bell, recursive down to a uniform distribution over the vocab:
+      P_k(w | h) = (c(h, w) + n(h) * P_{k-1}(w | h')) / (c(h) + n(h))      if c(h) > 0, else P_{k-1}(w | h')
+  where h is the last k ids, h' the last k-1, c(h) the count of h as a context, n(h) the number of distinct
+  ids seen after h, and P_{-1}(w) = 1 / V. Every id gets probability > 0 and each level sums to one.
+- "add_k": (c(h, w) + alpha) / (c(h) + alpha * V) with h the full (order-1)-id context (Laplace for alpha=1).
+
+Counts are kept as sorted int64 codes of (context, next) so training and scoring are vectorised NumPy.
+Scoring a sequence `ids` predicts ids[1:] from their preceding ids (context truncated at the start), which is
+what an RNN language model fed the same stream predicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InvalidInput, NotTrained
+from .validate import as_token_ids, check_positive_int
+
+SMOOTHINGS = ("witten_bell", "add_k")
+
+
+class NGramModel:
+    """An order-`order` model: each id is predicted from the `order - 1` ids before it.
+
+    Args:
+        order: n (1 = unigram, 3 = trigram), 1..10.
+        alpha: the add-k constant (used by smoothing="add_k" only), > 0.
+        smoothing: "witten_bell" or "add_k" (see the module docstring).
+    """
+
+    def __init__(self, order: int = 3, alpha: float = 0.1, smoothing: str = "witten_bell") -> None:
+        self.order = check_positive_int("order", order)
+        if self.order > 10:
+            raise InvalidInput(f"order: expected an int in [1, 10], got {order}")
+        is_number = isinstance(alpha, int | float) and not isinstance(alpha, bool)
+        if not is_number or not 0 < alpha < math.inf:
+            raise InvalidInput(f"alpha: expected a finite number > 0, got {alpha!r}")
+        if smoothing not in SMOOTHINGS:
+            raise InvalidInput(f"smoothing: expected one of {SMOOTHINGS}, got {smoothing!r}")
+        self.alpha, self.smoothing = float(alpha), smoothing
+        self.vocab_size: int | None = None
+        # per context length k: sorted (context, next) codes and their counts; sorted context codes with
+        # total count c(h) and distinct-follower count n(h)
+        self._pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._contexts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def __repr__(self) -> str:
+        return f"NGramModel(order={self.order}, smoothing={self.smoothing!r}, vocab_size={self.vocab_size})"
+
+    # ------------------------------------------------------------------------------------------ fitting
+    def _context_codes(self, ids: np.ndarray, k: int) -> np.ndarray:
+        """(N,) code of the k ids before each position (garbage for positions < k; callers mask them)."""
+        V, codes = self.vocab_size, np.zeros(len(ids), dtype=np.int64)
+        for j in range(1, k + 1):
+            codes[j:] = codes[j:] * V + ids[:-j]
+        return codes
+
+    def fit(self, ids: Sequence[int] | np.ndarray, vocab_size: int) -> NGramModel:
+        """Count every n-gram up to `order` in the id stream `ids` (N,) with ids in [0, vocab_size)."""
+        V = check_positive_int("vocab_size", vocab_size, minimum=2)
+        if float(V) ** self.order >= 2.0**62:
+            raise InvalidInput(f"order: {self.order} is too high for vocab_size {V} (codes overflow int64)")
+        ids = self._ids("ids", ids, V)
+        if ids.size < 2:
+            raise InvalidInput(f"ids: expected at least 2 token ids to fit, got {ids.size}")
+        self.vocab_size = V
+        self._pairs, self._contexts = [], []
+        for k in range(self.order):
+            pair_codes = (self._context_codes(ids, k) * V + ids)[k:]
+            pairs, counts = np.unique(pair_codes, return_counts=True)
+            ctx, first = np.unique(pairs // V, return_index=True)
+            totals = np.add.reduceat(counts, first)
+            distinct = np.diff(np.append(first, len(pairs)))
+            self._pairs.append((pairs, counts))
+            self._contexts.append((ctx, totals, distinct))
+        return self
+
+    # ------------------------------------------------------------------------------------------ scoring
+    @staticmethod
+    def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """values[key == query] for each query, 0 where the key is absent."""
+        idx = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        return np.where(keys[idx] == query, values[idx], 0)
+
+    def _probs(self, contexts: list[np.ndarray], available: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """P(nxt | context) (M,), where contexts[k] (M,) are k-id context codes valid when available >= k."""
+        V = self.vocab_size
+        if self.smoothing == "add_k":
+            k = np.minimum(available, self.order - 1)
+            p = np.empty(len(nxt))
+            for level in np.unique(k):  # usually just order-1; shorter only at the start of a stream
+                m = k == level
+                pairs, counts = self._pairs[level]
+                ctx, totals, _ = self._contexts[level]
+                c_hw = self._lookup(pairs, counts, contexts[level][m] * V + nxt[m])
+                c_h = self._lookup(ctx, totals, contexts[level][m])
+                p[m] = (c_hw + self.alpha) / (c_h + self.alpha * V)
+            return p
+        p = np.full(len(nxt), 1.0 / V)
+        for level in range(self.order):
+            pairs, counts = self._pairs[level]
+            ctx, totals, distinct = self._contexts[level]
+            c_hw = self._lookup(pairs, counts, contexts[level] * V + nxt)
+            c_h = self._lookup(ctx, totals, contexts[level])
+            n_h = self._lookup(ctx, distinct, contexts[level])
+            use = (available >= level) & (c_h > 0)
+            p = np.where(use, (c_hw + n_h * p) / np.maximum(c_h + n_h, 1), p)
+        return p
+
+    def _ids(self, name: str, value, vocab_size: int | None = None) -> np.ndarray:
+        """Validate a 1-D id sequence (an empty one included) against the vocabulary."""
+        arr = np.asarray(value)
+        if arr.ndim != 1:
+            raise InvalidInput(f"{name}: expected a 1-D sequence of token ids, got shape {arr.shape}")
+        arr = arr.astype(np.int64) if arr.size == 0 else arr
+        return as_token_ids(name, arr, vocab_size or self.vocab_size)
+
+    def _check_fitted(self) -> None:
+        if self.vocab_size is None:
+            raise NotTrained("NGramModel: call fit(ids, vocab_size) first")
+
+    def next_distribution(self, context: Sequence[int]) -> np.ndarray:
+        """P(w | context) for every id w: (V,) float64 summing to 1 (only the last order-1 ids matter)."""
+        self._check_fitted()
+        V = self.vocab_size
+        ctx = self._ids("context", context)
+        ctx = ctx[max(0, ctx.size - (self.order - 1)):]
+        stream = np.append(ctx, 0)
+        codes = [np.full(V, self._context_codes(stream, k)[-1]) for k in range(self.order)]
+        return self._probs(codes, np.full(V, len(ctx)), np.arange(V))
+
+    def log_prob(self, context: Sequence[int], next_id: int) -> float:
+        """Natural log of P(next_id | context)."""
+        self._check_fitted()
+        next_id = self._ids("next_id", [next_id])[0]
+        return float(np.log(self.next_distribution(context)[next_id]))
+
+    def token_log_probs(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(N-1,) natural-log probabilities of ids[1:], each given the ids before it."""
+        self._check_fitted()
+        ids = self._ids("ids", ids)
+        if ids.size < 2:
+            raise InvalidInput(f"ids: expected at least 2 token ids to score, got {ids.size}")
+        codes = [self._context_codes(ids, k)[1:] for k in range(self.order)]
+        available = np.arange(1, ids.size)
+        return np.log(self._probs(codes, available, ids[1:]))
+
+    def perplexity(self, ids: Sequence[int] | np.ndarray) -> float:
+        """exp(mean negative log-likelihood) of ids[1:]."""
+        return float(np.exp(-self.token_log_probs(ids).mean()))
+
+    def bits_per_token(self, ids: Sequence[int] | np.ndarray) -> float:
+        """Mean -log2 P of ids[1:] (bits per character for a char tokenizer)."""
+        return float(-self.token_log_probs(ids).mean() / math.log(2))
