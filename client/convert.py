@@ -169,11 +169,13 @@ def prediction(out: Any) -> types.Prediction:
     dist = np.array([list(s.distribution) for s in steps]) if any(s.distribution for s in steps) else None
     vals = np.array([list(s.values) for s in steps]) if any(s.values for s in steps) else None
     return types.Prediction(length=out.length, top_k=top_k, distribution=dist, values=vals,
-                            text=out.text, token_ids=list(out.token_ids))
+                            text=out.text, token_ids=list(out.token_ids), tokens=list(out.tokens))
 
 
-def generate_request(model: str, prompt: str, options: Mapping[str, Any], stop: Sequence[str]) -> Any:
-    req = inference_service_pb2.StreamGenerateRequest(model=model, prompt=prompt, stop_sequences=list(stop))
+def generate_request(model: str, prompt: str, options: Mapping[str, Any], stop: Sequence[str],
+                     label: str | None = None) -> Any:
+    req = inference_service_pb2.StreamGenerateRequest(model=model, prompt=prompt, stop_sequences=list(stop),
+                                                      label=label or "")
     set_fields(req, options)
     return req
 
@@ -181,7 +183,8 @@ def generate_request(model: str, prompt: str, options: Mapping[str, Any], stop: 
 def generation_event(resp: Any) -> types.GeneratedToken | types.GenerationFinish:
     if resp.WhichOneof("event") == "token":
         t = resp.token
-        return types.GeneratedToken(text=t.text, id=t.id, logprob=t.log_probability, index=t.index)
+        return types.GeneratedToken(text=t.text, id=t.id, logprob=t.log_probability, index=t.index,
+                                    value=t.value if t.HasField("value") else None)
     s = resp.summary
     return types.GenerationFinish(
         reason=enum_name(inference_service_pb2.FinishReason, s.finish_reason, "FINISH_REASON_"),

@@ -308,10 +308,12 @@ class RnnClient:
     def generate(self, model: str, prompt: str = "", *, max_new_tokens: int | None = None,
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                  repetition_penalty: float | None = None, stop: Sequence[str] = (), seed: int | None = None,
+                 label: str | None = None, beam_size: int | None = None,
                  timeout: float | None = None) -> Iterator[types.GeneratedToken | types.GenerationFinish]:
         """Stream tokens from a language model as they are sampled, then one GenerationFinish record.
 
-        Stopping the iteration early (break, close()) cancels the generation on the server.
+        `label` conditions one-to-many models (the prompt is then ignored); `beam_size` > 1 asks seq2seq
+        models for beam search. Stopping the iteration early (break, close()) cancels the generation.
         """
         _check_name("model", model)
         if not isinstance(prompt, str):
@@ -319,11 +321,14 @@ class RnnClient:
         _check_int("max_new_tokens", max_new_tokens, 1)
         _check_int("top_k", top_k, 0)
         _check_int("seed", seed, 0)
+        _check_int("beam_size", beam_size, 1)
+        if label is not None and not isinstance(label, str):
+            raise InvalidArgument(f"label: expected a str, got {type(label).__name__}")
         if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
             raise InvalidArgument(f"stop: expected a list of non-empty strings, got {stop!r}")
         req = convert.generate_request(model, prompt, {
             "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-            "repetition_penalty": repetition_penalty, "seed": seed}, stop)
+            "repetition_penalty": repetition_penalty, "seed": seed, "beam_size": beam_size}, stop, label)
         return self._generation(self._inference.StreamGenerate(req, timeout=timeout))
 
     @staticmethod

@@ -101,6 +101,7 @@ class Prediction:
     values: np.ndarray | None
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # tagging: the text of each input step's token
 
     @property
     def labels(self) -> list[str]:
@@ -132,6 +133,7 @@ class GeneratedToken:
     id: int
     logprob: float
     index: int
+    value: float | None = None  # forecasting models: the predicted value
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from ..types import GenerationFinish
 @click.option("--repetition-penalty", type=click.FloatRange(min=0, min_open=True))
 @click.option("--stop", multiple=True, help="Stop when the text ends with this (repeatable).")
 @click.option("--seed", type=click.IntRange(min=0), help="Same seed, same text.")
+@click.option("--label", help="One-to-many models: the label that conditions the output.")
+@click.option("--beam-size", type=click.IntRange(min=1), help="Seq2seq models: beam search width.")
 @click.option("--no-prompt", is_flag=True, help="Print only the generated text, not the prompt.")
 @pass_app
 def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...], **sampling) -> None:
@@ -33,7 +35,7 @@ def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...]
                 finish = item
             else:
                 tokens.append(item)
-                console.stream(item.text)
+                console.stream(item.text if item.value is None else f"{item.value:.6g}\n")
     finally:
         stream.close()
     if console.json_mode:
@@ -42,7 +44,7 @@ def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...]
             "text": finish.text if finish else "".join(t.text for t in tokens),
             "finish_reason": finish.reason if finish else None,
             "prompt_tokens": finish.prompt_tokens if finish else None,
-            "tokens": [{"text": t.text, "id": t.id, "logprob": t.logprob} for t in tokens],
+            "tokens": [{"text": t.text, "id": t.id, "logprob": t.logprob, "value": t.value} for t in tokens],
         })
         return
     console.stream("\n")

@@ -32,6 +32,8 @@ def _summary(p: Prediction) -> str:
         return " ".join(f"{v:.6g}" for v in p.values.ravel())
     if len(p.top_k) == 1:
         return "  ".join(f"{s.label} ({s.probability:.3f})" for s in p.top_k[0])
+    if p.top_k and p.tokens:
+        return " ".join(f"{tok}/{lab}" for tok, lab in zip(p.tokens, p.labels, strict=False))
     if p.top_k:
         return " ".join(p.labels)
     if p.distribution is not None:

@@ -1,0 +1,148 @@
+"""`python -m client.demo` (make run): start a server, train a character model, stream text, export ONNX.
+
+Every step runs the real `rnnctl` command against a real `rnn-server` subprocess, so the output shows what a
+user would type. Any failed step stops the demo with a message naming the step and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.rule import Rule
+
+from .cli import cli
+from .errors import RnnError
+from .rnn_client import RnnClient
+
+console = Console(stderr=True, highlight=False)
+
+
+class DemoFailed(Exception):
+    """A demo step failed; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, log_path: Path, *, startup_timeout: float = 60.0) -> Iterator[str]:
+    """Start `python -m server` on a free port; yield its address once grpc health says SERVING."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--model-dir", str(model_dir), "--metrics-port", "0"]
+    console.print(f"[bold]$ rnn-server[/] {shlex.join(cmd[3:])}")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_serving(proc, address, log_path, startup_timeout)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_serving(proc: subprocess.Popen, address: str, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with RnnClient(address, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise DemoFailed(f"the server exited with code {proc.returncode} while starting:\n"
+                                 + _tail(log_path))
+            try:
+                if client.health() == "serving":
+                    return
+            except RnnError:
+                pass
+            time.sleep(0.2)
+    raise DemoFailed(f"the server did not report SERVING within {timeout:.0f}s:\n" + _tail(log_path))
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def rnnctl(title: str, *args: str) -> None:
+    """Run one rnnctl command in this process, showing it as the user would type it."""
+    console.print(Rule(title, style="cyan"))
+    shown = [a if len(a) < 60 else a[:57] + "..." for a in args if not a.startswith("127.0.0.1:")]
+    console.print(f"[bold]$ rnnctl[/] {shlex.join(shown)}")
+    try:
+        code = cli.main(args=list(args), prog_name="rnnctl", standalone_mode=False)
+    except click.ClickException as e:
+        raise DemoFailed(f"step {title!r} failed: {e.format_message()}") from e
+    if code not in (None, 0):
+        raise DemoFailed(f"step {title!r} failed: `rnnctl {shlex.join(shown)}` exited with code {code}")
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    from rnn_engine.corpus import default_corpus
+
+    corpus = workdir / "pydoc_corpus.txt"
+    corpus.write_text(default_corpus(max_chars=args.corpus_chars), encoding="utf-8")
+    console.print(f"corpus: {corpus.stat().st_size:,} characters of Python's own help pages (pydoc topics)")
+    model = "demo-char-lstm"
+    onnx_path = Path(args.output_dir or workdir) / f"{model}.onnx"
+    with running_server(workdir / "models", workdir / "server.log") as address:
+        base = ["--address", address]
+        rnnctl("1. train a character-level LSTM", *base, "train", str(corpus), "--name", model,
+               "--task", "language_model", "--cell", "lstm", "--tokenizer", "char",
+               "--hidden-size", str(args.hidden_size), "--embedding-dim", "32", "--steps", str(args.steps),
+               "--batch-size", "32", "--seq-len", "64", "--lr", "0.005", "--seed", "0",
+               "--on-interrupt", "cancel")
+        rnnctl("2. the stored model", *base, "models", "list")
+        rnnctl("3. stream generated text (tokens printed as they arrive)", *base, "generate", model, "The ",
+               "--max-new-tokens", "300", "--temperature", "0.6", "--seed", "1")
+        rnnctl("4. export to ONNX", *base, "export", model, "--output", str(onnx_path))
+        if not onnx_path.is_file() or onnx_path.stat().st_size == 0:
+            raise DemoFailed(f"step 'export' failed: {onnx_path} was not written")
+    console.print(Rule("done", style="green"))
+    console.print("[green]server stopped; the demo finished.[/]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m client.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    parser.add_argument("--hidden-size", type=int, default=128, help="LSTM hidden size (default 128)")
+    parser.add_argument("--corpus-chars", type=int, default=200_000, help="corpus prefix to train on")
+    parser.add_argument("--output-dir", help="keep the ONNX file here (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="rnn-demo-") as tmp:
+            run(args, Path(tmp))
+    except DemoFailed as e:
+        console.print(f"[bold red]demo failed:[/] {e}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]demo interrupted[/]")
+        return 130
+    console.print(f"total time {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
