@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnn_engine.errors import InvalidInput
 from rnn_engine.tokenizers import (
@@ -175,3 +177,30 @@ def test_word_stream_after_a_prompt_spaces_the_first_generated_word():
     assert "".join(stream.push(i) for i in tok.encode("dog!")) == " dog!"
     assert tok.token_text(tok.encode("dog")[0]) == "dog"
     assert tok.token_text(tok.encode(",")[0], previous=prompt[-1]) == ","
+
+
+# ---------------------------------------------------------------------------------------------- properties
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40))
+def test_property_byte_round_trip_and_streaming(text):
+    tok = ByteTokenizer()
+    ids = tok.encode(text, add_bos=True, add_eos=True)
+    assert tok.decode(ids) == text
+    stream = StreamDecoder(tok)
+    assert "".join(stream.push(i) for i in ids) + stream.flush() == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(sorted(set(TEXT))), max_size=60))
+def test_property_char_round_trip_on_seen_characters(text):
+    tok = CharTokenizer.fit([TEXT])
+    assert tok.decode(tok.encode(text)) == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(WordTokenizer.fit([TEXT]).tokens[4:]), max_size=15))
+def test_property_word_decode_then_encode_gives_the_same_ids(pieces):
+    tok = WordTokenizer.fit([TEXT])
+    ids = [tok.tokens.index(p) for p in pieces]
+    assert tok.encode(tok.decode(ids)) == ids
