@@ -47,7 +47,8 @@ def relu_reference(m, x, h0, lengths, drop_rng=None) -> tuple[np.ndarray, float]
             inp = inp * (drop_rng.random(inp.shape) >= m.dropout) / (1.0 - m.dropout)
         outs = []
         for d, s in enumerate(["", "_reverse"][:D]):
-            p = {n: m.params[f"{n}_l{k}{s}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            p = {n: m.params.get(f"{n}_l{k}{s}", 0.0) for n in names}  # no biases: 0
             out = np.zeros((Tn, Bn, m.hidden_size))
             for b in range(Bn):
                 h = h0[k * D + d, b]
@@ -134,5 +135,16 @@ def test_bptt_with_fixed_dropout_mask_matches_finite_differences(kind):
     assert not np.allclose(with_dropout, without), "dropout should change the outputs of a 2-layer stack"
     m.train()
     errors = check_all_gradients(m, kind, x, h0, c0, lengths, cot, before_forward=fixed_mask)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"{worst}: relative error {errors[worst]:.3e}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bptt_without_biases_matches_finite_differences(kind):
+    m = make_engine(kind, I, H, num_layers=2, bidirectional=True, bias=False, dtype=np.float64, seed=1)
+    x, h0, c0, lengths, rng = draw_inputs(m, kind, True, True, seed=4)
+    cot = upstream_grads(m, (T, B, 2 * H), B, rng)
+    errors = check_all_gradients(m, kind, x, h0, c0, lengths, cot)
+    assert not any(name.startswith("bias") for name in errors)
     worst = max(errors, key=errors.get)
     assert errors[worst] < TOLERANCE, f"{worst}: relative error {errors[worst]:.3e}"
