@@ -44,18 +44,18 @@ def _fmt(value: float) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
-def describe(ev: JobEvent, rate: float | None) -> str:
-    """The stats column of the progress bar: loss, validation loss and metrics, throughput."""
-    parts = [f"loss {_fmt(ev.loss)}"]
-    if ev.validation_loss is not None:
-        parts.append(f"val {_fmt(ev.validation_loss)}")
-    speed = {k: v for k, v in ev.metrics.items() if k.endswith("_per_second") or k.endswith("_per_sec")}
-    parts += [f"{k.removeprefix('val_').removeprefix('validation_')} {_fmt(v)}"
-              for k, v in sorted(ev.metrics.items()) if k not in speed and "loss" not in k][:2]
+def describe(loss: float, seen: dict[str, float], rate: float | None) -> str:
+    """The stats column of the progress bar: loss, last validation loss and metric, throughput."""
+    parts = [f"loss {_fmt(loss)}"]
+    if "validation_loss" in seen:
+        parts.append(f"val {_fmt(seen['validation_loss'])}")
+    hidden = ("eta", "elapsed", "epoch")
+    shown = [k for k in sorted(seen) if "loss" not in k and "per_sec" not in k and k not in hidden]
+    parts += [f"{k} {_fmt(seen[k])}" for k in shown[:2]]
+    speed = [k for k in sorted(seen) if "per_sec" in k]
     if speed:
-        key, value = next(iter(sorted(speed.items())))
-        unit = key.split("_per_")[0]
-        parts.append(f"{value:,.0f} {unit}/s")
+        unit = {"items": "items", "tokens": "tok"}.get(speed[0].split("_per_")[0], speed[0].split("_per_")[0])
+        parts.append(f"{seen[speed[0]]:,.0f} {unit}/s")
     elif rate:
         parts.append(f"{rate:.1f} steps/s")
     return "  ".join(parts)
@@ -69,6 +69,7 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
     """
     console, last, job_id = app.console, None, None
     first_step: tuple[int, float] | None = None
+    seen: dict[str, float] = {}  # the latest validation loss, metrics and throughput
     try:
         with console.progress() as progress:
             bar = progress.add_task("training", total=None, stats="starting")
@@ -79,11 +80,15 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
                 if ev.kind == "state":
                     progress.update(bar, description=ev.state or "training")
                 if ev.kind == "progress":
+                    seen.update(ev.metrics)
+                    val = ev.validation_loss if ev.validation_loss is not None else ev.metrics.get("loss")
+                    if val is not None:
+                        seen["validation_loss"] = val
                     now = time.monotonic()
                     first_step = first_step or (ev.step, now)
                     rate = (ev.step - first_step[0]) / (now - first_step[1]) if now > first_step[1] else None
                     progress.update(bar, completed=ev.step, total=ev.total_steps or None,
-                                    stats=describe(ev, rate))
+                                    stats=describe(ev.loss, seen, rate))
         return last
     except KeyboardInterrupt:
         return _interrupted(app, job_id, on_interrupt)

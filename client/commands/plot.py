@@ -12,9 +12,10 @@ import click
 
 from ..cli import pass_app
 
-STEP_KEYS = ("step", "steps", "global_step", "epoch")
-LOSS_KEYS = ("loss", "train_loss", "training_loss")
+STEP_KEYS = ("step", "steps", "global_step")
+TRAIN_KEYS = ("train_loss", "training_loss")
 VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
+SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", *STEP_KEYS, *TRAIN_KEYS, *VAL_KEYS}
 
 
 def _first(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:
@@ -26,7 +27,8 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:
 
 
 def history_from_details(details: dict[str, Any]) -> list[dict[str, Any]]:
-    """The training history the server copied from the model's history.json (a list of dicts), if any."""
+    """The model's training history (engine Model.history rows: step, epoch, train_loss and the validation
+    metrics, where "loss" is the validation loss), if the server included it in ModelInfo.details."""
     history = details.get("history")
     return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else []
 
@@ -36,24 +38,30 @@ def history_from_job(client, job_id: str) -> list[dict[str, Any]]:
     rows = []
     for ev in client.watch_job(job_id):
         if ev.kind == "progress":
-            rows.append({"step": ev.step, "loss": ev.loss, "validation_loss": ev.validation_loss,
-                         **ev.metrics})
+            rows.append({**ev.metrics, "step": ev.step, "train_loss": ev.loss,
+                         "validation_loss": ev.validation_loss})
     return rows
 
 
 def curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
-    """{"loss": [(step, value)], "validation_loss": [...], "<metric>": [...]} from history rows."""
+    """{"train_loss": [(step, value)], "validation_loss": [...], "<metric>": [...]} from history rows.
+
+    In a row that has a training loss, a bare "loss" is the validation loss (the engine's convention)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for i, row in enumerate(rows):
         step = _first(row, STEP_KEYS)
         x = float(i) if step is None else step
-        for name, keys in (("loss", LOSS_KEYS), ("validation_loss", VAL_KEYS)):
-            if (y := _first(row, keys)) is not None:
+        train = _first(row, TRAIN_KEYS)
+        val = _first(row, VAL_KEYS)
+        if val is None and train is not None:
+            val = _first(row, ("loss",))
+        if train is None and val is None:
+            train = _first(row, ("loss",))
+        for name, y in (("train_loss", train), ("validation_loss", val)):
+            if y is not None:
                 out.setdefault(name, []).append((x, y))
         for key in row:
-            if key in STEP_KEYS + LOSS_KEYS + VAL_KEYS or "loss" in key or key.endswith("_per_second"):
-                continue
-            if (y := _first(row, (key,))) is not None and key not in ("lr", "time", "elapsed"):
+            if key not in SKIP and "per_sec" not in key and (y := _first(row, (key,))) is not None:
                 out.setdefault(key, []).append((x, y))
     return out
 
@@ -65,10 +73,10 @@ def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    metrics = [k for k in series if k not in ("loss", "validation_loss")]
+    metrics = [k for k in series if k not in ("train_loss", "validation_loss")]
     fig = Figure(figsize=(10 if metrics else 6, 4))
     axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)[0]
-    for name, label in (("loss", "training"), ("validation_loss", "validation")):
+    for name, label in (("train_loss", "training"), ("validation_loss", "validation")):
         if name in series:
             xs, ys = zip(*series[name], strict=True)
             axes[0].plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
@@ -107,7 +115,7 @@ def command(app, model: str, output: Path | None) -> None:
     if not rows and info.job_id:
         rows = history_from_job(app.client, info.job_id)
     series = curves(rows)
-    if "loss" not in series and "validation_loss" not in series:
+    if "train_loss" not in series and "validation_loss" not in series:
         app.console.abort(f"model {model!r} has no training history to plot",
                           hint="models trained by this server record it; imported ones may not")
     cell = str(info.spec.get("cell", "")).replace("CELL_TYPE_", "").lower()
