@@ -6,12 +6,13 @@ Layout of `<parent>/<name>/`:
     history.json   a list of per-epoch dicts (may be empty)
 
 Atomic saves: everything is written and fsynced in a hidden sibling `.<name>.tmp-<random>`, which is then
-renamed into place. Replacing an existing model renames the old one to `.<name>.old-<random>`, renames the
-new one in, fsyncs the parent and removes the old one. A crash therefore leaves either the old or the new
-complete model under `<name>`, except in the instant between the two renames, when only `.<name>.old-*`
-exists: `cleanup_partial(parent)` (call it at start-up, before any save) puts that back and deletes leftover
-temp dirs. Hidden entries are never listed or loaded. Concurrent saves to one name must be serialised by the
-caller.
+renamed into place. Replacing an existing model swaps the two directories in one step on Linux
+(renameat2 RENAME_EXCHANGE), then removes the old one, so readers always find a complete model. Where that
+is unsupported it renames the old one to `.<name>.old-<random>`, renames the new one in, fsyncs the parent
+and removes the old one. A crash therefore leaves either the old or the new complete model under `<name>`,
+except (fallback only) in the instant between the two renames, when only `.<name>.old-*` exists:
+`cleanup_partial(parent)` (call it at start-up, before any save) puts that back and deletes leftover temp
+dirs. Hidden entries are never listed or loaded. Concurrent saves to one name must be serialised by callers.
 
 Names are validated (`validate_model_name`) before any path is built from them, and symlinks are refused, so
 nothing outside the parent directory is read or written.
@@ -19,6 +20,8 @@ nothing outside the parent directory is read or written.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import re
@@ -151,11 +154,43 @@ def save_model_dir(
     return directory
 
 
+def _load_renameat2():
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+_RENAMEAT2 = _load_renameat2()
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def _swap_in(tmp: Path, directory: Path) -> None:
+    """Move the complete model `tmp` to `directory`, replacing any model there.
+
+    Replacement swaps the two directories in one atomic step where the OS can (readers never see the name
+    missing); elsewhere it renames the old one aside first (the window `cleanup_partial` repairs).
+    """
     parent = directory.parent
     if not directory.exists():
         os.rename(tmp, directory)
         _fsync_dir(parent)
+        return
+    if _exchange(tmp, directory):
+        _fsync_dir(parent)
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old model
         return
     old = parent / f".{directory.name}.old-{secrets.token_hex(6)}"
     os.rename(directory, old)

@@ -52,9 +52,41 @@ def test_replacing_a_model_leaves_only_the_new_one_and_no_hidden_dirs(tmp_path):
     assert os.listdir(tmp_path) == ["m"]
 
 
+def test_replacement_swaps_atomically_so_the_name_always_holds_a_complete_model(tmp_path, monkeypatch):
+    if modelfile._RENAMEAT2 is None:
+        pytest.skip("renameat2 unavailable: the rename fallback is tested below")
+    save_model_dir(tmp_path / "m", arrays_v(1.0), {"v": 1})
+    real_rmtree, seen = modelfile.shutil.rmtree, []
+
+    def rmtree_checking(path, **kwargs):
+        removed = json.loads((path / "manifest.json").read_text())["v"]
+        seen.append((load_model_dir(tmp_path / "m")[1]["v"], removed))
+        real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr(modelfile.os, "rename", None)  # the replacement must not need two renames
+    monkeypatch.setattr(modelfile.shutil, "rmtree", rmtree_checking)
+    save_model_dir(tmp_path / "m", arrays_v(2.0), {"v": 2})
+    assert seen == [(2, 1)]  # when the old copy is removed, the name already holds the new model
+    assert os.listdir(tmp_path) == ["m"]
+
+
+def test_a_failed_exchange_leaves_the_old_model_and_no_temp_dirs(tmp_path, monkeypatch):
+    save_model_dir(tmp_path / "m", arrays_v(1.0), {"v": 1})
+
+    def failing_exchange(a, b):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(modelfile, "_exchange", failing_exchange)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_model_dir(tmp_path / "m", arrays_v(2.0), {"v": 2})
+    assert load_model_dir(tmp_path / "m")[1]["v"] == 1
+    assert os.listdir(tmp_path) == ["m"]
+
+
 @pytest.mark.parametrize("fail_at_call", [1, 2])
 def test_a_crash_during_replacement_leaves_the_old_model_intact(tmp_path, monkeypatch, fail_at_call):
     save_model_dir(tmp_path / "m", arrays_v(1.0), {"v": 1})
+    monkeypatch.setattr(modelfile, "_exchange", lambda a, b: False)  # the two-rename fallback
     real_rename, calls = os.rename, []
 
     def crashing_rename(src, dst):
@@ -74,6 +106,7 @@ def test_a_crash_during_replacement_leaves_the_old_model_intact(tmp_path, monkey
 
 def test_a_hard_crash_between_the_two_renames_is_repaired_by_cleanup_partial(tmp_path, monkeypatch):
     save_model_dir(tmp_path / "m", arrays_v(1.0), {"v": 1})
+    monkeypatch.setattr(modelfile, "_exchange", lambda a, b: False)  # the two-rename fallback
     real_rename, calls = os.rename, []
 
     def die_after_first_rename(src, dst):
