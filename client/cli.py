@@ -25,6 +25,7 @@ class AppContext:
     address: str
     timeout: float | None
     console: Console
+    credentials: dict[str, Any] = field(default_factory=dict)  # token / tls / PEM files for RnnClient
     _client: Any = field(default=None, repr=False)
 
     @property
@@ -33,7 +34,7 @@ class AppContext:
         if self._client is None:
             from .rnn_client import RnnClient
 
-            self._client = RnnClient(self.address, timeout=self.timeout)
+            self._client = RnnClient(self.address, timeout=self.timeout, **self.credentials)
         return self._client
 
     def close(self) -> None:
@@ -114,16 +115,24 @@ pass_app = click.make_pass_decorator(AppContext)
               help="host:port of the rnn server (env RNN_ADDRESS).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Deadline in seconds for each unary call (streams are not limited).")
+@click.option("--token", envvar="RNN_TOKEN", help="Bearer token (env RNN_TOKEN).")
+@click.option("--tls", is_flag=True, envvar="RNN_TLS", help="Connect with TLS (implied by --ca-file).")
+@click.option("--ca-file", envvar="RNN_CA_FILE", type=click.Path(exists=True, dir_okay=False),
+              help="PEM roots to trust (env RNN_CA_FILE).")
+@click.option("--cert-file", type=click.Path(exists=True, dir_okay=False), help="Client certificate (mTLS).")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False), help="Client key (mTLS).")
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout, for scripts.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug messages.")
 @click.version_option(package_name="rnn-service", prog_name="rnnctl")
 @click.pass_context
-def cli(ctx: click.Context, address: str, timeout: float | None, json_mode: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, address: str, timeout: float | None, json_mode: bool, verbose: bool,
+        **credentials: Any) -> None:
     """Train, inspect, query and export RNN/LSTM/GRU models on an rnn-service server."""
     if not address or ":" not in address:
         raise click.BadParameter(f"expected host:port, got {address!r}", param_hint="--address")
     console = Console(json_mode=json_mode, verbose=verbose)
-    ctx.obj = AppContext(address=address, timeout=timeout, console=console)
+    ctx.obj = AppContext(address=address, timeout=timeout, console=console,
+                         credentials={k: v for k, v in credentials.items() if v not in (None, False)})
 
 
 def _register() -> None:

@@ -23,6 +23,7 @@ from rnn.v1 import (
 )
 
 from . import convert, types
+from .credentials import make_channel
 from .errors import InvalidArgument, RnnError, translate_errors, translate_stream
 from .predict_stream import PredictSession
 
@@ -50,6 +51,9 @@ class RnnClient:
         address: "host:port" of the server.
         timeout: deadline in seconds for unary calls and exports (None: no deadline). Streams of training
             events and generated tokens are not limited unless a call passes its own `timeout`.
+        token: bearer token sent on every call (the server's `admin` or `inference` role).
+        tls: use TLS (implied by any PEM file); ca_file: roots to trust (default: the system's);
+            cert_file/key_file: a client certificate for mutual TLS.
 
     Examples:
         >>> with RnnClient("127.0.0.1:50051") as c:
@@ -57,7 +61,9 @@ class RnnClient:
         ...     print("".join(t.text for t in c.generate("shakespeare", "ROMEO:") if hasattr(t, "id")))
     """
 
-    def __init__(self, address: str, *, timeout: float | None = None) -> None:
+    def __init__(self, address: str, *, timeout: float | None = None, token: str | None = None,
+                 tls: bool = False, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None) -> None:
         _check_name("address", address)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                     or timeout <= 0):
@@ -66,7 +72,8 @@ class RnnClient:
         self.timeout = timeout
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-        self._channel = grpc.insecure_channel(address, options=options)
+        self._channel = make_channel(address, options, token=token, tls=tls, ca_file=ca_file,
+                                     cert_file=cert_file, key_file=key_file)
         self._training = training_service_pb2_grpc.TrainingServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
         self._inference = inference_service_pb2_grpc.InferenceServiceStub(self._channel)

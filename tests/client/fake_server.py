@@ -44,6 +44,10 @@ class FakeModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.export_sha: str | None = None
 
     def GetModel(self, request, context):
+        if request.model == "whoami":  # echo the authorization header as the model name
+            meta = dict(context.invocation_metadata())
+            return model_service_pb2.GetModelResponse(model=common_pb2.ModelInfo(
+                name=meta.get("authorization", "")))
         if request.model == "ok":
             return model_service_pb2.GetModelResponse(model=common_pb2.ModelInfo(
                 name="ok", task=common_pb2.TASK_LANGUAGE_MODEL, vocab_size=7))

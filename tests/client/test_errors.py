@@ -83,3 +83,19 @@ def test_client_rejects_bad_arguments_before_calling(fake, bad):
     client, _ = fake
     with pytest.raises(errors.InvalidArgument, match="model: expected a non-empty str"):
         client.get_model(bad)
+
+
+def test_token_is_sent_as_bearer_authorization_metadata():
+    server, port, _ = start_fake_server()
+    try:
+        with RnnClient(f"127.0.0.1:{port}", token="s3cret-token-0123456789") as client:
+            assert client.get_model("whoami").name == "Bearer s3cret-token-0123456789"
+        with RnnClient(f"127.0.0.1:{port}") as client:
+            assert client.get_model("whoami").name == ""
+    finally:
+        server.stop(None)
+
+
+def test_missing_pem_file_is_a_clear_argument_error(tmp_path):
+    with pytest.raises(errors.InvalidArgument, match="ca_file: expected a PEM file"):
+        RnnClient("127.0.0.1:1", ca_file=str(tmp_path / "nope.pem"))
