@@ -198,6 +198,11 @@ class WordTokenizer(Tokenizer):
 
     def __init__(self, tokens: Sequence[str], lowercase: bool = False) -> None:
         super().__init__(tokens)
+        bad = [t for t in self.tokens[N_SPECIAL:] if not WORD_PATTERN.fullmatch(t)]
+        if bad:
+            raise InvalidInput(
+                f"tokens: a word tokenizer expects words or single punctuation marks, got {bad[:5]}"
+            )
         if not isinstance(lowercase, bool):
             raise InvalidInput(f"lowercase: expected a bool, got {lowercase!r}")
         self.lowercase = lowercase

@@ -135,6 +135,8 @@ def test_to_dict_is_json_and_from_dict_restores_the_same_tokenizer(tok):
         ({"kind": "char", "tokens": [*SPECIALS, "a", "a"]}, "unique"),
         ({"kind": "char", "tokens": [*SPECIALS, "ab"]}, "single characters"),
         ({"kind": "byte", "tokens": [*SPECIALS, "a"]}, "256"),
+        ({"kind": "word", "tokens": [*SPECIALS, "two words"]}, "words or single punctuation"),
+        ({"kind": "word", "tokens": [*SPECIALS, "a"], "lowercase": "yes"}, "lowercase"),
         ("char", "expected a dict"),
     ],
 )
