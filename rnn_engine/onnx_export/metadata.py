@@ -4,14 +4,18 @@ Keys (each value is a JSON string):
 - rnn_config: {"format_version", "kind" (the model's task), "task", "graph", "opset", "cell", "hidden_size",
   "num_layers", "embedding_dim", "bidirectional", "vocab_size", "num_features", "window", "dtype",
   "inputs"/"outputs" (name -> shape and meaning), "tokenizer" (see below), "special_tokens" (name -> id),
-  "prompt_prefix" (ids a language model reads before the prompt: [<bos>])}
+  "prompt_prefix" (ids a language model reads before the prompt: [<bos>]), "never_generate" (ids the
+  engine's sampler never picks: <pad>, <unk>, <bos>)}
 - vocab (text models): a list with one entry per id, in id order: {"token": str, "special": bool}.
 - labels (classifier, tagger, one-to-many): the class names in id order.
 - normalisation (forecaster): {"mean": [F], "std": [F], "applied_in_graph": true, "target_feature": 0}.
 
-Turning ids into text ("tokenizer" in rnn_config): "char" concatenates tokens; "byte" maps id i >= 4 to the
-byte i - 4 and decodes the bytes as UTF-8; "word" joins tokens with a space except before any of "attach_left"
-and after any of "attach_right". Specials (<pad>, <bos>, <eos>) are not shown; <eos> ends generation.
+Text to ids ("tokenizer" in rnn_config): "char" maps each character to its token's id; "byte" maps each UTF-8
+byte b to id b + byte_offset; "word" lower-cases if "lowercase", splits with the regex "pattern" (findall) and
+maps each piece. Unknown pieces get <unk> (id 1).
+Ids to text: "char" concatenates tokens; "byte" maps id i >= 4 to the byte i - 4 and decodes the bytes as
+UTF-8; "word" joins tokens with a space except at the start, before any of "attach_left" and after any of
+"attach_right". Specials (<pad>, <bos>, <eos>) are not shown; <eos> ends generation.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..tokenizers import ATTACH_LEFT, ATTACH_RIGHT, N_SPECIAL, SPECIALS
+from ..tokenizers import ATTACH_LEFT, ATTACH_RIGHT, BOS_ID, N_SPECIAL, PAD_ID, SPECIALS, UNK_ID, WORD_PATTERN
 from .builder import FORMAT_VERSION, OPSET
 
 
@@ -28,8 +32,8 @@ def tokenizer_info(tokenizer) -> dict[str, Any]:
     if tokenizer.kind == "byte":
         info["byte_offset"] = N_SPECIAL
     if tokenizer.kind == "word":
-        info.update(attach_left="".join(sorted(ATTACH_LEFT)), attach_right="".join(sorted(ATTACH_RIGHT)),
-                    lowercase=bool(getattr(tokenizer, "lowercase", False)))
+        info.update(pattern=WORD_PATTERN.pattern, lowercase=bool(getattr(tokenizer, "lowercase", False)),
+                    attach_left="".join(sorted(ATTACH_LEFT)), attach_right="".join(sorted(ATTACH_RIGHT)))
     return info
 
 
@@ -45,7 +49,8 @@ def model_metadata(model, graph: str, inputs: dict[str, str], outputs: dict[str,
     tok = model.tokenizer
     if tok is not None:
         config.update(embedding_dim=c.embedding_dim, vocab_size=tok.vocab_size, tokenizer=tokenizer_info(tok),
-                      special_tokens={name.strip("<>"): i for i, name in enumerate(SPECIALS)})
+                      special_tokens={name.strip("<>"): i for i, name in enumerate(SPECIALS)},
+                      never_generate=[PAD_ID, UNK_ID, BOS_ID])
         if model.task == "language_model":
             config["prompt_prefix"] = [SPECIALS.index("<bos>")]
         vocab = [{"token": t, "special": i < N_SPECIAL} for i, t in enumerate(tok.tokens)]

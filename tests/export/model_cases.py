@@ -53,3 +53,32 @@ def zero_state(rnn, batch: int) -> dict[str, np.ndarray]:
     if rnn.mode == "LSTM":
         feeds["c"] = np.zeros(shape, np.float32)
     return feeds
+
+
+
+def fit_briefly(model: Model, steps: int = 120, lr: float = 0.02) -> Model:
+    """A few Adam steps of teacher forcing towards TEXT, so that greedy output varies (not one token).
+
+    Language model: TEXT after <bos>; one-to-many: TEXT for label "pos"; seq2seq: "a cat jumps" -> TEXT.
+    """
+    from rnn_engine.losses import cross_entropy
+    from rnn_engine.optim import Adam
+    from rnn_engine.tokenizers import BOS_ID, EOS_ID
+
+    tok, net = model.tokenizer, model.net
+    target = np.array([[BOS_ID] + tok.encode(TEXT) + [EOS_ID]])
+    if model.task == "language_model":
+        run = lambda: net.forward(target[:, :-1])[0]  # noqa: E731
+    elif model.task == "one_to_many":
+        run = lambda: net.forward(np.array([LABELS.index("pos")]), target[:, :-1])  # noqa: E731
+    else:
+        src = np.array([tok.encode("a cat jumps")])
+        run = lambda: net.forward(src, np.array([src.shape[1]]), target[:, :-1])  # noqa: E731
+    opt = Adam(net.params, lr=lr)
+    net.train()
+    for _ in range(steps):
+        _, d_logits = cross_entropy(run(), target[:, 1:])
+        net.backward(d_logits)
+        opt.step(net.grads())
+    net.eval()
+    return model
