@@ -189,3 +189,22 @@ def test_unknown_graph_or_model_is_a_clear_error():
         export_model(make_model("seq2seq", "gru"), "full")
     with pytest.raises(InvalidInput, match="graph: a classification model exports"):
         export_model(make_model("classification", "gru"), "step")
+
+
+def test_classifier_probabilities_equal_model_predict():
+    model = make_model("classification", "lstm", bidirectional=True)
+    texts = ["the lazy dog", "a cat", "jumps over the quick brown fox!"]
+    ids, lengths = model.pad([model.tokenizer.encode(t) for t in texts])
+    probs = session(export_model(model, "full")).run(None, {"tokens": ids, "lengths": lengths})[1]
+    for row, result in zip(probs, model.predict(texts, top_k=len(LABELS)), strict=True):
+        want = dict(zip(result["labels"], result["probs"], strict=True))
+        close(row, [want[label] for label in LABELS])
+
+
+def test_forecaster_prediction_equals_model_predict():
+    model = make_model("forecasting", "gru", num_features=1)
+    series = list(10.0 + 4.0 * np.sin(np.arange(20) / 3.0))
+    want = model.predict([series])[0]["values"][0]
+    window = np.array(series[-model.config.window:], dtype=np.float32)[None, :, None]
+    got = session(export_model(model, "full")).run(None, {"window": window})[0]
+    np.testing.assert_allclose(got[0, 0], want, rtol=1e-5)
