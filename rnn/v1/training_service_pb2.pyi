@@ -18,6 +18,7 @@ class DatasetFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DATASET_FORMAT_TEXT: _ClassVar[DatasetFormat]
     DATASET_FORMAT_TSV: _ClassVar[DatasetFormat]
     DATASET_FORMAT_CSV: _ClassVar[DatasetFormat]
+    DATASET_FORMAT_JSONL: _ClassVar[DatasetFormat]
 
 class JobEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -30,6 +31,7 @@ DATASET_FORMAT_UNSPECIFIED: DatasetFormat
 DATASET_FORMAT_TEXT: DatasetFormat
 DATASET_FORMAT_TSV: DatasetFormat
 DATASET_FORMAT_CSV: DatasetFormat
+DATASET_FORMAT_JSONL: DatasetFormat
 JOB_EVENT_KIND_UNSPECIFIED: JobEventKind
 JOB_EVENT_KIND_STATE: JobEventKind
 JOB_EVENT_KIND_PROGRESS: JobEventKind

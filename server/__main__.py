@@ -1,0 +1,43 @@
+"""`rnn-server` / `python -m server`: parse flags and RNN_* variables, serve until SIGTERM/SIGINT, then drain."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from . import logs
+from .app import create_server
+from .config import ConfigError, load_config
+
+log = logging.getLogger("rnn.server")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        print(f"rnn-server: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_level)
+    try:
+        server, port = create_server(config)
+    except (ValueError, OSError) as exc:
+        print(f"rnn-server: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.set())
+    server.start()
+    log.info("serving", extra={"host": config.host, "port": port, "metrics_port": server.metrics_port})
+    while not stop.wait(0.5):
+        pass
+    log.info("draining", extra={"grace_seconds": config.shutdown_grace})
+    server.drain(config.shutdown_grace)
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""`create_server(config) -> (server, port)`: the gRPC server with every service, health, reflection, metrics.
+
+Separate from `main()` so tests can bind port 0 in-process. The returned `RnnServer` wraps the grpc.Server
+(start / wait_for_termination / stop) and adds `drain(grace)`: health NOT_SERVING, new calls refused with
+UNAVAILABLE, in-flight calls get `grace` seconds, running jobs checkpoint and become INTERRUPTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rnn.v1 import inference_service_pb2, model_service_pb2, training_service_pb2
+from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
+from rnn.v1 import model_service_pb2_grpc as mpb_grpc
+from rnn.v1 import training_service_pb2_grpc as tpb_grpc
+
+from . import auth
+from .config import ServerConfig
+from .interceptor import CallInterceptor, StreamLimiter
+from .jobs import JobManager
+from .metrics import Metrics
+from .sequences import SequenceRegistry
+from .servicers.inference import InferenceServicer
+from .servicers.models import ModelServicer
+from .servicers.training import TrainingServicer
+from .state import ServerState
+from .store import ModelStore
+from .uploads import UploadStore
+
+log = logging.getLogger("rnn.server")
+SERVICES = {
+    "rnn.v1.TrainingService": training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
+    "rnn.v1.InferenceService": inference_service_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+    "rnn.v1.ModelService": model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+}
+
+
+class RnnServer:
+    """The running server: the grpc.Server plus the state it serves and the health servicer."""
+
+    def __init__(self, grpc_server: grpc.Server, state: ServerState, health_servicer: health.HealthServicer,
+                 metrics_port: int | None) -> None:
+        self.grpc_server, self.state, self.health = grpc_server, state, health_servicer
+        self.metrics_port = metrics_port
+        self._stopped = threading.Event()
+
+    def start(self) -> RnnServer:
+        self.grpc_server.start()
+        for name in ("", *SERVICES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.grpc_server.wait_for_termination(timeout)
+
+    def drain(self, grace: float | None = None) -> None:
+        """Graceful shutdown (idempotent); returns when in-flight calls and workers have finished."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.state.config.shutdown_grace if grace is None else grace
+        self.state.draining.set()
+        self.health.enter_graceful_shutdown()  # every service NOT_SERVING, later sets ignored
+        jobs = threading.Thread(target=self.state.jobs.shutdown, args=(grace,), daemon=True)
+        jobs.start()
+        self.grpc_server.stop(grace).wait(grace + 5)
+        jobs.join(grace + 10)
+        self.state.sequences.close()
+        self.state.metrics.close()
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        """grpc.Server-like stop: drains and returns a set Event."""
+        self.drain(grace)
+        done = threading.Event()
+        done.set()
+        return done
+
+
+def _credentials(config: ServerConfig):
+    tokens = auth.load_tokens(config.auth_tokens_file or None)
+    creds = auth.server_credentials(config.tls_cert or None, config.tls_key or None, config.tls_client_ca or None)
+    auth.check_exposure(config.host, tokens is not None, creds is not None, config.allow_insecure)
+    return tokens, creds
+
+
+def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
+    """Build (not start) the server and bind it; returns it with the bound port (config.port 0 picks one)."""
+    config.validate()
+    tokens, creds = _credentials(config)
+    metrics = Metrics()
+    store = ModelStore(config.model_dir)
+    jobs = JobManager(config.model_dir, max_running=config.max_training_jobs,
+                      start_method=config.worker_start_method,
+                      on_change=lambda counts: metrics.set_job_counts(counts.items()))
+    state = ServerState(config=config, store=store, jobs=jobs, metrics=metrics,
+                        sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
+                        uploads=UploadStore(config.model_dir, config.max_upload_bytes))
+    interceptors = [CallInterceptor(metrics, StreamLimiter(config.max_concurrent_streams), state.draining)]
+    if tokens is not None:
+        interceptors.append(auth.AuthInterceptor(tokens))
+    workers = config.max_concurrent_streams + 16
+    options = [("grpc.max_send_message_length", config.max_message_bytes),
+               ("grpc.max_receive_message_length", config.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnn-rpc"),
+                         interceptors=interceptors, options=options, maximum_concurrent_rpcs=workers)
+    tpb_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(state), server)
+    ipb_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(state), server)
+    mpb_grpc.add_ModelServiceServicer_to_server(ModelServicer(state), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
+    port = server.add_secure_port(address, creds) if creds is not None else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    metrics_port = metrics.serve(config.host, config.metrics_port) if config.metrics_port else None
+    log.info("server bound", extra={"address": address, "port": port, "metrics_port": metrics_port,
+                                    "model_dir": str(config.model_dir)})
+    return RnnServer(server, state, health_servicer, metrics_port), port

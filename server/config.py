@@ -1,0 +1,124 @@
+"""Server settings: one dataclass filled from flags, then RNN_* environment variables, then defaults.
+
+The flags and variables are the contract in docs/DESIGN.md ("Server configuration"); the container image
+and the compose files set the variables. Exposure beyond loopback is checked by server/auth.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable has a bad value; the message names it."""
+
+
+@dataclass
+class ServerConfig:
+    """Everything the server needs to start; the defaults serve one local user with no configuration."""
+
+    host: str = "127.0.0.1"  # address to listen on (loopback by default)
+    port: int = 50051  # 0 picks a free port
+    model_dir: Path = Path("./models")  # models, checkpoints, job records (.jobs/) and uploads (.uploads/)
+    metrics_port: int = 9464  # Prometheus HTTP endpoint; 0 disables it
+    max_training_jobs: int = 1  # concurrently running training worker processes
+    max_message_bytes: int = 16 * 1024 * 1024  # gRPC send/receive message limit
+    max_sequence_length: int = 10000  # steps per input sequence (Predict, each PredictStream sequence)
+    max_batch_size: int = 256  # sequences per Predict call
+    max_new_tokens: int = 4096  # StreamGenerate upper bound
+    max_concurrent_streams: int = 64  # open streaming calls (PredictStream, StreamGenerate, Train, WatchJob)
+    log_level: str = "INFO"
+    allow_insecure: bool = False  # permit a non-loopback host without TLS and auth (the network is private)
+    auth_tokens_file: str = ""  # "role:token" lines (server/auth.py); RNN_AUTH_TOKENS may hold them inline
+    tls_cert: str = ""  # PEM server certificate (with tls_key: serve TLS)
+    tls_key: str = ""  # PEM private key
+    tls_client_ca: str = ""  # PEM CA: clients must present a certificate it signed (mTLS)
+    sequence_idle_timeout: float = 60.0  # seconds before an idle PredictStream sequence is released
+    max_open_sequences: int = 1024  # PredictStream sequences held at once, over all streams
+    max_upload_bytes: int = 256 * 1024 * 1024  # UploadDataset total size
+    shutdown_grace: float = 10.0  # seconds in-flight calls get on SIGTERM
+    worker_start_method: str = "spawn"  # multiprocessing context of training workers
+
+    def validate(self) -> ServerConfig:
+        """Check every field; raise ConfigError naming the first bad one. Returns self."""
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host: expected a host name or address, got {self.host!r}")
+        for name, low, high in (("port", 0, 65535), ("metrics_port", 0, 65535), ("max_training_jobs", 1, 64),
+                                ("max_message_bytes", 1024, 2**31 - 1), ("max_sequence_length", 1, 10**8),
+                                ("max_batch_size", 1, 10**6), ("max_new_tokens", 1, 10**7),
+                                ("max_concurrent_streams", 1, 10**5), ("max_open_sequences", 1, 10**7),
+                                ("max_upload_bytes", 1, 2**40)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
+        for name in ("sequence_idle_timeout", "shutdown_grace"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name}: expected a number > 0, got {value!r}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log_level: expected one of {list(LOG_LEVELS)}, got {self.log_level!r}")
+        self.log_level = self.log_level.upper()
+        if self.worker_start_method not in ("spawn", "forkserver", "fork"):
+            raise ConfigError(f"worker_start_method: expected spawn, forkserver or fork, "
+                              f"got {self.worker_start_method!r}")
+        self.model_dir = Path(self.model_dir)
+        return self
+
+
+def _env_name(field_name: str) -> str:
+    return "RNN_" + field_name.upper()
+
+
+def _parse(field_name: str, kind: type, text: str):
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low in TRUE_WORDS:
+                return True
+            if low in FALSE_WORDS:
+                return False
+            raise ValueError(text)
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"{field_name} (--{field_name.replace('_', '-')} / {_env_name(field_name)}): "
+                          f"expected {kind.__name__}, got {text!r}") from None
+
+
+def _kinds() -> dict[str, type]:
+    defaults = ServerConfig()
+    return {f.name: Path if f.name == "model_dir" else type(getattr(defaults, f.name)) for f in fields(defaults)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rnn-server", description="Serve RNN models over gRPC.")
+    for name, kind in _kinds().items():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action="store_true", default=None,
+                                help=f"(env {_env_name(name)})")
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(),
+                                help=f"default {getattr(ServerConfig(), name)} (env {_env_name(name)})")
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> ServerConfig:
+    """Flags override environment variables, which override defaults; the result is validated."""
+    env = os.environ if env is None else env
+    args = vars(build_parser().parse_args(argv))
+    values = {}
+    for name, kind in _kinds().items():
+        raw = args.get(name)
+        if raw is None and _env_name(name) in env:
+            raw = env[_env_name(name)]
+        if raw is not None:
+            values[name] = raw if isinstance(raw, bool) else _parse(name, kind, str(raw))
+    return ServerConfig(**values).validate()

@@ -1,0 +1,172 @@
+"""The one place where failures become gRPC statuses: engine errors, request-validation errors, the unexpected.
+
+Mapping (docs/DESIGN.md): InvalidInput -> INVALID_ARGUMENT (with a google.rpc.BadRequest field violation naming
+the field), NotFound -> NOT_FOUND, AlreadyExists -> ALREADY_EXISTS, FailedPrecondition -> FAILED_PRECONDITION,
+Cancelled -> CANCELLED; `ServiceError` carries any other code chosen by the server (RESOURCE_EXHAUSTED naming
+the limit, UNAVAILABLE while draining, ...). Anything else is logged with its traceback and the request id and
+returned as INTERNAL carrying that id; the server keeps serving. Every error status carries the request id in
+trailing metadata (`request-id`) and as google.rpc.RequestInfo.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from rnn_engine import errors as engine_errors
+
+log = logging.getLogger("rnn.server")
+REQUEST_ID_KEY = "request-id"
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")
+
+
+class ServiceError(Exception):
+    """A failure with a chosen status code; `field` adds a BadRequest violation, `reason` an ErrorInfo."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, field: str | None = None,
+                 reason: str | None = None, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+        self.reason, self.metadata = reason, dict(metadata or {})
+
+
+def invalid(field: str, message: str) -> ServiceError:
+    """INVALID_ARGUMENT naming the request field (dotted path, e.g. "inputs[3].values.data")."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}", field=field)
+
+
+def exhausted(limit: str, message: str) -> ServiceError:
+    """RESOURCE_EXHAUSTED naming the server limit (e.g. "max_batch_size") in the message and ErrorInfo."""
+    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{message} (server limit {limit})",
+                        reason="LIMIT_EXCEEDED", metadata={"limit": limit})
+
+
+def with_field_prefix(exc: engine_errors.InvalidInput, prefix: str, rename: dict[str, str] | None = None):
+    """Re-raise an engine InvalidInput ("name: ...") as INVALID_ARGUMENT on field `prefix.name`."""
+    name = field_of(str(exc)) or ""
+    name = (rename or {}).get(name, name)
+    field = f"{prefix}.{name}" if prefix and name else (prefix or name or "request")
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {_strip_field(str(exc))}", field=field)
+
+
+def field_of(message: str) -> str | None:
+    """The argument an engine message names ("hidden_size: expected ..." -> "hidden_size")."""
+    m = _FIELD_PREFIX.match(message)
+    return m.group(1) if m else None
+
+
+def _strip_field(message: str) -> str:
+    m = _FIELD_PREFIX.match(message)
+    return message[m.end():].strip() if m else message
+
+
+_ENGINE_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (engine_errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (engine_errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (engine_errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (engine_errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (engine_errors.Cancelled, grpc.StatusCode.CANCELLED),
+)
+
+
+def classify(exc: BaseException) -> ServiceError | None:
+    """The ServiceError for an expected failure, or None when `exc` is unexpected (-> INTERNAL)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    for kind, code in _ENGINE_CODES:
+        if isinstance(exc, kind):
+            field = field_of(str(exc)) if code == grpc.StatusCode.INVALID_ARGUMENT else None
+            return ServiceError(code, str(exc), field=field or ("request" if field is None and
+                                                                code == grpc.StatusCode.INVALID_ARGUMENT
+                                                                else None))
+    return None
+
+
+def current_request_id() -> str:
+    """The id of the call being served (set by the interceptor), or a fresh one."""
+    rid = request_id_var.get()
+    if rid is None:
+        rid = uuid.uuid4().hex[:16]
+        request_id_var.set(rid)
+    return rid
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
+    """A grpc.Status with google.rpc details (BadRequest / ErrorInfo / RequestInfo) and the request id."""
+    status = status_pb2.Status(code=err.code.value[0], message=err.message)
+    if err.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
+        status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if err.reason:
+        status.details.append(_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain="rnn.v1",
+                                                                metadata=err.metadata)))
+    status.details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
+    base = rpc_status.to_status(status)
+    return rpc_status._Status(base.code, base.details, (*base.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    """End the call with the status for `exc` (never returns); unexpected errors are logged as INTERNAL."""
+    rid = current_request_id()
+    err = classify(exc)
+    if err is None:
+        log.error("unexpected error, request_id=%s", rid, exc_info=exc)
+        err = ServiceError(grpc.StatusCode.INTERNAL,
+                           f"internal error (request id {rid}); the server logged the details")
+    context.abort_with_status(to_grpc_status(err, rid))
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc raises a bare Exception from context.abort(); it must pass through untouched.
+    return type(exc) is Exception and not exc.args
+
+
+def handle_errors(method: Callable) -> Callable:
+    """Decorate a servicer method (plain or generator) so every failure leaves through `abort`."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream_wrapper(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - the one catch-all, mapped by classify()
+                if _is_abort(exc):
+                    raise
+                abort(context, exc)
+        return stream_wrapper
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as exc:  # noqa: BLE001
+            if _is_abort(exc):
+                raise
+            abort(context, exc)
+    return wrapper
+
+
+def status_name(code: Any) -> str:
+    """'OK', 'NOT_FOUND', ... for a grpc.StatusCode or None (None means OK)."""
+    return "OK" if code is None else getattr(code, "name", str(code))
+
+
+__all__ = ["ServiceError", "invalid", "exhausted", "with_field_prefix", "classify", "abort", "handle_errors",
+           "current_request_id", "request_id_var", "to_grpc_status", "status_name", "code_pb2"]

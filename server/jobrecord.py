@@ -1,0 +1,101 @@
+"""A training job's record and its files under model_dir/.jobs/<job_id>/ (job.json, events.jsonl, data, ckpt/).
+
+Records are plain JSON, rewritten atomically on every state change, so jobs survive a server restart; events
+are appended one JSON object per line so WatchJob can replay a finished job's history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
+    "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+RESUMABLE = (FAILED, CANCELLED, INTERRUPTED)
+JOB_ID = re.compile(r"job-[0-9a-f]{12}")
+
+
+@dataclass
+class JobRecord:
+    """Everything GetJob reports, plus what a worker needs to (re)start the job."""
+
+    job_id: str
+    model: str
+    task: str
+    model_config: dict[str, Any]  # rnn_engine.config.ModelConfig.to_dict()
+    train_config: dict[str, Any]  # rnn_engine.config.TrainConfig.to_dict()
+    dataset: dict[str, Any]  # {"file": name in the job dir, "format": str, "options": dict}
+    overwrite: bool = False
+    state: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    step: int = 0
+    total_steps: int = 0
+    last_loss: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    event_count: int = 0
+    attempts: int = 0  # times a worker started it (resumes add one)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state not in ACTIVE
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobRecord:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class JobFiles:
+    """Paths of one job's files, and their atomic reads and writes."""
+
+    def __init__(self, jobs_root: Path, job_id: str) -> None:
+        if not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"job_id: expected 'job-' and 12 hex digits, got {job_id!r}")
+        self.dir = Path(jobs_root) / job_id
+        self.record = self.dir / "job.json"
+        self.events = self.dir / "events.jsonl"
+        self.checkpoints = self.dir / "ckpt"
+
+    def data_path(self, record: JobRecord) -> Path:
+        return self.dir / record.dataset["file"]
+
+    def write_record(self, record: JobRecord) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.record.with_suffix(".json.tmp")
+        tmp.write_text(record.to_json())
+        os.replace(tmp, self.record)
+
+    def read_record(self) -> JobRecord:
+        return JobRecord.from_json(self.record.read_text())
+
+    def append_event(self, event: dict[str, Any]) -> None:
+        with open(self.events, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event, sort_keys=True) + "\n")
+
+    def read_events(self) -> list[dict[str, Any]]:
+        if not self.events.exists():
+            return []
+        out = []
+        for line in self.events.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line after a crash
+                break
+        return out
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())

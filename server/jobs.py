@@ -1,0 +1,300 @@
+"""Training jobs: worker processes (spawn), progress read back by a thread, watchers, persistence, restart.
+
+A job runs `server.worker.run_job` in its own process, at most `max_running` at once (others wait QUEUED).
+Its events flow through a multiprocessing Queue to a reader thread here, which numbers them, appends them to
+the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last word
+leaves the job FAILED with its exit code. At start-up, jobs that were QUEUED or RUNNING when the server
+stopped become INTERRUPTED; `resume` restarts such a job (same id) from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue as queue_mod
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
+
+from . import jobrecord as jr
+from .errors import exhausted
+from .worker import run_job
+
+log = logging.getLogger("rnn.server.jobs")
+MAX_QUEUED = 32
+
+
+class _Live:
+    """In-memory side of a job: its events, the condition watchers wait on, the worker and its stop flag."""
+
+    def __init__(self, files: jr.JobFiles, record: jr.JobRecord, events: list[dict]) -> None:
+        self.files, self.record, self.events = files, record, events
+        self.cond = threading.Condition()
+        self.process = None
+        self.stop = None
+        self.resume = False
+
+
+class JobManager:
+    """Owns every job under `model_dir/.jobs`; thread-safe."""
+
+    def __init__(self, model_dir: Path, *, max_running: int = 1, start_method: str = "spawn",
+                 on_change: Callable[[dict[str, int]], None] | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.root = self.model_dir / ".jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_running = max_running
+        self.ctx = mp.get_context(start_method)
+        self.on_change = on_change
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _Live] = {}
+        self._queue: list[str] = []
+        self._closing = False
+        self._load()
+
+    # ------------------------------------------------------------------------------------------ records
+    def _load(self) -> None:
+        for path in sorted(self.root.glob("job-*/job.json")):
+            files = jr.JobFiles(self.root, path.parent.name)
+            try:
+                record = files.read_record()
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("skipping unreadable job record %s: %s", path, exc)
+                continue
+            live = _Live(files, record, files.read_events())
+            record.event_count = len(live.events)
+            self._jobs[record.job_id] = live
+            if record.state in jr.ACTIVE:
+                self._end(live, jr.INTERRUPTED, "the server stopped while the job was "
+                          f"{record.state.lower()}; resume it with Train(resume_job_id)")
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            counts = {s: 0 for s in jr.STATES}
+            for live in list(self._jobs.values()):
+                counts[live.record.state] += 1
+            self.on_change(counts)
+
+    def _emit(self, live: _Live, event: dict[str, Any]) -> None:
+        with live.cond:
+            event = {**event, "job_id": live.record.job_id, "sequence": len(live.events), "time": time.time()}
+            live.events.append(event)
+            live.record.event_count = len(live.events)
+            live.files.append_event(event)
+            if event.get("kind") != "step" or event["sequence"] % 25 == 0:
+                live.files.write_record(live.record)
+            live.cond.notify_all()
+
+    def _set_state(self, live: _Live, state: str, message: str = "") -> None:
+        live.record.state = state
+        if message:
+            live.record.message = message
+        now = time.time()
+        if state == jr.RUNNING:
+            live.record.started = now
+        elif state not in jr.ACTIVE:
+            live.record.finished = now
+        self._emit(live, {"kind": "state", "state": state, "message": message, "step": live.record.step,
+                          "total_steps": live.record.total_steps})
+        self._changed()
+
+    def _end(self, live: _Live, state: str, message: str = "") -> None:
+        self._set_state(live, state, message)
+
+    # ------------------------------------------------------------------------------------------ queries
+    def get(self, job_id: str) -> jr.JobRecord:
+        return self._live(job_id).record
+
+    def _live(self, job_id: str) -> _Live:
+        live = self._jobs.get(job_id)
+        if live is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return live
+
+    def list(self, state: str | None = None, model: str | None = None) -> list[jr.JobRecord]:
+        """Records, newest first, optionally filtered."""
+        records = [live.record for live in list(self._jobs.values())]
+        records = [r for r in records if (not state or r.state == state) and (not model or r.model == model)]
+        return sorted(records, key=lambda r: (r.created, r.job_id), reverse=True)
+
+    def has_checkpoint(self, job_id: str) -> bool:
+        return self._live(job_id).files.has_checkpoint()
+
+    def model_busy(self, name: str) -> bool:
+        return any(lv.record.model == name and not lv.record.terminal for lv in list(self._jobs.values()))
+
+    # ------------------------------------------------------------------------------------------ control
+    def submit(self, *, model: str, task: str, model_config: dict, train_config: dict, data: bytes,
+               data_suffix: str, dataset_options: dict, overwrite: bool, model_exists: bool) -> jr.JobRecord:
+        """Create and queue a job; the dataset bytes are written into the job's directory."""
+        with self._lock:
+            if self._closing:
+                raise FailedPrecondition("the server is shutting down; no new training jobs")
+            if self.model_busy(model):
+                raise AlreadyExists(f"model {model!r} is being trained by another job")
+            if model_exists and not overwrite:
+                raise AlreadyExists(f"model {model!r} already exists (set overwrite to replace it)")
+            if len(self._queue) >= MAX_QUEUED:
+                raise exhausted("max_queued_jobs", f"{MAX_QUEUED} training jobs are already waiting")
+            job_id = "job-" + secrets.token_hex(6)
+            files = jr.JobFiles(self.root, job_id)
+            files.dir.mkdir(parents=True)
+            data_file = "data" + data_suffix
+            (files.dir / data_file).write_bytes(data)
+            record = jr.JobRecord(job_id=job_id, model=model, task=task, model_config=model_config,
+                                  train_config=train_config, overwrite=overwrite,
+                                  dataset={"file": data_file, "options": dataset_options})
+            live = _Live(files, record, [])
+            self._jobs[job_id] = live
+            self._set_state(live, jr.QUEUED, "")
+            self._queue.append(job_id)
+            self._start_queued()
+            return record
+
+    def resume(self, job_id: str) -> jr.JobRecord:
+        """Restart a FAILED/CANCELLED/INTERRUPTED job from its last checkpoint (same job id)."""
+        with self._lock:
+            live = self._live(job_id)
+            if live.record.state not in jr.RESUMABLE:
+                raise FailedPrecondition(f"job {job_id!r} is {live.record.state}; only "
+                                         f"{'/'.join(jr.RESUMABLE)} jobs can be resumed")
+            if self.model_busy(live.record.model):
+                raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
+            live.resume = live.files.has_checkpoint()
+            live.record.finished = None
+            self._set_state(live, jr.QUEUED, "resuming from the last checkpoint" if live.resume
+                            else "restarting (no checkpoint was written)")
+            self._queue.append(job_id)
+            self._start_queued()
+            return live.record
+
+    def cancel(self, job_id: str) -> jr.JobRecord:
+        """Ask a job to stop (it checkpoints and ends CANCELLED); a finished job is returned unchanged."""
+        with self._lock:
+            live = self._live(job_id)
+            if live.record.state == jr.QUEUED:
+                self._queue.remove(job_id)
+                self._end(live, jr.CANCELLED, "cancelled before it started")
+            elif live.record.state == jr.RUNNING and live.stop is not None:
+                live.stop.set()
+            return live.record
+
+    def _running(self) -> int:
+        return sum(1 for lv in self._jobs.values() if lv.record.state == jr.RUNNING)
+
+    def _start_queued(self) -> None:
+        while self._queue and self._running() < self.max_running and not self._closing:
+            self._start(self._jobs[self._queue.pop(0)])
+
+    def _start(self, live: _Live) -> None:
+        rec = live.record
+        job = {"model_config": rec.model_config, "train_config": rec.train_config, "task": rec.task,
+               "data_path": str(live.files.data_path(rec)), "dataset_options": rec.dataset.get("options", {}),
+               "checkpoint_dir": str(live.files.checkpoints), "resume": live.resume,
+               "model_path": str(self.model_dir / rec.model), "job_id": rec.job_id}
+        events = self.ctx.Queue()
+        live.stop = self.ctx.Event()
+        live.process = self.ctx.Process(target=run_job, args=(job, events, live.stop), daemon=True,
+                                        name=f"rnn-train-{rec.job_id}")
+        rec.attempts += 1
+        self._set_state(live, jr.RUNNING)
+        live.process.start()
+        threading.Thread(target=self._read, args=(live, live.process, events), daemon=True,
+                         name=f"rnn-jobreader-{rec.job_id}").start()
+
+    # ------------------------------------------------------------------------------------------ progress
+    def _read(self, live: _Live, process, events) -> None:
+        outcome: tuple = ()
+        while not outcome:
+            try:
+                msg = events.get(timeout=0.2)
+            except queue_mod.Empty:
+                if not process.is_alive():
+                    try:
+                        msg = events.get(timeout=0.5)
+                    except queue_mod.Empty:
+                        outcome = ("crash", f"worker process exited with code {process.exitcode} "
+                                            "without reporting a result")
+                        break
+                else:
+                    continue
+            if msg[0] == "event":
+                self._progress(live, msg[1])
+            else:
+                outcome = msg
+        process.join(timeout=5)
+        with self._lock:
+            self._finish(live, outcome)
+            self._start_queued()
+
+    def _progress(self, live: _Live, event: dict[str, Any]) -> None:
+        rec = live.record
+        rec.step = int(event.get("step") or rec.step)
+        rec.total_steps = int(event.get("total_steps") or event.get("steps") or rec.total_steps)
+        loss = event.get("loss", event.get("train_loss"))
+        if isinstance(loss, int | float):
+            rec.last_loss = float(loss)
+        metrics = event.get("metrics")
+        if isinstance(metrics, dict):
+            rec.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        self._emit(live, {"kind": event.get("kind", "progress"), **event, "state": rec.state})
+
+    def _finish(self, live: _Live, outcome: tuple) -> None:
+        kind = outcome[0]
+        if kind == "done":
+            live.record.metrics.update(outcome[1].get("metrics", {}))
+            self._end(live, jr.SUCCEEDED, "")
+        elif kind == "cancelled":
+            if self._closing:
+                self._end(live, jr.INTERRUPTED, "the server shut down; resume with Train(resume_job_id)")
+            else:
+                self._end(live, jr.CANCELLED, "cancelled by CancelJob")
+        elif kind == "error":
+            self._end(live, jr.FAILED, f"{outcome[1]}: {outcome[2]}")
+        else:
+            self._end(live, jr.INTERRUPTED if self._closing else jr.FAILED, outcome[1])
+
+    # ------------------------------------------------------------------------------------------ watching
+    def watch(self, job_id: str, from_sequence: int = 0, active: Callable[[], bool] = lambda: True,
+              poll: float = 0.25) -> Iterator[dict[str, Any]]:
+        """Yield the job's events from `from_sequence`, live, until the job ends or `active()` is False."""
+        live = self._live(job_id)
+        n = max(0, int(from_sequence))
+        while True:
+            with live.cond:
+                while n >= len(live.events) and not live.record.terminal and active():
+                    live.cond.wait(poll)
+                batch = live.events[n:]
+                done = live.record.terminal
+            yield from batch
+            n += len(batch)
+            if (done and n >= len(live.events)) or not active():
+                return
+
+    # ------------------------------------------------------------------------------------------ shutdown
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop accepting jobs, ask running workers to checkpoint and stop, wait up to `timeout`, then kill."""
+        with self._lock:
+            self._closing = True
+            for job_id in list(self._queue):
+                self._queue.remove(job_id)
+                self._end(self._jobs[job_id], jr.INTERRUPTED, "the server shut down before the job started")
+            running = [lv for lv in self._jobs.values() if lv.process is not None and lv.process.is_alive()]
+            for live in running:
+                live.stop.set()
+        deadline = time.monotonic() + timeout
+        for live in running:
+            live.process.join(max(0.0, deadline - time.monotonic()))
+            if live.process.is_alive():
+                live.process.kill()
+                live.process.join(2)
+        for live in running:  # let reader threads record the outcome
+            with live.cond:
+                while not live.record.terminal and time.monotonic() < deadline + 3:
+                    live.cond.wait(0.1)

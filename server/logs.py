@@ -1,0 +1,40 @@
+"""Structured logging: one JSON object per line on stderr (time, level, logger, message and any extra fields)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line; fields passed through `extra=` become top-level keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure(level: str = "INFO") -> None:
+    """Send the `rnn` loggers to stderr as JSON lines at `level` (idempotent)."""
+    logger = logging.getLogger("rnn")
+    logger.setLevel(level)
+    if not any(getattr(h, "_rnn_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._rnn_json = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False

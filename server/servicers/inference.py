@@ -1,0 +1,122 @@
+"""InferenceService: Predict (batch), PredictStream (stateful chunks), StreamGenerate (token stream)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from rnn.v1 import inference_service_pb2 as ipb
+from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
+from rnn_engine.config import GenerationConfig
+from rnn_engine.errors import InvalidInput
+
+from .. import predict_io as io
+from ..convert import TASK_ENUMS
+from ..errors import abort, exhausted, handle_errors, invalid, with_field_prefix
+from ..state import ServerState
+
+_stream_ids = itertools.count(1)
+GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
+                     "beam_size")
+
+
+class InferenceServicer(ipb_grpc.InferenceServiceServicer):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    @handle_errors
+    def Predict(self, request, context):
+        model = self.state.model(request.model)
+        output, k = io.output_plan(model, request.output, request.top_k)
+        cfg = self.state.config
+        inputs = io.batch_inputs(model, request.inputs, max_batch=cfg.max_batch_size,
+                                 max_len=cfg.max_sequence_length)
+        results = model.predict(inputs, top_k=k)
+        return ipb.PredictResponse(model=request.model, task=TASK_ENUMS[model.task],
+                                   outputs=[io.sequence_output(model, r, output) for r in results])
+
+    def PredictStream(self, request_iterator, context):
+        stream = next(_stream_ids)
+        try:
+            for request in request_iterator:
+                try:
+                    yield self._chunk(stream, request)
+                except Exception as exc:  # noqa: BLE001 - mapped (and the stream ended) by abort()
+                    abort(context, exc)
+        except Exception:
+            if context.is_active():  # a failure of ours (abort raises here too); not a client hang-up
+                raise
+        finally:
+            self.state.sequences.close_stream(stream)
+
+    def _chunk(self, stream: int, request) -> ipb.PredictStreamResponse:
+        seqs = self.state.sequences
+        if not request.sequence_id:
+            raise invalid("sequence_id", "expected a non-empty sequence id")
+        if request.start:
+            model = self.state.model(request.model)
+            seq = seqs.open(stream, request.sequence_id, request.model, model, model.initial_state(1))
+        else:
+            seq = seqs.get(stream, request.sequence_id)
+            if request.model and request.model != seq.model_name:
+                raise invalid("model", f"sequence {request.sequence_id!r} uses model {seq.model_name!r}, "
+                                       f"got {request.model!r}")
+        with seq.lock:
+            response = self._feed(seq, request)
+        if request.end:
+            seqs.release(stream, request.sequence_id)
+        return response
+
+    def _feed(self, seq, request) -> ipb.PredictStreamResponse:
+        model = seq.model
+        if request.reset:
+            seq.state, seq.steps_seen = model.initial_state(1), 0
+        output, k = io.output_plan(model, request.output, request.top_k)
+        chunk = io.sequence_input(model, request.chunk, "chunk", self.state.config.max_sequence_length,
+                                  allow_empty=True)
+        out = None
+        if chunk:
+            if seq.steps_seen + _steps(model, chunk) > self.state.config.max_sequence_length:
+                raise io.too_long("chunk", seq.steps_seen + _steps(model, chunk),
+                                  self.state.config.max_sequence_length)
+            results, seq.state = model.predict_chunk([chunk], seq.state, top_k=k)
+            out = io.sequence_output(model, results[0], output)
+            seq.steps_seen += _steps(model, chunk)
+        return ipb.PredictStreamResponse(sequence_id=request.sequence_id, output=out,
+                                         steps_seen=seq.steps_seen, ended=request.end)
+
+    @handle_errors
+    def StreamGenerate(self, request, context):
+        model = self.state.model(request.model)
+        config = self._generation_config(request)
+        stop = threading.Event()
+        context.add_callback(stop.set)
+        tokens = self.state.metrics.tokens.labels(request.model)
+        for i, item in enumerate(model.generate(request.prompt, config, should_stop=stop.is_set)):
+            if hasattr(item, "finish_reason"):
+                yield io.summary_to_pb(item, list(request.stop_sequences))
+                return
+            tokens.inc()
+            yield io.token_to_pb(item, i)
+
+    def _generation_config(self, request) -> GenerationConfig:
+        settings = {name: getattr(request, name) for name in GENERATION_FIELDS if request.HasField(name)}
+        limit = self.state.config.max_new_tokens
+        if settings.get("max_new_tokens", 0) > limit:
+            raise exhausted("max_new_tokens", f"max_new_tokens: {settings['max_new_tokens']} is more than "
+                            f"the server allows ({limit})")
+        settings.setdefault("max_new_tokens", min(GenerationConfig().max_new_tokens, limit))
+        settings["stop"] = list(request.stop_sequences)
+        if request.label:
+            settings["label"] = request.label
+        try:
+            return GenerationConfig.from_dict(settings)
+        except InvalidInput as exc:
+            raise with_field_prefix(exc, "", {"stop": "stop_sequences"}) from None
+
+
+def _steps(model, chunk) -> int:
+    """Steps in one chunk: values/rows for forecasting, tokens otherwise."""
+    if model.task == "forecasting" or isinstance(chunk, list):
+        return len(chunk)
+    return len(model.tokenizer.encode(chunk))

@@ -1,0 +1,23 @@
+"""Offset paging shared by the List methods: page_size (0: 100, max 1000) and an opaque numeric page_token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from ..errors import invalid
+
+T = TypeVar("T")
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+def page(items: Sequence[T], page_size: int, page_token: str) -> tuple[list[T], str]:
+    """One page of `items` and the token of the next page ("" at the end)."""
+    if page_size < 0 or page_size > MAX_PAGE:
+        raise invalid("page_size", f"expected 0..{MAX_PAGE}, got {page_size}")
+    size = page_size or DEFAULT_PAGE
+    if page_token and not (page_token.isdigit() and int(page_token) <= len(items)):
+        raise invalid("page_token", f"expected a token from a previous response, got {page_token!r}")
+    start = int(page_token or 0)
+    end = start + size
+    return list(items[start:end]), (str(end) if end < len(items) else "")

@@ -1,0 +1,46 @@
+"""What the servicers share: configuration, the model store, jobs, open sequences, metrics, the drain flag."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from rnn_engine.errors import InvalidInput
+
+from .config import ServerConfig
+from .errors import invalid
+from .interceptor import note_model
+from .jobs import JobManager
+from .metrics import Metrics
+from .sequences import SequenceRegistry
+from .store import ModelStore
+from .uploads import UploadStore
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    store: ModelStore
+    jobs: JobManager
+    sequences: SequenceRegistry
+    metrics: Metrics
+    uploads: UploadStore
+    draining: threading.Event = field(default_factory=threading.Event)
+
+    def model(self, name: str, field: str = "model"):
+        """The loaded model `name`; INVALID_ARGUMENT on `field` when empty or malformed, NOT_FOUND if absent."""
+        check_model_name(name, field)
+        note_model(name)
+        return self.store.get(name)
+
+
+def check_model_name(name: str, field: str = "model") -> str:
+    """INVALID_ARGUMENT on `field` unless `name` is a valid model name."""
+    from rnn_engine.modelfile import validate_model_name
+
+    if not name:
+        raise invalid(field, "expected a model name, got an empty string")
+    try:
+        return validate_model_name(name)
+    except InvalidInput as exc:
+        raise invalid(field, str(exc).split(": ", 1)[-1]) from None

@@ -1,0 +1,66 @@
+"""The training worker process: loads the job's data, runs rnn_engine.trainer.train, saves the model.
+
+Runs in a fresh interpreter (multiprocessing spawn context) so a crash cannot take the server down, and talks
+back only through `queue`: ("event", dict) per trainer event, then exactly one of ("done", dict),
+("cancelled", message) or ("error", kind, message). `stop` (a multiprocessing Event) asks it to stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """A trainer event (dataclass, NamedTuple, dict or object) as a JSON-able dict."""
+    if dataclasses.is_dataclass(event):
+        data = dataclasses.asdict(event)
+    elif hasattr(event, "_asdict"):
+        data = event._asdict()
+    elif isinstance(event, dict):
+        data = dict(event)
+    else:
+        data = {k: v for k, v in vars(event).items() if not k.startswith("_")}
+    return {k: _plain(v) for k, v in data.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def run_job(job: dict[str, Any], queue, stop) -> None:
+    """Worker entry point. `job`: {"model_config", "train_config", "task", "data_path", "dataset_format",
+    "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id"}."""
+    from rnn_engine import errors
+    from rnn_engine.checkpoint import save_model
+    from rnn_engine.config import ModelConfig, TrainConfig
+    from rnn_engine.tasks import load_dataset
+    from rnn_engine.trainer import train
+
+    try:
+        model_config = ModelConfig.from_dict(job["model_config"])
+        train_config = TrainConfig.from_dict(job["train_config"])
+        dataset = load_dataset(job["task"], job["data_path"], **job["dataset_options"])
+        Path(job["checkpoint_dir"]).mkdir(parents=True, exist_ok=True)
+        model = train(model_config, train_config, dataset,
+                      on_event=lambda e: queue.put(("event", event_dict(e))),
+                      should_stop=stop.is_set, checkpoint_dir=job["checkpoint_dir"], resume=job["resume"])
+        model.training = {**(getattr(model, "training", None) or {}), "job_id": job["job_id"]}
+        save_model(model, Path(job["model_path"]))
+        queue.put(("done", {"metrics": _plain(dict(getattr(model, "metrics", {}) or {}))}))
+    except errors.Cancelled as exc:
+        queue.put(("cancelled", str(exc) or "cancelled"))
+    except errors.EngineError as exc:
+        queue.put(("error", type(exc).__name__, str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the server, which marks the job FAILED
+        queue.put(("error", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=5)}"))
