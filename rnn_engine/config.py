@@ -1,0 +1,162 @@
+"""Typed settings of a model, a training run and a generation request, each a dataclass with defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidInput
+
+TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_many", "seq2seq")
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+TOKENIZERS = ("char", "word", "byte")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
+SCHEDULES = ("constant", "step", "cosine")
+DTYPES = ("float32", "float64")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInput(f"{name}: expected an int >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float | None = None, *, open_low=False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>' if open_low else '>='} {low}" + ("" if high is None else f" and <= {high}")
+        raise InvalidInput(f"{name}: expected a number {bound}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidInput(f"{name}: expected one of {list(choices)}, got {value!r}")
+
+
+class _Serialisable:
+    """to_dict / from_dict shared by the config dataclasses (unknown keys are an error, not ignored)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInput(f"{cls.__name__}: unknown settings {unknown}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@dataclass
+class ModelConfig(_Serialisable):
+    """Architecture of a model; stored in its manifest."""
+
+    task: str = "language_model"  # one of TASKS
+    cell: str = "lstm"  # one of CELLS
+    hidden_size: int = 128  # H, features of each recurrent state
+    num_layers: int = 1  # stacked recurrent layers
+    embedding_dim: int = 64  # E, token embedding size (unused by forecasting)
+    dropout: float = 0.0  # on embeddings, between layers and before the head (training only)
+    bidirectional: bool = False  # classification and tagging only
+    init: str = "default"  # recurrent weights: default | xavier | orthogonal | identity (IRNN)
+    tokenizer: str = "char"  # char | word | byte (unused by forecasting)
+    max_length: int = 10000  # longest sequence accepted at prediction time, in tokens or values
+    window: int = 24  # forecasting: K past values per input window
+    dtype: str = "float32"  # float32 | float64
+    seed: int = 0  # weight initialisation and dropout
+
+    def validate(self) -> None:
+        _check_choice("task", self.task, TASKS)
+        _check_choice("cell", self.cell, CELLS)
+        _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("init", self.init, ("default", "xavier", "orthogonal", "identity"))
+        for name in ("hidden_size", "num_layers", "embedding_dim", "max_length", "window"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("seed", self.seed, 0)
+        _check_float("dropout", self.dropout, 0.0, 0.95)
+        if not isinstance(self.bidirectional, bool):
+            raise InvalidInput(f"bidirectional: expected a bool, got {self.bidirectional!r}")
+        if self.bidirectional and self.task not in ("classification", "tagging"):
+            raise InvalidInput(f"bidirectional: only classification and tagging can be bidirectional, "
+                               f"got task {self.task!r}")
+
+
+@dataclass
+class TrainConfig(_Serialisable):
+    """How to train: length, batches, optimizer, schedule, regularisation, evaluation and checkpoints."""
+
+    steps: int = 1000  # optimizer steps; 0 means use `epochs`
+    epochs: int = 0  # passes over the training data when steps == 0
+    batch_size: int = 32  # sequences (or LM streams) per step
+    bptt: int = 64  # language model: window length of truncated BPTT, in tokens
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    lr: float = 2e-3  # peak learning rate
+    momentum: float = 0.0  # SGD only
+    weight_decay: float = 0.0  # L2 (SGD/Adam/Adagrad) or decoupled (AdamW)
+    schedule: str = "constant"  # constant | step | cosine (with warm-up)
+    warmup_steps: int = 0  # linear warm-up, cosine schedule
+    step_size: int = 1000  # step schedule: multiply lr by gamma every step_size steps
+    gamma: float = 0.5  # step schedule factor
+    clip_norm: float = 5.0  # global gradient-norm clip; 0 disables
+    eval_every: int = 100  # steps between validation passes (and at the end)
+    patience: int = 0  # early stopping: evaluations without improvement; 0 disables
+    checkpoint_every: int = 0  # steps between checkpoints (needs checkpoint_dir); 0: only best and final
+    validation_fraction: float = 0.1  # held out when the dataset has no validation part
+    max_eval_items: int = 512  # cap on validation sequences (or LM windows x streams) per evaluation
+    seed: int = 0  # batch order and held-out split
+
+    def validate(self) -> None:
+        for name, low in (("steps", 0), ("epochs", 0), ("batch_size", 1), ("bptt", 2), ("warmup_steps", 0),
+                          ("step_size", 1), ("eval_every", 1), ("patience", 0), ("checkpoint_every", 0),
+                          ("max_eval_items", 1), ("seed", 0)):
+            _check_int(name, getattr(self, name), low)
+        if self.steps == 0 and self.epochs == 0:
+            raise InvalidInput("steps: expected steps >= 1 or epochs >= 1, got both 0")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_float("lr", self.lr, 0.0, open_low=True)
+        _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_float("weight_decay", self.weight_decay, 0.0)
+        _check_float("gamma", self.gamma, 0.0, 1.0, open_low=True)
+        _check_float("clip_norm", self.clip_norm, 0.0)
+        _check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, open_low=True)
+
+
+@dataclass
+class GenerationConfig(_Serialisable):
+    """Sampling settings for `Model.generate`; temperature 0 means greedy."""
+
+    max_new_tokens: int = 200  # tokens (or forecast values) to produce at most
+    temperature: float = 1.0  # 0: greedy (argmax)
+    top_k: int = 0  # keep the k most likely tokens; 0: all
+    top_p: float = 1.0  # nucleus: smallest set with probability >= top_p
+    repetition_penalty: float = 1.0  # > 1 discourages tokens already present (CTRL rule)
+    stop: list[str] = field(default_factory=list)  # finish when the output ends with one of these
+    seed: int | None = None  # same seed, same text; None: fresh entropy
+    beam_size: int = 1  # seq2seq: beam search when > 1
+    label: str | None = None  # one_to_many: the class that conditions the output
+
+    def validate(self) -> None:
+        _check_int("max_new_tokens", self.max_new_tokens, 1)
+        _check_float("temperature", self.temperature, 0.0, 100.0)
+        _check_int("top_k", self.top_k, 0)
+        _check_float("top_p", self.top_p, 0.0, 1.0, open_low=True)
+        _check_float("repetition_penalty", self.repetition_penalty, 0.0, open_low=True)
+        _check_int("beam_size", self.beam_size, 1)
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        if not isinstance(self.stop, list | tuple) or not all(isinstance(s, str) and s for s in self.stop):
+            raise InvalidInput(f"stop: expected a list of non-empty strings, got {self.stop!r}")
+        if self.label is not None and not isinstance(self.label, str):
+            raise InvalidInput(f"label: expected a string or None, got {self.label!r}")

@@ -1,0 +1,222 @@
+"""Token-by-token generation: sampling (greedy, temperature, top-k, top-p, repetition penalty, stop sequences),
+beam search for seq2seq, and forecast rollout.
+
+`generate(model, prompt, config, should_stop)` is an iterator of records:
+- `GeneratedToken(id, text, logprob, value)` per produced token: `text` is what the token adds to the output
+  (byte tokenizers may hold back an incomplete UTF-8 character until a later token), `logprob` the natural log
+  of the token's probability under the model (before temperature, penalty and truncation), `value` only for
+  forecasts (then `id` is the step index and `text` the value printed);
+- then exactly one `GenerationEnd(finish_reason, prompt_tokens, generated_tokens, text)` with finish_reason
+  "length" (max_new_tokens reached), "stop" (the output ends with a stop sequence; the token that completed it
+  was yielded) or "eos" (the model produced `<eos>`, which is not yielded).
+`should_stop()` is checked before every token; when it returns True, `Cancelled` is raised.
+The prompt conditions the output but is not repeated. Same seed and settings: the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .backend import no_grad, xp
+from .config import GenerationConfig
+from .errors import Cancelled, FailedPrecondition, InvalidInput
+from .losses import log_softmax
+from .tokenizers import BOS_ID, EOS_ID, PAD_ID, UNK_ID, StreamDecoder
+
+NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)
+
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    id: int  # token id (forecasts: the step index)
+    text: str  # text this token adds
+    logprob: float  # log p(token | context) under the model
+    value: float | None = None  # forecasts only: the predicted value
+
+
+@dataclass(frozen=True)
+class GenerationEnd:
+    finish_reason: str  # "length" | "stop" | "eos"
+    prompt_tokens: int  # tokens (or values) read from the prompt
+    generated_tokens: int  # GeneratedToken records yielded
+    text: str  # the whole generated text
+
+
+def choose(logits, cfg: GenerationConfig, history: list[int], rng: xp.random.Generator) -> int:
+    """Pick the next id from (V,) logits: penalty, never-sampled specials, temperature, top-k, top-p."""
+    z = xp.array(logits, dtype=xp.float64)
+    if cfg.repetition_penalty != 1.0 and history:
+        seen = xp.unique(xp.asarray(history))
+        z[seen] = xp.where(z[seen] > 0, z[seen] / cfg.repetition_penalty, z[seen] * cfg.repetition_penalty)
+    z[list(NEVER_SAMPLED)] = -xp.inf
+    if cfg.temperature == 0.0:
+        return int(xp.argmax(z))
+    logp = log_softmax(xp.where(xp.isfinite(z), z / cfg.temperature, -1e300))
+    order = xp.argsort(-logp, kind="stable")
+    keep = len(order) - len(NEVER_SAMPLED)
+    if cfg.top_k:
+        keep = min(keep, cfg.top_k)
+    p_sorted = xp.exp(logp[order])
+    if cfg.top_p < 1.0:  # smallest prefix whose mass reaches top_p
+        keep = min(keep, int(xp.searchsorted(xp.cumsum(p_sorted), cfg.top_p)) + 1)
+    p = p_sorted[:keep] / p_sorted[:keep].sum()
+    return int(order[rng.choice(keep, p=p)])
+
+
+def _start(model, prompt, cfg: GenerationConfig):
+    """(step function, first logits, state, prompt ids) for the token-generating tasks."""
+    net = model.net
+    if model.task == "language_model":
+        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
+        logits, state = net.forward(xp.asarray([ids]))
+        return (lambda t, s: net.forward(xp.asarray([[t]]), None, s)), logits[0, -1], state, ids
+    if model.task == "one_to_many":
+        if cfg.label is None:
+            raise InvalidInput("label: a one_to_many model needs GenerationConfig.label, got None")
+        lid = model.label_id("label", cfg.label)
+        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
+        logits, state = net.decode(xp.asarray([ids]), net.initial_state([lid]))
+    elif model.task == "seq2seq":
+        src = model.encode_text("prompt", prompt)
+        ids = [BOS_ID]
+        logits, state = net.decode(xp.asarray([ids]), net.encode(xp.asarray([src])))
+        ids = src
+    else:
+        raise FailedPrecondition(f"generate: a {model.task} model does not generate text")
+    return (lambda t, s: net.decode(xp.asarray([[t]]), s)), logits[0, -1], state, ids
+
+
+def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None) -> Iterator:
+    """Stream generated tokens (see the module docstring); validation happens before the first record."""
+    if not isinstance(cfg, GenerationConfig):
+        raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    if should_stop is not None and not callable(should_stop):
+        raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+    if model.task == "forecasting":
+        return _rollout(model, prompt, cfg, should_stop)
+    with no_grad():
+        model.net.eval()
+        start = _start(model, prompt, cfg)
+    if model.task == "seq2seq" and cfg.beam_size > 1:
+        return _beam(model, start, cfg, should_stop)
+    return _sample(model, start, cfg, should_stop)
+
+
+def _check_stop(should_stop) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled("generation cancelled")
+
+
+def _sample(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
+    step, logits, state, prompt_ids = start
+    rng = xp.random.default_rng(cfg.seed)
+    decoder = StreamDecoder(model.tokenizer, previous=prompt_ids[-1] if len(prompt_ids) > 1 else None)
+    history = [i for i in prompt_ids if i != BOS_ID] if model.task != "seq2seq" else []
+    text, count, reason = "", 0, "length"
+    while count < cfg.max_new_tokens:
+        _check_stop(should_stop)
+        token = choose(logits, cfg, history, rng)
+        if token == EOS_ID:
+            reason = "eos"
+            break
+        logprob = float(log_softmax(xp.asarray(logits, dtype=xp.float64))[token])
+        piece = decoder.push(token)
+        text += piece
+        count += 1
+        history.append(token)
+        yield GeneratedToken(token, piece, logprob)
+        if any(s in text[-(len(s) + len(piece)):] for s in cfg.stop):
+            reason = "stop"
+            break
+        with no_grad():
+            out, state = step(token, state)
+        logits = out[0, -1]
+    tail = decoder.flush()
+    yield GenerationEnd(reason, len(prompt_ids), count, text + tail)
+
+
+def _beam(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
+    """Beam search (log-prob sum, ranked by mean log-prob per token); yields the best beam's tokens."""
+    step, logits, state, prompt_ids = start
+    W, V = cfg.beam_size, logits.shape[-1]
+    beams = [(0.0, [], [])]  # (score, ids, logprobs)
+    finished: list[tuple[float, list[int], list[float]]] = []
+    logp = log_softmax(xp.asarray(logits, dtype=xp.float64)[None])  # (1, V)
+    for _ in range(cfg.max_new_tokens):
+        _check_stop(should_stop)
+        logp[:, list(NEVER_SAMPLED)] = -xp.inf
+        total = xp.array([b[0] for b in beams])[:, None] + logp  # (n, V)
+        flat = xp.argsort(-total.reshape(-1), kind="stable")[:W]
+        nxt, rows = [], []
+        for f in flat:
+            r, t = divmod(int(f), V)
+            cand = (float(total[r, t]), beams[r][1] + [t], beams[r][2] + [float(logp[r, t])])
+            if t == EOS_ID:
+                finished.append(cand)
+            else:
+                nxt.append(cand)
+                rows.append(r)
+        if not nxt or len(finished) >= W:
+            break
+        from .models.base import select_state
+        with no_grad():
+            out, state = model.net.decode(xp.asarray([[b[1][-1]] for b in nxt]), select_state(state, rows))
+        logp = log_softmax(xp.asarray(out[:, -1], dtype=xp.float64))
+        beams = nxt
+    pool = finished or beams
+    best = max(pool, key=lambda b: b[0] / max(len(b[1]), 1))
+    ids, lps = best[1], best[2]
+    reason = "eos" if ids and ids[-1] == EOS_ID else "length"
+    if reason == "eos":
+        ids, lps = ids[:-1], lps[:-1]
+    decoder, text = StreamDecoder(model.tokenizer), ""
+    for t, lp in zip(ids, lps, strict=True):
+        piece = decoder.push(t)
+        text += piece
+        yield GeneratedToken(t, piece, lp)
+    yield GenerationEnd(reason, len(prompt_ids), len(ids), text + decoder.flush())
+
+
+def _rollout(model, prompt, cfg: GenerationConfig, should_stop) -> Iterator:
+    if model.num_features != 1:
+        raise InvalidInput("prompt: this forecaster uses exogenous series; call Model.forecast with future_exog")
+    values = forecast(model, prompt, cfg.max_new_tokens)  # validates before the first record
+    n = len(prompt)
+
+    def records():
+        for i, v in enumerate(values):
+            _check_stop(should_stop)
+            yield GeneratedToken(i, f"{v:.6g}", 0.0, v)
+        yield GenerationEnd("length", n, len(values), " ".join(f"{v:.6g}" for v in values))
+
+    return records()
+
+
+def forecast(model, series, horizon: int, future_exog=None) -> list[float]:
+    """Feed each prediction back as the next input; exogenous rows for the future come from future_exog."""
+    from .models.predict import next_value, series_rows
+
+    if model.task != "forecasting":
+        raise FailedPrecondition(f"forecast: a {model.task} model does not forecast")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise InvalidInput(f"horizon: expected an int >= 1, got {horizon!r}")
+    F = model.num_features
+    fut = None
+    if F > 1:
+        fut = xp.asarray(future_exog if future_exog is not None else [], dtype=xp.float64)
+        if fut.shape != (horizon, F - 1):
+            raise InvalidInput(f"future_exog: expected shape ({horizon}, {F - 1}), got {fut.shape}")
+        fut = (fut - xp.asarray(model.norm["mean"][1:])) / xp.asarray(model.norm["std"][1:])
+    with no_grad():
+        model.net.eval()
+        rows = series_rows(model, "series", series)
+        out = []
+        for h in range(horizon):
+            v = next_value(model, rows)
+            out.append(v)
+            z = (v - model.norm["mean"][0]) / model.norm["std"][0]
+            row = xp.concatenate([[z], fut[h] if fut is not None else []]).astype(rows.dtype)
+            rows = xp.concatenate([rows, row[None]])[-model.config.window:]
+    return out
