@@ -13,10 +13,16 @@ Graphs per model kind (inputs -> outputs; B batch, T steps, L*D layers x directi
 | classification | "full" | tokens, lengths | logits, probabilities (B, C) |
 | tagging | "full" | tokens, lengths | logits, probabilities (B, T, C) |
 | forecasting | "full" (one step) | window (B, K, F) raw values | prediction (B, 1) raw value |
+| one_to_many | "full" (teacher forced) | label, tokens, lengths | logits, probabilities (B, T, V) |
 | one_to_many | "encoder" | label (B,) int64 | h_n[, c_n]: the decoder's initial state |
 | one_to_many | "decoder_step" | token, h[, c] | logits, probabilities (B, V), h_n[, c_n] |
+| seq2seq | "full" (teacher forced) | source_tokens, source_lengths, tokens, lengths | logits, probabilities |
 | seq2seq | "encoder" | tokens, lengths (the source) | h_n[, c_n]: the decoder's initial state |
 | seq2seq | "decoder_step" | token, h[, c] | logits, probabilities (B, V), h_n[, c_n] |
+
+Every kind has "full", the default (and `graphs_for(task)[0]`); decoder tokens of a "full" seq2seq or
+one-to-many graph start with <bos>. Logits at padded steps (beyond `lengths`) are the
+head's bias: the recurrent output there is zero.
 
 c / c_n exist for LSTM models only. Generation: start from zero states (language model) or the encoder's
 output, feed `<bos>` (id 2; a language model reads it before the prompt), then each chosen token, until

@@ -118,18 +118,56 @@ def seq2seq_encoder(model) -> onnx.ModelProto:
     return _finish(g, model, "encoder", dict(TOKENS_DOC), state_doc(net.encoder))
 
 
-def label_encoder(model) -> onnx.ModelProto:
-    """One-to-many: label ids -> the decoder's initial state (h from the label embedding, c zeros)."""
-    net = model.net
+def _label_state(g: GraphBuilder, net) -> tuple[str, str | None]:
+    """Input label (B,) -> the one-to-many decoder's initial state: h (L, B, H) from the label embedding,
+    c zeros (LSTM)."""
     L, H = net.decoder.num_layers, net.decoder.hidden_size
-    g = GraphBuilder("one_to_many_encoder")
     label = g.input("label", INT64, ["batch"], "class id (names in metadata 'labels')")
     v = embed(g, net.label_embedding, label, "label_embedding")  # (B, L*H)
     v = g.node("Reshape", [v, g.ints("layers_shape", [0, L, H])], name="per_layer")[0]  # (B, L, H)
     h = g.node("Transpose", [v], name="layer_major", perm=[1, 0, 2])[0]  # (L, B, H)
     c = zeros_like(g, h, "zero_cell") if net.decoder.mode == "LSTM" else None
-    state_outputs(g, net.decoder, h, c)
-    return _finish(g, model, "encoder", {"label": "int64 (batch,)"}, state_doc(net.decoder))
+    return h, c
+
+
+def label_encoder(model) -> onnx.ModelProto:
+    """One-to-many: label ids -> the decoder's initial state."""
+    g = GraphBuilder("one_to_many_encoder")
+    h, c = _label_state(g, model.net)
+    state_outputs(g, model.net.decoder, h, c)
+    return _finish(g, model, "encoder", {"label": "int64 (batch,)"}, state_doc(model.net.decoder))
+
+
+def _teacher_forced(g: GraphBuilder, model, h0: str, c0: str | None,
+                    inputs: dict[str, str]) -> onnx.ModelProto:
+    """Decoder tokens (starting with <bos>) and lengths, from the state (h0, c0) -> logits at every step."""
+    net = model.net
+    V = net.head.out_features
+    x, seq = token_inputs(g, net.dec_embedding)
+    y, _, _ = append_recurrent_stack(g, net.decoder, x, h0=h0, c0=c0, lengths=seq, prefix="decoder")
+    logits = head(g, net.head, batch_first(g, y, "decoder_batch_first"), "logits")
+    probabilities(g, logits)
+    g.output("logits", FLOAT, ["batch", "seq_len", V], "scores of the next token after every decoder input")
+    g.output("probabilities", FLOAT, ["batch", "seq_len", V], "softmax of logits")
+    outputs = {"logits": f"float32 (batch, seq_len, {V})", "probabilities": f"float32 (batch, seq_len, {V})"}
+    return _finish(g, model, "full", {**inputs, **TOKENS_DOC}, outputs)
+
+
+def label_decoder_full(model) -> onnx.ModelProto:
+    """One-to-many, teacher forced: label and decoder tokens -> logits at every step."""
+    g = GraphBuilder("one_to_many_full")
+    h, c = _label_state(g, model.net)
+    return _teacher_forced(g, model, h, c, {"label": "int64 (batch,)"})
+
+
+def seq2seq_full(model) -> onnx.ModelProto:
+    """Seq2seq, teacher forced: source tokens/lengths and decoder tokens/lengths -> logits at every step."""
+    net = model.net
+    g = GraphBuilder("seq2seq_full")
+    x, seq = token_inputs(g, net.enc_embedding, prefix="source_")
+    _, h_n, c_n = append_recurrent_stack(g, net.encoder, x, lengths=seq, prefix="encoder")
+    inputs = {"source_tokens": TOKENS_DOC["tokens"], "source_lengths": TOKENS_DOC["lengths"]}
+    return _teacher_forced(g, model, h_n, c_n, inputs)
 
 
 def forecaster_full(model) -> onnx.ModelProto:
@@ -161,6 +199,6 @@ CONVERTERS: dict[str, dict[str, Converter]] = {
     "classification": {"full": classifier_full},
     "tagging": {"full": tagger_full},
     "forecasting": {"full": forecaster_full},
-    "one_to_many": {"encoder": label_encoder, "decoder_step": decoder_step},
-    "seq2seq": {"encoder": seq2seq_encoder, "decoder_step": decoder_step},
+    "one_to_many": {"full": label_decoder_full, "encoder": label_encoder, "decoder_step": decoder_step},
+    "seq2seq": {"full": seq2seq_full, "encoder": seq2seq_encoder, "decoder_step": decoder_step},
 }

@@ -185,8 +185,9 @@ def test_forecaster_metadata_holds_the_normalisation():
 def test_unknown_graph_or_model_is_a_clear_error():
     with pytest.raises(InvalidInput, match="model: expected an rnn_engine Model, got NoneType"):
         export_model(None)
-    with pytest.raises(InvalidInput, match=r"graph: a seq2seq model exports \['encoder', 'decoder_step'\]"):
-        export_model(make_model("seq2seq", "gru"), "full")
+    exports = r"graph: a seq2seq model exports \['full', 'encoder', 'decoder_step'\]"
+    with pytest.raises(InvalidInput, match=exports):
+        export_model(make_model("seq2seq", "gru"), "step")
     with pytest.raises(InvalidInput, match="graph: a classification model exports"):
         export_model(make_model("classification", "gru"), "step")
 
@@ -208,3 +209,29 @@ def test_forecaster_prediction_equals_model_predict():
     window = np.array(series[-model.config.window:], dtype=np.float32)[None, :, None]
     got = session(export_model(model, "full")).run(None, {"window": window})[0]
     np.testing.assert_allclose(got[0, 0], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_seq2seq_full_graph_equals_engine_teacher_forcing(cell):
+    model = make_model("seq2seq", cell)
+    rng = np.random.default_rng(8)
+    src, src_len = random_batch(model.tokenizer.vocab_size, 3, 6, rng)
+    dec, dec_len = random_batch(model.tokenizer.vocab_size, 3, 5, rng)
+    with no_grad():
+        logits = model.net.forward(src, src_len, dec)
+    got = session(export_model(model, "full")).run(None, {"source_tokens": src, "source_lengths": src_len,
+                                                          "tokens": dec, "lengths": dec_len})
+    real = np.arange(5)[None, :] < dec_len[:, None]  # the engine's decoder does not mask padded steps
+    close(got[0][real], logits[real])
+    bias = model.net.head.params["bias"]
+    np.testing.assert_allclose(got[0][~real], np.broadcast_to(bias, got[0][~real].shape), atol=TOL)
+
+
+def test_one_to_many_full_graph_equals_engine_teacher_forcing():
+    model = make_model("one_to_many", "lstm")
+    ids, lengths = random_batch(model.tokenizer.vocab_size, 3, 5, np.random.default_rng(9), padded=False)
+    labels = np.array([0, 2, 1])
+    with no_grad():
+        logits = model.net.forward(labels, ids)
+    got = session(export_model(model, "full")).run(None, {"label": labels, "tokens": ids, "lengths": lengths})
+    close(got[0], logits)
