@@ -48,7 +48,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         data, suffix = self._dataset(request.dataset, task)
         options = dataset_options(request.dataset.options)
         if len(data) <= CHECK_INLINE_BYTES:
-            check_dataset(self.state.jobs.root, task, data, suffix, options)
+            check_dataset(self.state.jobs.root, (model_config, train_config), data, suffix, options)
         return self.state.jobs.submit(model=name, task=task, model_config=model_config, train_config=train_config,
                                       data=data, data_suffix=suffix, dataset_options=options,
                                       overwrite=request.overwrite, model_exists=self.state.store.exists(name))
@@ -131,23 +131,27 @@ def dataset_options(options) -> dict:
     return values
 
 
-def check_dataset(staging_root, task: str, data: bytes, suffix: str, options: dict) -> None:
-    """Read the dataset as the worker will, so a bad one fails Train with INVALID_ARGUMENT on `dataset`."""
+def check_dataset(staging_root, configs: tuple[dict, dict], data: bytes, suffix: str, options: dict) -> None:
+    """Read and prepare the dataset as the worker will, so a bad one fails Train with INVALID_ARGUMENT."""
     import tempfile
 
+    from rnn_engine.config import ModelConfig, TrainConfig
     from rnn_engine.errors import InvalidInput
-    from rnn_engine.tasks import load_dataset
+    from rnn_engine.tasks import load_dataset, prepare
+
+    model_config, train_config = ModelConfig.from_dict(configs[0]), TrainConfig.from_dict(configs[1])
 
     with tempfile.TemporaryDirectory(dir=staging_root, prefix=".check-") as tmp:
         path = f"{tmp}/dataset{suffix}"
         with open(path, "wb") as f:
             f.write(data)
         try:
-            load_dataset(task, path, **options)
+            prepare(model_config, train_config, load_dataset(model_config.task, path, **options))
         except InvalidInput as exc:
             message = str(exc).replace(path, "dataset")
-            if message.startswith("dataset"):
-                raise invalid("dataset", message.split(":", 1)[-1].strip()) from None
-            raise with_field_prefix(InvalidInput(message), "dataset.options") from None
+            option = message.split(":", 1)[0]
+            if option in DATASET_OPTIONS:
+                raise with_field_prefix(InvalidInput(message), "dataset.options") from None
+            raise invalid("dataset", message.removeprefix("dataset: ")) from None
         except UnicodeDecodeError as exc:
             raise invalid("dataset", f"expected UTF-8 text: {exc.reason} at byte {exc.start}") from None
