@@ -1,8 +1,9 @@
 """ONNX export of every model kind (the only engine package that imports onnx).
 
-`export_model(model, graph)` returns a checked `onnx.ModelProto` (opset `OPSET` = 21, float32, dynamic
-"batch" and "seq_len" axes) built from the standard RNN / LSTM / GRU operators, never unrolled loops;
-`save_onnx(proto, path)` writes it atomically; `export_recurrent(layer)` exports a bare layer stack.
+`export_model(model, graph)` returns a checked `onnx.ModelProto` (opset `OPSET` = 21, float32 even for
+float64 models, dynamic "batch" and "seq_len" axes) built from the standard RNN / LSTM / GRU operators,
+never unrolled loops; `save_onnx(proto, path)` writes it atomically; `export_recurrent(layer)` exports a
+bare layer stack.
 
 Graphs per model kind (inputs -> outputs; B batch, T steps, L*D layers x directions, H hidden size):
 

@@ -235,3 +235,19 @@ def test_one_to_many_full_graph_equals_engine_teacher_forcing():
         logits = model.net.forward(labels, ids)
     got = session(export_model(model, "full")).run(None, {"label": labels, "tokens": ids, "lengths": lengths})
     close(got[0], logits)
+
+
+def test_float64_model_exports_as_float32_within_tolerance():
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.model import Model
+
+    base = make_model("language_model", "gru")
+    model = Model(ModelConfig(task="language_model", cell="gru", hidden_size=8, num_layers=2, embedding_dim=5,
+                              dtype="float64", seed=1), tokenizer=base.tokenizer)
+    ids, lengths = random_batch(model.tokenizer.vocab_size, 3, 6, np.random.default_rng(10))
+    with no_grad():
+        logits, _ = model.net.eval().forward(ids, lengths)
+    proto = export_model(model, "full")
+    assert all(t.data_type == onnx.TensorProto.FLOAT for t in proto.graph.initializer
+               if t.data_type != onnx.TensorProto.INT64)
+    close(session(proto).run(None, {"tokens": ids, "lengths": lengths})[0], logits)
