@@ -96,12 +96,14 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     metrics = Metrics()
     store = ModelStore(config.model_dir)
     jobs = JobManager(config.model_dir, max_running=config.max_training_jobs,
-                      start_method=config.worker_start_method,
+                      max_queued=config.max_queued_jobs, start_method=config.worker_start_method,
                       on_change=lambda counts: metrics.set_job_counts(counts.items()))
     state = ServerState(config=config, store=store, jobs=jobs, metrics=metrics,
                         sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
-                        uploads=UploadStore(config.model_dir, config.max_upload_bytes))
-    interceptors = [CallInterceptor(metrics, StreamLimiter(config.max_concurrent_streams), state.draining)]
+                        uploads=UploadStore(config.model_dir, config.max_upload_bytes,
+                                            config.max_upload_disk_bytes))
+    limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
+    interceptors = [CallInterceptor(metrics, limiter, state.draining)]
     if tokens is not None:
         interceptors.append(auth.AuthInterceptor(tokens))
     workers = config.max_concurrent_streams + 16

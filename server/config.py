@@ -44,6 +44,9 @@ class ServerConfig:
     sequence_idle_timeout: float = 60.0  # seconds before an idle PredictStream sequence is released
     max_open_sequences: int = 1024  # PredictStream sequences held at once, over all streams
     max_upload_bytes: int = 256 * 1024 * 1024  # UploadDataset total size
+    max_upload_disk_bytes: int = 1024 * 1024 * 1024  # all uploads together on disk (model_dir/.uploads)
+    max_streams_per_client: int = 0  # open streams of one client (token, else peer host); 0: no own limit
+    max_queued_jobs: int = 32  # training jobs waiting for a worker slot
     shutdown_grace: float = 10.0  # seconds in-flight calls get on SIGTERM
     worker_start_method: str = "spawn"  # multiprocessing context of training workers
 
@@ -55,7 +58,8 @@ class ServerConfig:
                                 ("max_message_bytes", 1024, 2**31 - 1), ("max_sequence_length", 1, 10**8),
                                 ("max_batch_size", 1, 10**6), ("max_new_tokens", 1, 10**7),
                                 ("max_concurrent_streams", 1, 10**5), ("max_open_sequences", 1, 10**7),
-                                ("max_upload_bytes", 1, 2**40)):
+                                ("max_upload_bytes", 1, 2**40), ("max_upload_disk_bytes", 1, 2**50),
+                                ("max_streams_per_client", 0, 10**5), ("max_queued_jobs", 0, 10**5)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")

@@ -8,6 +8,7 @@ returned in initial metadata and in every error status. When the call ends (for 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import re
 import threading
@@ -35,22 +36,42 @@ def note_model(name: str) -> None:
 
 
 class StreamLimiter:
-    """Counts open streaming calls against `max_concurrent_streams`."""
+    """Counts open streaming calls against `max_concurrent_streams` in total and `per_client` per client."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         self.limit, self.open = limit, 0
+        self.per_client = per_client or limit  # 0: a client may use every slot
+        self.by_client: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def acquire(self) -> bool:
+    def acquire(self, client: str = "") -> str | None:
+        """Take a slot for `client`; None when granted, else the name of the limit that is full."""
         with self._lock:
             if self.open >= self.limit:
-                return False
+                return "max_concurrent_streams"
+            if self.by_client.get(client, 0) >= self.per_client:
+                return "max_streams_per_client"
             self.open += 1
-            return True
+            self.by_client[client] = self.by_client.get(client, 0) + 1
+            return None
 
-    def release(self) -> None:
+    def release(self, client: str = "") -> None:
         with self._lock:
             self.open -= 1
+            left = self.by_client.get(client, 0) - 1
+            if left > 0:
+                self.by_client[client] = left
+            else:
+                self.by_client.pop(client, None)
+
+
+def client_key(context, meta: dict) -> str:
+    """Who a call is from, for per-client limits: its bearer token (hashed, never kept) or its peer host."""
+    auth = meta.get("authorization")
+    if isinstance(auth, str) and auth:
+        return "token:" + hashlib.sha256(auth.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    peer = context.peer() or ""
+    return "peer:" + (peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer)
 
 
 class CallInterceptor(grpc.ServerInterceptor):
@@ -92,9 +113,11 @@ class CallInterceptor(grpc.ServerInterceptor):
         if self.draining.is_set():
             self._reject(context, ServiceError(grpc.StatusCode.UNAVAILABLE, "server is shutting down"), rid)
         if streaming:
-            if not self.limiter.acquire():
-                self._reject(context, exhausted("max_concurrent_streams",
-                                                f"too many open streams ({self.limiter.limit})"), rid)
+            info["client"] = client_key(context, meta)
+            full = self.limiter.acquire(info["client"])
+            if full is not None:
+                limit = self.limiter.limit if full == "max_concurrent_streams" else self.limiter.per_client
+                self._reject(context, exhausted(full, f"too many open streams ({limit})"), rid)
             info["stream"] = True
             self.metrics.active_streams.labels(method).inc()
         return info
@@ -108,7 +131,7 @@ class CallInterceptor(grpc.ServerInterceptor):
             return
         info["finished"] = True
         if info["stream"]:
-            self.limiter.release()
+            self.limiter.release(info["client"])
             self.metrics.active_streams.labels(info["method"]).dec()
         code = context.code()
         if code is None or code == grpc.StatusCode.OK:

@@ -43,12 +43,13 @@ class _Live:
 class JobManager:
     """Owns every job under `model_dir/.jobs`; thread-safe."""
 
-    def __init__(self, model_dir: Path, *, max_running: int = 1, start_method: str = "spawn",
+    def __init__(self, model_dir: Path, *, max_running: int = 1, max_queued: int = MAX_QUEUED,
+                 start_method: str = "spawn",
                  on_change: Callable[[dict[str, int]], None] | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.root = self.model_dir / ".jobs"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_running = max_running
+        self.max_running, self.max_queued = max_running, max_queued
         self.ctx = mp.get_context(start_method)
         self.on_change = on_change
         self._lock = threading.RLock()
@@ -140,8 +141,8 @@ class JobManager:
                 raise AlreadyExists(f"model {model!r} is being trained by another job")
             if model_exists and not overwrite:
                 raise AlreadyExists(f"model {model!r} already exists (set overwrite to replace it)")
-            if len(self._queue) >= MAX_QUEUED:
-                raise exhausted("max_queued_jobs", f"{MAX_QUEUED} training jobs are already waiting")
+            if len(self._queue) >= self.max_queued and self._running() >= self.max_running:
+                raise exhausted("max_queued_jobs", f"{self.max_queued} training jobs are already waiting")
             job_id = "job-" + secrets.token_hex(6)
             files = jr.JobFiles(self.root, job_id)
             files.dir.mkdir(parents=True)

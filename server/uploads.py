@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,10 +21,32 @@ DATASET_ID = re.compile(r"ds-[0-9a-f]{24}")
 
 
 class UploadStore:
-    def __init__(self, model_dir: Path, max_bytes: int) -> None:
+    """Uploads of at most `max_bytes` each and `max_disk_bytes` on disk together (0: no total limit)."""
+
+    def __init__(self, model_dir: Path, max_bytes: int, max_disk_bytes: int = 0) -> None:
         self.root = Path(model_dir) / ".uploads"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
+        for part in self.root.glob(".part-*"):  # left by a crash mid-upload
+            part.unlink(missing_ok=True)
+        self.max_bytes, self.max_disk_bytes = max_bytes, max_disk_bytes
+        self._lock = threading.Lock()
+        self._stored = sum(p.stat().st_size for p in self.root.iterdir()
+                           if p.is_file() and not p.is_symlink())
+        self._receiving = 0  # bytes of uploads in progress
+
+    def _reserve(self, n: int) -> None:
+        """Count `n` more bytes against the disk quota; RESOURCE_EXHAUSTED when it would be exceeded."""
+        with self._lock:
+            if self.max_disk_bytes and self._stored + self._receiving + n > self.max_disk_bytes:
+                used = self._stored + self._receiving
+                raise exhausted("max_upload_disk_bytes",
+                                f"uploads already use {used} of {self.max_disk_bytes} bytes of disk")
+            self._receiving += n
+
+    def _settle(self, received: int, stored: int) -> None:
+        with self._lock:
+            self._receiving -= received
+            self._stored += stored
 
     def receive(self, requests: Iterable[tpb.UploadDatasetRequest]) -> tuple[str, int, str]:
         """Write an upload stream (info first, then chunks); returns (dataset_id, size, sha256 hex)."""
@@ -37,15 +60,17 @@ class UploadStore:
         if info.size_bytes > self.max_bytes:
             raise exhausted("max_upload_bytes", f"info.size_bytes: {info.size_bytes} bytes is too large")
         tmp = self.root / f".part-{secrets.token_hex(8)}"
-        digest, size = hashlib.sha256(), 0
+        digest, size, reserved, stored = hashlib.sha256(), 0, 0, 0
         try:
             with open(tmp, "wb") as f:
                 for n, msg in enumerate(it, start=1):
                     if msg.WhichOneof("part") != "chunk":
                         raise invalid(f"chunk[{n}]", "expected a chunk; info may only come first")
-                    size += len(msg.chunk)
-                    if size > self.max_bytes:
+                    if size + len(msg.chunk) > self.max_bytes:
                         raise exhausted("max_upload_bytes", f"the upload exceeds {self.max_bytes} bytes")
+                    self._reserve(len(msg.chunk))
+                    reserved += len(msg.chunk)
+                    size += len(msg.chunk)
                     digest.update(msg.chunk)
                     f.write(msg.chunk)
             if size == 0:
@@ -54,20 +79,43 @@ class UploadStore:
                 raise invalid("info.size_bytes", f"announced {info.size_bytes} bytes, received {size}")
             sha = digest.hexdigest()
             dataset_id = "ds-" + sha[:24]
-            os.replace(tmp, self.root / dataset_id)
-            meta = {"name": info.name, "format": tpb.DatasetFormat.Name(info.format), "size_bytes": size,
-                    "sha256": sha}
-            (self.root / f"{dataset_id}.json").write_text(json.dumps(meta))
+            meta = json.dumps({"name": info.name, "format": tpb.DatasetFormat.Name(info.format),
+                               "size_bytes": size, "sha256": sha}).encode()
+            self._reserve(len(meta))
+            reserved += len(meta)
+            target = self.root / dataset_id
+            replaced = _size(target) + _size(self.root / f"{dataset_id}.json")  # same content uploaded again
+            # the sidecar first: a crash in between leaves no data file without it
+            _write_atomic(self.root / f"{dataset_id}.json", meta)
+            os.replace(tmp, target)
+            stored = size + len(meta) - replaced
             return dataset_id, size, sha
         finally:
             tmp.unlink(missing_ok=True)
+            self._settle(reserved, stored)
 
     def read(self, dataset_id: str, field: str = "dataset.dataset_id") -> tuple[bytes, int]:
         """(content, DatasetFormat) of an upload; INVALID_ARGUMENT for a malformed id, NOT_FOUND if absent."""
         if not DATASET_ID.fullmatch(dataset_id):
             raise invalid(field, f"expected an id returned by UploadDataset (ds-...), got {dataset_id!r}")
-        path = self.root / dataset_id
-        if not path.is_file():
+        path, sidecar = self.root / dataset_id, self.root / f"{dataset_id}.json"
+        if not (path.is_file() and sidecar.is_file()) or path.is_symlink() or sidecar.is_symlink():
             raise ServiceError(grpc.StatusCode.NOT_FOUND, f"{field}: dataset {dataset_id!r} not found")
-        meta = json.loads((self.root / f"{dataset_id}.json").read_text())
+        meta = json.loads(sidecar.read_text())
         return path.read_bytes(), tpb.DatasetFormat.Value(meta.get("format", "DATASET_FORMAT_UNSPECIFIED"))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".part-{secrets.token_hex(8)}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
