@@ -7,6 +7,7 @@ become messages here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from typing import Any
@@ -83,9 +84,12 @@ def model_config_from(task: str, spec: pb.ModelSpec) -> dict[str, Any]:
     if spec.tokenizer:
         cfg["tokenizer"] = spec.tokenizer
     extra = struct_dict(spec.extra)
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
     for key in extra:
         if key in cfg or key == "task":
             raise invalid(f"spec.extra.{key}", "set by a ModelSpec field already; give it once")
+        if key not in known:
+            raise invalid(f"spec.extra.{key}", f"expected a ModelConfig setting, one of {sorted(known)}")
     cfg.update(extra)
     try:
         return ModelConfig.from_dict(cfg).to_dict()
@@ -112,6 +116,12 @@ def train_config_from(training: pb.TrainingSettings) -> dict[str, Any]:
     if training.optimizer:
         cfg["optimizer"] = training.optimizer
     extra = struct_dict(training.extra)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in extra:
+        if key in cfg:
+            raise invalid(f"training.extra.{key}", "set by a TrainingSettings field already; give it once")
+        if key not in known:
+            raise invalid(f"training.extra.{key}", f"expected a TrainConfig setting, one of {sorted(known)}")
     cfg.update(extra)
     try:
         return TrainConfig.from_dict(cfg).to_dict()

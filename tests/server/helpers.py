@@ -1,0 +1,29 @@
+"""Decoding error details of failed calls (google.rpc.BadRequest, ErrorInfo, RequestInfo) in server tests."""
+
+from __future__ import annotations
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+def details(err: grpc.RpcError) -> dict:
+    """{"fields": [violated fields], "limit": ErrorInfo limit or None, "request_id": str or None}."""
+    out = {"fields": [], "limit": None, "request_id": None}
+    status = rpc_status.from_call(err)
+    for any_msg in status.details if status is not None else []:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RequestInfo):
+            if any_msg.Is(kind.DESCRIPTOR):
+                msg = kind()
+                any_msg.Unpack(msg)
+                if kind is error_details_pb2.BadRequest:
+                    out["fields"] += [v.field for v in msg.field_violations]
+                elif kind is error_details_pb2.ErrorInfo:
+                    out["limit"] = msg.metadata.get("limit")
+                else:
+                    out["request_id"] = msg.request_id
+    return out
+
+
+def trailing(err: grpc.RpcError, key: str) -> str | None:
+    return dict(err.trailing_metadata() or ()).get(key)
