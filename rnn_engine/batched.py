@@ -1,0 +1,223 @@
+"""Batched single-step decoding for serving: one step of many independent generations at once.
+
+A server steps every running generation together (continuous batching): each request keeps its own prompt
+state, sampling settings and random generator in a `Sampler`, and `step_logits` advances all of them by one
+token with one product per layer. The per-token logic is `generate._sample`'s, so a request produces the same
+tokens whether it runs alone or among others, provided the batched step computes each row independently of
+the others. BLAS does so for a fixed number of rows M (a row's result does not depend on its position or on
+the other rows), but rounds differently for different M when M is small: gemv for M == 1, and small-matrix
+kernels below a shape-dependent size. `exact_min_rows(model, max_rows)` finds, once per network shape, the
+smallest M0 such that every M in [M0, max_rows] gives the same rows, and `step_logits` pads smaller batches
+to M0 rows (repeating the last row), so a stream gets the same logits alone or in any batch up to max_rows.
+
+States are the networks' `(h, c)` pairs, h (L, B, H) (c None unless LSTM): `stack_states` joins the rows of
+several, `split_state` takes them apart again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .backend import no_grad, xp
+from .config import GenerationConfig
+from .errors import Cancelled, FailedPrecondition, InvalidInput
+from .losses import log_softmax
+from .models.base import State
+from .tokenizers import BOS_ID, EOS_ID, StreamDecoder
+
+MIN_ROWS = 2  # a product of one row would take BLAS's gemv path and round differently
+_EXACT_ROWS: dict[tuple, int] = {}  # network shape -> M0 (see exact_min_rows)
+BATCHED_TASKS = ("language_model", "one_to_many", "seq2seq")
+
+
+def can_batch(model, cfg: GenerationConfig) -> bool:
+    """True when `model.generate(prompt, cfg)` can run as a `Sampler` (not beam search, not forecasting)."""
+    return model.task in BATCHED_TASKS and not (model.task == "seq2seq" and cfg.beam_size > 1)
+
+
+def stack_states(states: Sequence[State]) -> State:
+    """Join single- or multi-row states along the batch axis: h (L, sum B_i, H)."""
+    if not states:
+        raise InvalidInput("states: expected at least one state, got none")
+    h = xp.concatenate([s[0] for s in states], axis=1)
+    if any((s[1] is None) != (states[0][1] is None) for s in states):
+        raise InvalidInput("states: expected states of one cell kind, got LSTM and non-LSTM states mixed")
+    c = None if states[0][1] is None else xp.concatenate([s[1] for s in states], axis=1)
+    return h, c
+
+
+def split_state(state: State) -> list[State]:
+    """One single-row state (h (L, 1, H), c) per batch row of `state` (views, no copies)."""
+    h, c = state
+    return [(h[:, b : b + 1], None if c is None else c[:, b : b + 1]) for b in range(h.shape[1])]
+
+
+def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS) -> tuple[Any, State]:
+    """Feed one token to each of B streams: token_ids (B,) and state (L, B, H) -> logits (B, V), new state.
+
+    Batches smaller than `min_rows` are padded (use `exact_min_rows`); then row b of the result depends only
+    on row b of the inputs, so a stream gets the same logits alone or in any batch.
+    """
+    if model.task not in BATCHED_TASKS:
+        raise FailedPrecondition(f"step_logits: a {model.task} model does not generate tokens")
+    ids = xp.asarray(token_ids)
+    if ids.ndim != 1 or ids.size == 0 or not xp.issubdtype(ids.dtype, xp.integer):
+        raise InvalidInput(f"token_ids: expected a non-empty (B,) integer array, got shape {ids.shape} "
+                           f"dtype {ids.dtype}")
+    V = model.tokenizer.vocab_size
+    if ids.min() < 0 or ids.max() >= V:
+        raise InvalidInput(f"token_ids: expected ids in [0, {V}), got {ids.min()}..{ids.max()}")
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise InvalidInput(f"min_rows: expected an int >= 1, got {min_rows!r}")
+    h, c = state
+    B = ids.shape[0]
+    if h.ndim != 3 or h.shape[1] != B or (c is not None and c.shape != h.shape):
+        raise InvalidInput(f"state: expected (L, {B}, H) arrays, got {h.shape} and "
+                           f"{None if c is None else c.shape}")
+    pad = max(0, min_rows - B)
+    if pad:
+        ids = xp.concatenate([ids, xp.repeat(ids[-1:], pad)])
+        h = xp.concatenate([h, xp.repeat(h[:, -1:], pad, axis=1)], axis=1)
+        c = None if c is None else xp.concatenate([c, xp.repeat(c[:, -1:], pad, axis=1)], axis=1)
+    net = model.net
+    with no_grad():
+        net.eval()
+        if model.task == "language_model":
+            out, (h, c) = net.forward(ids[:, None], None, (h, c))
+        else:
+            out, (h, c) = net.decode(ids[:, None], (h, c))
+    if pad:
+        out, h, c = out[:B], h[:, :B], None if c is None else c[:, :B]
+    return out[:, -1], (h, c)
+
+
+def _shape_key(model) -> tuple:
+    return (model.task, type(model.net).__name__,
+            tuple(sorted((k, tuple(p.shape), str(p.dtype)) for k, p in model.params.items())))
+
+
+def exact_min_rows(model, max_rows: int) -> int:
+    """Smallest M0 >= MIN_ROWS such that batches of M0..max_rows rows give bit-identical rows (see module
+    docstring); measured once per network shape with random weights-independent probes, then cached."""
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
+    key = (_shape_key(model), max_rows)
+    if key in _EXACT_ROWS:
+        return _EXACT_ROWS[key]
+    rng = xp.random.default_rng(0)
+    n = max(max_rows, MIN_ROWS)
+    rnn = model.net.decoder if model.task != "language_model" else model.net.rnn
+    shape = (rnn.num_layers, n, rnn.hidden_size)
+    h = rng.standard_normal(shape).astype(rnn.dtype)
+    c = rng.standard_normal(shape).astype(rnn.dtype) if rnn.mode == "LSTM" else None
+    ids = rng.integers(0, model.tokenizer.vocab_size, size=n)
+    ref, (ref_h, _) = step_logits(model, ids, (h, c), min_rows=1)
+    m0 = MIN_ROWS
+    for m in range(n - 1, MIN_ROWS - 1, -1):
+        out, (hm, _) = step_logits(model, ids[:m], (h[:, :m], None if c is None else c[:, :m]), min_rows=1)
+        if not (xp.array_equal(out, ref[:m]) and xp.array_equal(hm, ref_h[:, :m])):
+            m0 = m + 1
+            break
+    _EXACT_ROWS[key] = m0
+    return m0
+
+
+class Sampler:
+    """One generation request, advanced by a scheduler; the same records `generate._sample` yields.
+
+    Construction validates the settings and runs the prompt (prefill). Then, repeatedly: `emit()` picks the
+    next token from the pending logits and returns the records it produces (a GeneratedToken, and a final
+    GenerationEnd when the request finished); while not `done`, `token` must be fed through `step_logits`
+    and the result handed back with `feed(logits_row, state_row)`.
+    """
+
+    def __init__(self, model, prompt: Any, cfg: GenerationConfig,
+                 should_stop: Callable[[], bool] | None = None) -> None:
+        from .generate import _start  # the same prefill as Model.generate
+
+        if not isinstance(cfg, GenerationConfig):
+            raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+        cfg.validate()
+        if should_stop is not None and not callable(should_stop):
+            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+        if not can_batch(model, cfg):
+            raise FailedPrecondition(f"Sampler: a {model.task} model with beam_size={cfg.beam_size} "
+                                     "cannot be batched; use Model.generate")
+        self.model, self.cfg, self.should_stop = model, cfg, should_stop
+        with no_grad():
+            model.net.eval()
+            _, logits, self.state, prompt_ids = _start(model, prompt, cfg)
+        self.logits = logits
+        self.prompt_tokens = len(prompt_ids)
+        self.rng = xp.random.default_rng(cfg.seed)
+        previous = prompt_ids[-1] if len(prompt_ids) > 1 else None
+        self.decoder = StreamDecoder(model.tokenizer, previous=previous)
+        self.history = [i for i in prompt_ids if i != BOS_ID] if model.task != "seq2seq" else []
+        self.text, self.count, self.done, self.token = "", 0, False, -1
+
+    def emit(self) -> list:
+        """The records of the next token (raises Cancelled when should_stop() says so)."""
+        from .generate import GeneratedToken, choose
+
+        if self.done:
+            raise FailedPrecondition("emit: the generation has finished")
+        if self.count >= self.cfg.max_new_tokens:
+            return self._end("length")
+        if self.should_stop is not None and self.should_stop():
+            self.done = True
+            raise Cancelled("generation cancelled")
+        token = choose(self.logits, self.cfg, self.history, self.rng)
+        if token == EOS_ID:
+            return self._end("eos")
+        logprob = float(log_softmax(xp.asarray(self.logits, dtype=xp.float64))[token])
+        piece = self.decoder.push(token)
+        self.text += piece
+        self.count += 1
+        self.history.append(token)
+        records: list = [GeneratedToken(token, piece, logprob)]
+        if any(s in self.text[-(len(s) + len(piece)):] for s in self.cfg.stop):
+            return records + self._end("stop")
+        if self.count >= self.cfg.max_new_tokens:
+            return records + self._end("length")
+        self.token = token
+        return records
+
+    def feed(self, logits_row, state_row: State) -> None:
+        """The step result of this request's `token`: logits (V,) and its single-row state."""
+        self.logits, self.state = logits_row, state_row
+
+    def _end(self, reason: str) -> list:
+        from .generate import GenerationEnd
+
+        self.done = True
+        tail = self.decoder.flush()
+        return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail)]
+
+
+def stack_stream_states(states: Sequence[dict]) -> dict:
+    """Join `Model.initial_state` / `predict_chunk` states of one model into one state of all streams."""
+    if not states or not all(isinstance(s, dict) and "batch" in s and "rnn" in s for s in states):
+        raise InvalidInput("states: expected a non-empty list of Model.initial_state() states")
+    if len({s["task"] for s in states}) != 1:
+        raise InvalidInput("states: expected states of one model, got several tasks")
+    out = {k: v for k, v in states[0].items() if k not in ("batch", "rnn")}
+    out["batch"] = sum(s["batch"] for s in states)
+    out["rnn"] = stack_states([s["rnn"] for s in states])
+    for key, value in states[0].items():
+        if isinstance(value, list):
+            out[key] = [x for s in states for x in s[key]]
+    return out
+
+
+def split_stream_state(state: dict) -> list[dict]:
+    """One single-stream state per stream of `state` (the inverse of `stack_stream_states`)."""
+    if not isinstance(state, dict) or "batch" not in state or "rnn" not in state:
+        raise InvalidInput("state: expected a Model.initial_state() state")
+    rnn = split_state(state["rnn"])
+    parts = []
+    for b in range(state["batch"]):
+        part = {k: (v[b : b + 1] if isinstance(v, list) else v) for k, v in state.items()}
+        part["batch"], part["rnn"] = 1, rnn[b]
+        parts.append(part)
+    return parts

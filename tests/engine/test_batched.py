@@ -1,0 +1,126 @@
+"""rnn_engine.batched: a batched step equals the single-stream step row by row; Sampler = Model.generate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnn_engine.batched import (
+    MIN_ROWS,
+    Sampler,
+    exact_min_rows,
+    split_state,
+    split_stream_state,
+    stack_states,
+    stack_stream_states,
+    step_logits,
+)
+from rnn_engine.config import GenerationConfig, ModelConfig
+from rnn_engine.errors import FailedPrecondition, InvalidInput
+from rnn_engine.generate import GeneratedToken, GenerationEnd
+from rnn_engine.model import Model
+from rnn_engine.tokenizers import CharTokenizer
+
+TEXT = "the quick brown fox jumps over the lazy dog. THE END!\n"
+
+
+def lm(cell="lstm", dtype="float32", seed=0, hidden=48) -> Model:
+    cfg = ModelConfig(cell=cell, hidden_size=hidden, num_layers=2, embedding_dim=16, dtype=dtype, seed=seed)
+    return Model(cfg, tokenizer=CharTokenizer.fit([TEXT]))
+
+
+def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
+    """Drive several Samplers as a scheduler does: emit, then one batched step of those still running."""
+    m0 = exact_min_rows(model, max_rows)
+    samplers = [Sampler(model, p, c) for p, c in prompts_cfgs]
+    records = [[] for _ in samplers]
+    while True:
+        ready = []
+        for i, s in enumerate(samplers):
+            if not s.done:
+                records[i] += s.emit()
+                if not s.done:
+                    ready.append(s)
+        if not ready:
+            return records
+        ids = np.array([s.token for s in ready])
+        logits, state = step_logits(model, ids, stack_states([s.state for s in ready]), min_rows=m0)
+        for s, row, st in zip(ready, logits, split_state(state), strict=True):
+            s.feed(row, st)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_step_rows_do_not_depend_on_the_rest_of_the_batch(cell, rng):
+    model = lm(cell)
+    B, V = 16, model.tokenizer.vocab_size
+    m0 = exact_min_rows(model, B)
+    assert MIN_ROWS <= m0 <= B
+    ids = rng.integers(4, V, size=B)
+    h = rng.standard_normal((2, B, 48)).astype(np.float32)
+    c = rng.standard_normal((2, B, 48)).astype(np.float32) if cell == "lstm" else None
+    full, (hn, cn) = step_logits(model, ids, (h, c), min_rows=m0)
+    assert full.shape == (B, V)
+    for size in (1, 2, 3, 5, 7, 9):  # consecutive slices: every row at other positions with other neighbours
+        for start in range(0, B, size):
+            sl = slice(start, start + size)
+            state = (h[:, sl], None if c is None else c[:, sl])
+            part, (hp, cp) = step_logits(model, ids[sl], state, min_rows=m0)
+            np.testing.assert_array_equal(part, full[sl])
+            np.testing.assert_array_equal(hp, hn[:, sl])
+            if c is not None:
+                np.testing.assert_array_equal(cp, cn[:, sl])
+
+
+def test_sampler_gives_model_generate_tokens_alone_and_in_a_batch():
+    model = lm()
+    free = list(model.generate("fox", GenerationConfig(max_new_tokens=40, seed=5)))[-1].text
+    cases = [("the ", GenerationConfig(max_new_tokens=25, temperature=0.0, seed=1)),
+             ("qu", GenerationConfig(max_new_tokens=30, temperature=1.0, seed=2)),
+             ("", GenerationConfig(max_new_tokens=20, temperature=0.8, top_k=5, seed=3)),
+             ("dog", GenerationConfig(max_new_tokens=40, top_p=0.9, repetition_penalty=1.3, seed=4)),
+             ("fox", GenerationConfig(max_new_tokens=40, stop=[free[5:7]], seed=5))]
+    together = run_batched(model, cases)
+    for (prompt, cfg), got in zip(cases, together, strict=True):
+        alone = run_batched(model, [(prompt, cfg)])[0]
+        reference = list(model.generate(prompt, cfg))
+        assert got == alone
+        assert [r.id for r in got if isinstance(r, GeneratedToken)] == \
+               [r.id for r in reference if isinstance(r, GeneratedToken)]
+        assert got[-1].finish_reason == reference[-1].finish_reason
+        assert got[-1].text == reference[-1].text
+        assert isinstance(got[-1], GenerationEnd) and sum(isinstance(r, GenerationEnd) for r in got) == 1
+    assert together[4][-1].finish_reason == "stop"
+
+
+def test_stream_states_stack_and_split_back(rng):
+    model = lm()
+    states = [model.initial_state(1) for _ in range(3)]
+    _, states[1] = model.predict_chunk(["the"], states[1])
+    stacked = stack_stream_states(states)
+    assert stacked["batch"] == 3 and stacked["rnn"][0].shape == (2, 3, 48)
+    back = split_stream_state(stacked)
+    for a, b in zip(states, back, strict=True):
+        np.testing.assert_array_equal(a["rnn"][0], b["rnn"][0])
+        np.testing.assert_array_equal(a["rnn"][1], b["rnn"][1])
+        assert b["batch"] == 1 and b["seen"] == a["seen"]
+
+
+def test_bad_inputs_are_named():
+    model = lm()
+    h = np.zeros((2, 2, 48), np.float32)
+    with pytest.raises(InvalidInput, match="token_ids"):
+        step_logits(model, np.array([1.5, 2.0]), (h, h))
+    with pytest.raises(InvalidInput, match="token_ids: expected ids in"):
+        step_logits(model, np.array([1, 999]), (h, h))
+    with pytest.raises(InvalidInput, match="state"):
+        step_logits(model, np.array([1, 2, 3]), (h, h))
+    with pytest.raises(InvalidInput, match="states"):
+        stack_states([])
+    with pytest.raises(InvalidInput, match="config"):
+        Sampler(model, "a", {"temperature": 0})
+    with pytest.raises(InvalidInput, match="temperature"):
+        Sampler(model, "a", GenerationConfig(temperature=-1.0))
+    sampler = Sampler(model, "a", GenerationConfig(max_new_tokens=1))
+    sampler.emit()
+    with pytest.raises(FailedPrecondition):
+        sampler.emit()
