@@ -47,6 +47,7 @@ class ServerConfig:
     max_upload_disk_bytes: int = 1024 * 1024 * 1024  # all uploads together on disk (model_dir/.uploads)
     max_streams_per_client: int = 0  # open streams of one client (token, else peer host); 0: no own limit
     max_queued_jobs: int = 32  # training jobs waiting for a worker slot
+    max_model_parameters: int = 50_000_000  # Train: estimated parameters of the requested model
     shutdown_grace: float = 10.0  # seconds in-flight calls get on SIGTERM
     worker_start_method: str = "spawn"  # multiprocessing context of training workers
 
@@ -59,7 +60,8 @@ class ServerConfig:
                                 ("max_batch_size", 1, 10**6), ("max_new_tokens", 1, 10**7),
                                 ("max_concurrent_streams", 1, 10**5), ("max_open_sequences", 1, 10**7),
                                 ("max_upload_bytes", 1, 2**40), ("max_upload_disk_bytes", 1, 2**50),
-                                ("max_streams_per_client", 0, 10**5), ("max_queued_jobs", 0, 10**5)):
+                                ("max_streams_per_client", 0, 10**5), ("max_queued_jobs", 0, 10**5),
+                                ("max_model_parameters", 1, 10**12)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")

@@ -10,6 +10,7 @@ from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
 from rnn_engine.config import GenerationConfig
 from rnn_engine.errors import InvalidInput
 
+from .. import limits
 from .. import predict_io as io
 from ..convert import TASK_ENUMS
 from ..errors import abort, exhausted, handle_errors, invalid, with_field_prefix
@@ -88,6 +89,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
     @handle_errors
     def StreamGenerate(self, request, context):
         model = self.state.model(request.model)
+        limits.check_prompt(model, request.prompt, request.stop_sequences, self.state.config)
         config = self._generation_config(request)
         stop = threading.Event()
         context.add_callback(stop.set)

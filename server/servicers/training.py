@@ -7,6 +7,7 @@ from rnn.v1 import training_service_pb2 as tpb
 from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
 from .. import jobrecord as jr
+from .. import limits
 from ..convert import (
     JOB_STATES,
     event_to_pb,
@@ -45,6 +46,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         task = task_from(request.task)
         model_config = model_config_from(task, request.spec)
         train_config = train_config_from(request.training)
+        limits.check_training(model_config, train_config, self.state.config)
         data, suffix = self._dataset(request.dataset, task)
         options = dataset_options(request.dataset.options)
         if len(data) <= CHECK_INLINE_BYTES:
@@ -74,6 +76,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
             fmt = fmt or upload_fmt
         else:
             data = source.text.encode("utf-8") if kind == "text" else source.content
+            limits.check_dataset_size(f"dataset.{kind}", len(data), self.state.config)
         if not data.strip():
             raise invalid(f"dataset.{kind}", "expected a non-empty dataset")
         return data, SUFFIXES.get(fmt) or TASK_SUFFIX.get(task, ".tsv")
