@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,16 @@ from .errors import InvalidArgument
 CELLS = ("rnn", "rnn_tanh", "rnn_relu", "lstm", "gru")
 
 
-def enum_name(enum: EnumTypeWrapper, value: int, prefix: str) -> str:
-    """TASK_LANGUAGE_MODEL -> "language_model"; the UNSPECIFIED value -> ""."""
-    name = enum.Name(value) if value in enum.values() else f"{prefix}UNKNOWN_{value}"
+def enum_name(enum: Any, value: int, prefix: str | None = None) -> str:
+    """TASK_LANGUAGE_MODEL -> "language_model"; the UNSPECIFIED value -> "".
+
+    `enum` is a generated enum wrapper or an EnumDescriptor; `prefix` defaults to the enum's UPPER_SNAKE
+    name plus "_" (the buf STANDARD naming rule)."""
+    desc = enum.DESCRIPTOR if isinstance(enum, EnumTypeWrapper) else enum
+    if prefix is None:
+        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", desc.name).upper() + "_"
+    by_number = desc.values_by_number
+    name = by_number[value].name if value in by_number else f"{prefix}UNKNOWN_{value}"
     name = name.removeprefix(prefix).lower()
     return "" if name == "unspecified" else name
 
@@ -42,7 +50,19 @@ def task_name(value: int) -> str:
 
 
 def _time(ts: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    return ts.ToDatetime() if present and (ts.seconds or ts.nanos) else None
+    """A timezone-aware UTC datetime, or None when the field is unset."""
+    return ts.ToDatetime(tzinfo=UTC) if present and (ts.seconds or ts.nanos) else None
+
+
+def plain_numbers(value: Any) -> Any:
+    """Struct values with integral floats turned back into ints (JSON numbers travel as doubles)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [plain_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    return value
 
 
 def _struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
@@ -68,9 +88,18 @@ def set_fields(msg: Any, values: Mapping[str, Any]) -> None:
             raise InvalidArgument(f"{key}: expected a value of the field's type, got {value!r} ({e})") from e
 
 
-def message_dict(msg: Any) -> dict[str, Any]:
-    """A message as a JSON-able dict with snake_case keys (enum values as their names)."""
-    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+def settings_dict(msg: Any) -> dict[str, Any]:
+    """A ModelSpec / TrainingSettings as a plain dict of the fields that are set (enums as lower-case
+    names without their prefix, e.g. cell "gru"; `extra` Struct entries merged in)."""
+    out: dict[str, Any] = {}
+    for fd, value in msg.ListFields():
+        if fd.name == "extra":
+            out.update(plain_numbers(json_format.MessageToDict(value)))
+        elif fd.enum_type is not None:
+            out[fd.name] = enum_name(fd.enum_type, value)
+        else:
+            out[fd.name] = value
+    return out
 
 
 def model_spec(cell: str | None, options: Mapping[str, Any], extra: Mapping[str, Any] | None) -> Any:
@@ -119,18 +148,18 @@ def job(j: Any) -> types.Job:
         state=enum_name(common_pb2.JobState, j.state, "JOB_STATE_"),
         created=_time(j.created, j.HasField("created")), started=_time(j.started, j.HasField("started")),
         finished=_time(j.finished, j.HasField("finished")), step=j.step, total_steps=j.total_steps,
-        last_loss=j.last_loss, metrics=dict(j.metrics), message=j.message, spec=message_dict(j.spec),
-        training=message_dict(j.training), resumable=j.resumable, event_count=j.event_count,
+        last_loss=j.last_loss, metrics=dict(j.metrics), message=j.message, spec=settings_dict(j.spec),
+        training=settings_dict(j.training), resumable=j.resumable, event_count=j.event_count,
     )
 
 
 def model_info(m: Any) -> types.ModelInfo:
     return types.ModelInfo(
-        name=m.name, task=task_name(m.task), spec=message_dict(m.spec), vocab_size=m.vocab_size,
+        name=m.name, task=task_name(m.task), spec=settings_dict(m.spec), vocab_size=m.vocab_size,
         labels=list(m.labels), parameter_count=m.parameter_count, metrics=dict(m.metrics),
-        created=_time(m.created, m.HasField("created")), training=message_dict(m.training),
+        created=_time(m.created, m.HasField("created")), training=settings_dict(m.training),
         input_size=m.input_size, output_size=m.output_size, job_id=m.job_id,
-        details=json_format.MessageToDict(m.details) if m.HasField("details") else {},
+        details=plain_numbers(json_format.MessageToDict(m.details)) if m.HasField("details") else {},
     )
 
 

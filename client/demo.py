@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         rnnctl("1. train a character-level LSTM", *base, "train", str(corpus), "--name", model,
                "--task", "language_model", "--cell", "lstm", "--tokenizer", "char",
                "--hidden-size", str(args.hidden_size), "--embedding-dim", "32", "--steps", str(args.steps),
-               "--batch-size", "32", "--seq-len", "64", "--lr", "0.005", "--seed", "0",
+               "--batch-size", "32", "--seq-len", "48", "--lr", "0.01", "--seed", "0",
                "--on-interrupt", "cancel")
         rnnctl("2. the stored model", *base, "models", "list")
         rnnctl("3. stream generated text (tokens printed as they arrive)", *base, "generate", model, "The ",
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m client.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     parser.add_argument("--hidden-size", type=int, default=128, help="LSTM hidden size (default 128)")
     parser.add_argument("--corpus-chars", type=int, default=200_000, help="corpus prefix to train on")
     parser.add_argument("--output-dir", help="keep the ONNX file here (default: a temporary directory)")

@@ -36,7 +36,7 @@ def record(obj: Any) -> dict[str, Any]:
     data = dataclasses.asdict(obj)
     for key, value in data.items():
         if isinstance(value, datetime):
-            data[key] = value.isoformat() + "Z"
+            data[key] = value.isoformat()
     return data
 
 

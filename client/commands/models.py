@@ -12,7 +12,8 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 
 
 def _cell(m: ModelInfo) -> str:
-    return str(m.spec.get("cell", "")).removeprefix("CELL_TYPE_").lower()
+    cell = str(m.spec.get("cell", ""))
+    return f"rnn_{m.spec['nonlinearity']}" if cell == "rnn" and m.spec.get("nonlinearity") else cell
 
 
 def _metrics(m: ModelInfo, limit: int = 3) -> str:
@@ -59,7 +60,7 @@ def show(app, model: str) -> None:
         "labels": m.labels if len(m.labels) <= 20 else [*m.labels[:20], f"... {len(m.labels) - 20} more"],
         "metrics": {k: round(v, 6) for k, v in sorted(m.metrics.items())},
         "training": m.training, "job": m.job_id,
-        "created": m.created.isoformat() + "Z" if m.created else "",
+        "created": m.created.isoformat() if m.created else "",
     }, title=f"model {m.name}")
 
 

@@ -118,7 +118,7 @@ def command(app, model: str, output: Path | None) -> None:
     if "train_loss" not in series and "validation_loss" not in series:
         app.console.abort(f"model {model!r} has no training history to plot",
                           hint="models trained by this server record it; imported ones may not")
-    cell = str(info.spec.get("cell", "")).replace("CELL_TYPE_", "").lower()
+    cell = info.spec.get("cell", "")
     draw(series, f"{model} ({info.task}, {cell})", output)
     if app.console.json_mode:
         points = {k: len(v) for k, v in series.items()}

@@ -1,0 +1,47 @@
+"""Client test fixtures: a real in-process server on 127.0.0.1:0 and a tiny language model trained once."""
+
+from __future__ import annotations
+
+import pytest
+
+from client import RnnClient
+
+LM_TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog. " * 12
+CLASSES = "\n".join(f"{w}\t{'animal' if i % 2 == 0 else 'thing'}" for i, w in enumerate(
+    ["cat", "cup", "dog", "pen", "cow", "box", "pig", "mug", "owl", "hat", "eel", "car", "ant", "bag"] * 3))
+TINY = dict(hidden_size=12, embedding_dim=8, max_steps=12, batch_size=4, seq_len=16, seed=3)
+
+
+@pytest.fixture(scope="session")
+def server_address(tmp_path_factory):
+    """Address of a real server (models in a temp dir, no metrics endpoint), drained after the session."""
+    server_mod = pytest.importorskip("server", reason="the server package is needed for end-to-end tests")
+    config = server_mod.ServerConfig(port=0, model_dir=tmp_path_factory.mktemp("client-models"), metrics_port=0,
+                                     max_training_jobs=2)
+    server, port = server_mod.create_server(config)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.drain(2)
+
+
+@pytest.fixture(scope="session")
+def client(server_address):
+    with RnnClient(server_address, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def lm(client) -> str:
+    """Name of a tiny GRU character language model trained through RnnClient.train."""
+    events = list(client.train("tiny-lm", text=LM_TEXT, cell="gru", overwrite=True, **TINY))
+    assert events[-1].is_final and events[-1].state == "succeeded", events[-1]
+    return "tiny-lm"
+
+
+@pytest.fixture(scope="session")
+def classifier(client) -> str:
+    """Name of a tiny LSTM classifier (animal/thing) trained through RnnClient.train."""
+    events = list(client.train("tiny-clf", task="classification", text=CLASSES, data_format="tsv",
+                               cell="lstm", overwrite=True, **TINY))
+    assert events[-1].state == "succeeded", events[-1]
+    return "tiny-clf"
