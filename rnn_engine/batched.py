@@ -99,28 +99,44 @@ def _shape_key(model) -> tuple:
 
 def exact_min_rows(model, max_rows: int) -> int:
     """Smallest M0 >= MIN_ROWS such that batches of M0..max_rows rows give bit-identical rows (see module
-    docstring); measured once per network shape with random weights-independent probes, then cached."""
+    docstring), probed once per network shape with random inputs (weights do not matter), then cached.
+
+    Padding a Predict batch to M0 rows makes every product of its forward pass (M = B or B*T >= M0) take the
+    same arithmetic per row as well. Forecasters (value inputs) are not probed: MIN_ROWS.
+    """
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
+    if model.task == "forecasting":
+        return MIN_ROWS
     key = (_shape_key(model), max_rows)
-    if key in _EXACT_ROWS:
-        return _EXACT_ROWS[key]
+    if key not in _EXACT_ROWS:
+        _EXACT_ROWS[key] = _probe_min_rows(model, max(max_rows, MIN_ROWS))
+    return _EXACT_ROWS[key]
+
+
+def _probe_min_rows(model, n: int) -> int:
+    net = model.net
+    decoder = model.task in ("one_to_many", "seq2seq")
+    rnn = net.decoder if decoder else net.rnn
     rng = xp.random.default_rng(0)
-    n = max(max_rows, MIN_ROWS)
-    rnn = model.net.decoder if model.task != "language_model" else model.net.rnn
-    shape = (rnn.num_layers, n, rnn.hidden_size)
+    shape = (rnn.num_layers * rnn.num_directions, n, rnn.hidden_size)
     h = rng.standard_normal(shape).astype(rnn.dtype)
     c = rng.standard_normal(shape).astype(rnn.dtype) if rnn.mode == "LSTM" else None
-    ids = rng.integers(0, model.tokenizer.vocab_size, size=n)
-    ref, (ref_h, _) = step_logits(model, ids, (h, c), min_rows=1)
-    m0 = MIN_ROWS
+    ids = rng.integers(0, model.tokenizer.vocab_size, size=(n, 1))
+
+    def run(m):
+        state = (h[:, :m], None if c is None else c[:, :m])
+        with no_grad():
+            net.eval()
+            out, (hm, _) = net.decode(ids[:m], state) if decoder else net.forward(ids[:m], None, state)
+        return out, hm
+
+    ref, ref_h = run(n)
     for m in range(n - 1, MIN_ROWS - 1, -1):
-        out, (hm, _) = step_logits(model, ids[:m], (h[:, :m], None if c is None else c[:, :m]), min_rows=1)
+        out, hm = run(m)
         if not (xp.array_equal(out, ref[:m]) and xp.array_equal(hm, ref_h[:, :m])):
-            m0 = m + 1
-            break
-    _EXACT_ROWS[key] = m0
-    return m0
+            return m + 1
+    return MIN_ROWS
 
 
 class Sampler:

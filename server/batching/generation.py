@@ -1,0 +1,218 @@
+"""Continuous batching of StreamGenerate: one worker thread per model steps every running generation together.
+
+A call's prompt is run in the caller's thread (prefill, `rnn_engine.batched.Sampler`), then the request waits
+in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is cancelled or
+hits a stop condition. Each request keeps its own settings and random generator, and the batched step computes
+rows independently (`rnn_engine.batched.step_logits`), so its tokens are those it would produce alone.
+
+Each stream has its own output queue (`TokenStream`): the worker never blocks on a reader. A stream whose
+reader has fallen `max_backlog` tokens behind is skipped (paused) until the reader catches up; the others
+keep going. The worker thread starts on demand and exits when it has nothing to do, so a retired scheduler
+(model swapped or evicted) finishes its in-flight requests and then disappears.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rnn_engine.batched import Sampler, exact_min_rows, split_state, stack_states, step_logits
+from rnn_engine.config import GenerationConfig
+
+from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
+
+IDLE_EXIT_SECONDS = 5.0  # a worker with nothing to do for this long exits (restarted by the next call)
+_END = object()
+
+
+class TokenStream:
+    """The records of one generation (GeneratedToken..., GenerationEnd) as an iterator; errors re-raised."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None) -> None:
+        self._q: queue.Queue = queue.Queue()
+        self._cancel = threading.Event()
+        self._user_stop = should_stop
+        self.enqueued = time.monotonic()
+        self.wake: threading.Event | None = None  # set by the scheduler: reading may un-pause the stream
+
+    def should_stop(self) -> bool:
+        return self._cancel.is_set() or (self._user_stop is not None and bool(self._user_stop()))
+
+    def cancel(self) -> None:
+        """Stop the generation at its next step (the reader then gets Cancelled)."""
+        self._cancel.set()
+
+    def backlog(self) -> int:
+        return self._q.qsize()
+
+    def put(self, item: Any) -> None:
+        self._q.put(item)
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self) -> Any:
+        item = self._q.get()
+        if self.wake is not None:
+            self.wake.set()
+        if item is _END:
+            self._q.put(_END)  # stay exhausted
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._q.put(_END)
+            raise item
+        if hasattr(item, "finish_reason"):
+            self._q.put(_END)
+        return item
+
+
+class _Request:
+    __slots__ = ("sampler", "stream", "deadline")
+
+    def __init__(self, sampler: Sampler, stream: TokenStream, deadline: float | None) -> None:
+        self.sampler, self.stream, self.deadline = sampler, stream, deadline
+
+
+class GenerationScheduler:
+    """Continuous batching for one loaded model (see the module docstring)."""
+
+    def __init__(self, model, name: str, settings: BatchSettings,
+                 metrics: BatchMetrics | None = None) -> None:
+        self.model, self.name, self.settings = model, name, settings
+        self.metrics = metrics or BatchMetrics()
+        self._waiting: deque[_Request] = deque()
+        self._reserved = 0  # calls admitted to the queue but still running their prefill
+        self._active: list[_Request] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._min_rows: int | None = None  # rows a step is padded to, so rows never depend on the batch
+        self._depth = self.metrics.queue_depth.labels(name, "generate")
+
+    # ------------------------------------------------------------------------------------------ callers
+    def submit(self, prompt: Any, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None,
+               deadline: float | None = None) -> TokenStream:
+        """Queue a generation; RESOURCE_EXHAUSTED at once when `queue_depth` calls are already waiting.
+
+        `deadline` is a time.monotonic() instant; a call still queued then ends with DEADLINE_EXCEEDED.
+        Invalid settings or prompt raise here, before anything is queued.
+        """
+        with self._lock:
+            if len(self._waiting) + self._reserved >= self.settings.queue_depth:
+                self.metrics.rejected.labels("generate").inc()
+                raise queue_full("generate", self.settings.queue_depth)
+            self._reserved += 1
+        try:
+            stream = TokenStream(should_stop)
+            sampler = Sampler(self.model, prompt, cfg, stream.should_stop)  # validation and prefill
+        except BaseException:
+            with self._lock:
+                self._reserved -= 1
+            raise
+        stream.wake = self._wake
+        with self._lock:
+            self._reserved -= 1
+            self._waiting.append(_Request(sampler, stream, deadline))
+            self._depth.set(len(self._waiting))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name=f"rnn-generate-{self.name}")
+                self._thread.start()
+        self._wake.set()
+        return stream
+
+    def running(self) -> int:
+        """Requests in the batch plus those waiting to join it."""
+        with self._lock:
+            return len(self._active) + len(self._waiting) + self._reserved
+
+    # ------------------------------------------------------------------------------------------ worker
+    def _admit(self) -> None:
+        """Move waiting requests into the batch (those past their deadline end instead)."""
+        with self._lock:
+            now = time.monotonic()
+            expired = [r for r in self._waiting if r.deadline is not None and now > r.deadline]
+            for req in expired:
+                self._waiting.remove(req)
+                req.stream.put(deadline_exceeded("generate", now - req.stream.enqueued))
+            while self._waiting and len(self._active) < self.settings.max_batch_size:
+                req = self._waiting.popleft()
+                self.metrics.queue_seconds.labels("generate").observe(now - req.stream.enqueued)
+                self._active.append(req)
+            self._depth.set(len(self._waiting))
+
+    def _run(self) -> None:
+        idle_since = None
+        while True:
+            self._admit()
+            if not self._active:
+                with self._lock:
+                    if not self._waiting and self._reserved == 0 and idle_since is not None and \
+                            time.monotonic() - idle_since > IDLE_EXIT_SECONDS:
+                        self._thread = None
+                        return
+                idle_since = idle_since or time.monotonic()
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            idle_since = None
+            try:
+                worked = self._iterate()
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave readers waiting forever
+                self._fail_all(exc)
+                continue
+            if not worked:
+                self._wake.wait(0.01)  # every stream is paused on its reader
+                self._wake.clear()
+
+    def _iterate(self) -> bool:
+        """Emit one token per unpaused request, then step them together; False when all were paused."""
+        ready, done, worked = [], [], False
+        for req in self._active:
+            if req.stream.backlog() >= self.settings.max_backlog and not req.stream.should_stop():
+                continue
+            worked = True
+            try:
+                records = req.sampler.emit()
+            except Exception as exc:  # noqa: BLE001 - Cancelled, or a failure handed to this call only
+                req.stream.put(exc)
+                done.append(req)
+                continue
+            for record in records:
+                req.stream.put(record)
+            (done if req.sampler.done else ready).append(req)
+        if done:
+            with self._lock:
+                self._active = [r for r in self._active if r not in done]
+        if ready:
+            self._step(ready)
+        return worked
+
+    def _fail_all(self, exc: BaseException) -> None:
+        with self._lock:
+            failed, self._active = self._active, []
+        for r in failed:
+            r.stream.put(exc)
+
+    def _step(self, ready: list[_Request]) -> None:
+        import numpy as np
+
+        try:
+            if self._min_rows is None:
+                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size)
+            ids = np.array([r.sampler.token for r in ready], dtype=np.int64)
+            state = stack_states([r.sampler.state for r in ready])
+            logits, state = step_logits(self.model, ids, state, min_rows=self._min_rows)
+        except Exception as exc:  # noqa: BLE001 - the whole step failed: every request in it ends
+            with self._lock:
+                self._active = [r for r in self._active if r not in ready]
+            for r in ready:
+                r.stream.put(exc)
+            return
+        self.metrics.batch_size.labels("generate").observe(len(ready))
+        for r, row, st in zip(ready, logits, split_state(state), strict=True):
+            r.sampler.feed(row, st)

@@ -1,0 +1,109 @@
+"""The batching front door: per loaded model a generation scheduler and two dynamic batchers, LRU-bounded.
+
+Servicers call `generate`, `predict` and `predict_chunk` with the model object they got from the model store.
+Entries are keyed by model name and hold that object: when the store hands out a new object for a name (the
+model was retrained or replaced), the next call builds a fresh entry and the old one is dropped, so calls
+already running finish on the old weights while new calls use the new model; a deleted model is NOT_FOUND in
+the store before it gets here. Dropped entries' worker threads exit once their last call is done. At most
+`max_models` entries are kept (least recently used dropped first). With batching off every call runs alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from rnn_engine.batched import can_batch, exact_min_rows
+from rnn_engine.config import GenerationConfig
+
+from .dynamic import DynamicBatcher, run_chunks, run_predict
+from .generation import GenerationScheduler
+from .settings import BatchMetrics, BatchSettings
+
+
+class _Entry:
+    def __init__(self, model, name: str, settings: BatchSettings, metrics: BatchMetrics) -> None:
+        self.model = model
+        self.generation = GenerationScheduler(model, name, settings, metrics)
+        self.predict = DynamicBatcher(model, name, "predict", run_predict, settings, metrics)
+        self.chunks = DynamicBatcher(model, name, "predict_stream", run_chunks, settings, metrics)
+
+
+class BatchingPool:
+    """Batching for every model the server serves (see the module docstring)."""
+
+    def __init__(self, settings: BatchSettings | None = None, registry: CollectorRegistry | None = None,
+                 max_models: int = 16, latest: Callable[[str], Any] | None = None) -> None:
+        if isinstance(max_models, bool) or not isinstance(max_models, int) or max_models < 1:
+            raise ValueError(f"max_models: expected an int >= 1, got {max_models!r}")
+        self.settings = settings or BatchSettings()
+        self.metrics = BatchMetrics(registry)
+        self.max_models = max_models
+        self.latest = latest  # name -> the current model object (ModelStore.get), to tell old from new
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entry(self, name: str, model) -> _Entry:
+        """The entry serving `model` under `name` (replacing one that serves another object)."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or entry.model is not model:
+                entry = _Entry(model, name, self.settings, self.metrics)
+                self._entries[name] = entry
+            self._entries.move_to_end(name)
+            while len(self._entries) > self.max_models:
+                self._entries.popitem(last=False)
+            return entry
+
+    def loaded(self) -> list[str]:
+        """Names with an entry, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
+    def forget(self, name: str) -> None:
+        """Drop the entry of `name` (its running calls finish)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
+    # ------------------------------------------------------------------------------------------ calls
+    def generate(self, name: str, model, prompt: Any, cfg: GenerationConfig,
+                 should_stop: Callable[[], bool] | None = None, deadline: float | None = None) -> Iterator:
+        """Records of `model.generate(prompt, cfg, should_stop)`, stepped with the model's other streams."""
+        if not self.settings.enabled or not can_batch(model, cfg):
+            return model.generate(prompt, cfg, should_stop=should_stop)
+        return self.entry(name, model).generation.submit(prompt, cfg, should_stop, deadline)
+
+    def predict(self, name: str, model, inputs: list, top_k: int = 1, deadline: float | None = None) -> list:
+        """`model.predict(inputs, top_k)`, run together with other calls arriving within the window."""
+        if not self.settings.enabled:
+            rows = exact_min_rows(model, self.settings.max_batch_size)
+            return run_predict(model, inputs, None, top_k, rows)[0]
+        results, _ = self.entry(name, model).predict.call(inputs, top_k, None, deadline)
+        return results
+
+    def predict_chunk(self, name: str, model, chunk: Any, state: dict, top_k: int = 1,
+                      deadline: float | None = None) -> tuple[dict, dict]:
+        """(result, new state) of one PredictStream sequence's chunk, stepped with other sequences' chunks.
+
+        A sequence started on a model that has since been replaced runs alone on its own (old) model.
+        """
+        if self.settings.enabled:
+            with self._lock:
+                current = self._entries.get(name)
+            if current is None or current.model is model or self._is_latest(name, model):
+                results, states = self.entry(name, model).chunks.call([chunk], top_k, [state], deadline)
+                return results[0], states[0]
+        results, new = model.predict_chunk([chunk], state, top_k=top_k)
+        return results[0], new
+
+    def _is_latest(self, name: str, model) -> bool:
+        if self.latest is None:
+            return False
+        try:
+            return self.latest(name) is model
+        except Exception:  # noqa: BLE001 - deleted or unreadable: the sequence keeps its own model
+            return False

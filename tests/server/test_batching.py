@@ -1,0 +1,231 @@
+"""server.batching without gRPC: continuous and dynamic batching, back-pressure, deadlines, LRU, swap."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from rnn_engine.batched import exact_min_rows
+from rnn_engine.config import GenerationConfig, ModelConfig
+from rnn_engine.errors import Cancelled, NotFound
+from rnn_engine.generate import GeneratedToken
+from rnn_engine.model import Model
+from rnn_engine.tokenizers import CharTokenizer
+from server.batching import BatchingPool, BatchSettings
+from server.batching.dynamic import DynamicBatcher, run_chunks, run_predict
+from server.batching.generation import GenerationScheduler
+from server.errors import ServiceError
+from server.store import ModelStore
+
+TEXT = "the quick brown fox jumps over the lazy dog. THE END!\n"
+
+
+def lm(seed: int = 0, task: str = "language_model", labels=None) -> Model:
+    cfg = ModelConfig(task=task, hidden_size=40, num_layers=2, embedding_dim=12, seed=seed)
+    return Model(cfg, tokenizer=CharTokenizer.fit([TEXT]), labels=labels)
+
+
+def ids_of(records) -> list[int]:
+    return [r.id for r in records if isinstance(r, GeneratedToken)]
+
+
+def wait_until(cond, timeout: float = 5.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.002)
+
+
+CONFIGS = [GenerationConfig(max_new_tokens=30, temperature=t, top_k=k, top_p=p, repetition_penalty=r, seed=s)
+           for t, k, p, r, s in [(1.0, 0, 1.0, 1.0, 7), (0.0, 0, 1.0, 1.0, 1), (0.7, 5, 1.0, 1.0, 2),
+                                 (1.2, 0, 0.9, 1.0, 3), (1.0, 0, 1.0, 1.5, 4), (0.5, 3, 0.8, 1.2, 5),
+                                 (2.0, 0, 1.0, 1.0, 6), (1.0, 10, 1.0, 1.0, 8), (0.9, 0, 0.95, 1.1, 9)]]
+PROMPTS = ["the ", "", "qu", "dog", "fox j", "T", "lazy", "b", "over the "]
+
+
+def test_a_request_gets_the_same_tokens_alone_and_among_eight_others():
+    model = lm()
+    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16))
+    alone = list(sched.submit(PROMPTS[0], CONFIGS[0]))
+    streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]  # all join one batch
+    together = [list(s) for s in streams]
+    assert together[0] == alone
+    for p, c, got in zip(PROMPTS, CONFIGS, together, strict=True):
+        reference = list(model.generate(p, c))
+        assert ids_of(got) == ids_of(reference)
+        assert got[-1] == reference[-1]  # the GenerationEnd: reason, counts, text
+    assert sched.metrics.batch_size.labels("generate")._sum.get() > 30  # steps really ran batched
+
+
+def test_cancelling_one_stream_leaves_the_others_correct():
+    model = lm()
+    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, max_backlog=2))
+    streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]
+    victim = streams[3]
+    next(victim)
+    victim.cancel()
+    with pytest.raises(Cancelled):
+        list(victim)
+    for i, (p, c) in enumerate(zip(PROMPTS, CONFIGS, strict=True)):
+        if i != 3:
+            assert ids_of(list(streams[i])) == ids_of(model.generate(p, c))
+    wait_until(lambda: sched.running() == 0)
+
+
+def test_a_slow_reader_does_not_hold_up_the_others():
+    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=4, max_backlog=2))
+    slow = sched.submit("the", GenerationConfig(max_new_tokens=50, seed=1))
+    fast = list(sched.submit("dog", GenerationConfig(max_new_tokens=50, seed=2, temperature=0.0)))
+    assert fast[-1].generated_tokens == 50
+    assert slow.backlog() <= 3  # paused at its backlog limit instead of running ahead (or blocking)
+    assert len(list(slow)) >= 2
+
+
+def test_a_full_queue_answers_resource_exhausted_naming_the_limit_at_once():
+    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=1, queue_depth=1, max_backlog=1))
+    running = sched.submit("the", GenerationConfig(max_new_tokens=200, seed=1))  # paused: nobody reads it
+    wait_until(lambda: len(sched._active) == 1)
+    waiting = sched.submit("a", GenerationConfig(max_new_tokens=3, seed=2))
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as err:
+        sched.submit("b", GenerationConfig(max_new_tokens=3, seed=3))
+    assert time.monotonic() - start < 1.0
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue_depth" in err.value.message
+    running.cancel()
+    want = sched.model.generate("a", GenerationConfig(max_new_tokens=3, seed=2))
+    assert ids_of(list(waiting)) == ids_of(want)
+
+
+def test_a_deadline_passing_in_the_queue_ends_the_call():
+    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=1, queue_depth=4, max_backlog=1))
+    running = sched.submit("the", GenerationConfig(max_new_tokens=200, seed=1))
+    wait_until(lambda: len(sched._active) == 1)
+    late = sched.submit("a", GenerationConfig(max_new_tokens=3), deadline=time.monotonic() + 0.05)
+    with pytest.raises(ServiceError) as err:
+        next(late)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    running.cancel()
+
+
+def test_invalid_settings_raise_before_anything_is_queued():
+    sched = GenerationScheduler(lm(), "m", BatchSettings())
+    with pytest.raises(Exception, match="temperature"):
+        sched.submit("a", GenerationConfig(temperature=-1.0))
+    assert sched.running() == 0
+
+
+# ------------------------------------------------------------------------------------------ Predict
+def call_together(fn, args_list):
+    """Run fn(*args) for every args at once; results in order (exceptions re-raised)."""
+    out: list = [None] * len(args_list)
+    barrier = threading.Barrier(len(args_list))
+
+    def run(i, args):
+        barrier.wait()
+        try:
+            out[i] = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args_list)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def assert_same_prediction(got: dict, want: dict) -> None:
+    """Token ids / labels identical; probabilities equal up to float32 rounding."""
+    assert got.keys() == want.keys()
+    if "labels" in got:
+        assert got["labels"] == want["labels"]
+        np.testing.assert_allclose(got["probs"], want["probs"], rtol=1e-5)
+    else:
+        assert got["tokens"] == want["tokens"]
+        for g, w in zip(got["top_tokens"], want["top_tokens"], strict=True):
+            assert g["ids"] == w["ids"]
+            np.testing.assert_allclose(g["probs"], w["probs"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["language_model", "classification"])
+def test_predict_calls_within_the_window_run_as_one_batch_with_unbatched_results(task):
+    model = lm(task=task, labels=["a", "b", "c"] if task == "classification" else None)
+    batcher = DynamicBatcher(model, "m", "predict", run_predict, BatchSettings(window_ms=200))
+    texts = [["the"], ["quick brown", "fox"], ["jumps over the lazy dog"], ["a"], ["THE END", "x", "yz"]]
+    got = call_together(lambda t: batcher.call(t, 2)[0], [(t,) for t in texts])
+    hist = batcher.metrics.batch_size.labels("predict")
+    assert hist._sum.get() == 8 and sum(b.get() for b in hist._buckets) == 1  # one batch of all 8 sequences
+    for t, results in zip(texts, got, strict=True):
+        alone = run_predict(model, t, None, 2, exact_min_rows(model, 64))[0]
+        for r, a, want in zip(results, alone, model.predict(t, top_k=2), strict=True):
+            assert_same_prediction(r, a)  # what the call gives when it runs on its own ...
+            assert_same_prediction(r, want)  # ... and through Model.predict
+
+
+def test_predict_queue_full_is_resource_exhausted_and_deadlines_are_kept():
+    batcher = DynamicBatcher(lm(), "m", "predict", run_predict,
+                             BatchSettings(window_ms=300, max_batch_size=64, queue_depth=1))
+    first = threading.Thread(target=batcher.call, args=(["the"],))
+    first.start()
+    wait_until(lambda: len(batcher._queue) == 1)
+    with pytest.raises(ServiceError) as err:
+        batcher.call(["dog"])
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue_depth" in err.value.message
+    first.join()
+    slow = DynamicBatcher(lm(), "m", "predict", run_predict, BatchSettings(window_ms=500))
+    start = time.monotonic()
+    with pytest.raises(ServiceError) as err:
+        slow.call(["the"], deadline=time.monotonic() + 0.05)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - start < 0.4
+
+
+def test_predict_stream_chunks_of_different_sequences_step_together_with_unbatched_results():
+    model = lm()
+    batcher = DynamicBatcher(model, "m", "predict_stream", run_chunks, BatchSettings(window_ms=200))
+    chunks = [["the ", "quick"], ["fox", " jumps over"], ["a", "b"], ["lazy dog", "."]]
+    states = [model.initial_state(1) for _ in chunks]
+    refs = [model.initial_state(1) for _ in chunks]
+    for step in range(2):
+        got = call_together(lambda c, s: batcher.call([c], 1, [s]),
+                            [(c[step], s) for c, s in zip(chunks, states, strict=True)])
+        for i, (results, new_states) in enumerate(got):
+            want, refs[i] = model.predict_chunk([chunks[i][step]], refs[i])
+            assert_same_prediction(results[0], want[0])
+            states[i] = new_states[0]
+    assert batcher.metrics.batch_size.labels("predict_stream")._sum.get() == 8
+
+
+# ------------------------------------------------------------------------------------------ pool
+def test_pool_keeps_the_least_recently_used_models_only():
+    pool = BatchingPool(BatchSettings(), max_models=2)
+    models = {n: lm(seed=i) for i, n in enumerate("abc")}
+    for name in ("a", "b", "a", "c"):
+        pool.predict(name, models[name], ["the"])
+    assert pool.loaded() == ["a", "c"]
+
+
+def test_swapped_model_in_flight_calls_finish_on_old_weights_new_calls_see_new(tmp_path):
+    store = ModelStore(tmp_path)
+    store.save("m", lm(seed=1))
+    pool = BatchingPool(BatchSettings(max_backlog=1), latest=store.get)
+    cfg = GenerationConfig(max_new_tokens=40, seed=3)
+    old = store.get("m")
+    in_flight = pool.generate("m", old, "the", cfg)
+    first = next(in_flight)  # started on the old model, then paused (backlog 1) mid-generation
+    time.sleep(0.02)
+    store.save("m", lm(seed=2))  # retrained: same name, new weights
+    new = store.get("m")
+    assert new is not old
+    assert ids_of(list(pool.generate("m", new, "the", cfg))) == ids_of(lm(seed=2).generate("the", cfg))
+    assert ids_of([first, *in_flight]) == ids_of(lm(seed=1).generate("the", cfg))
+    another = pool.generate("m", new, "dog", cfg)
+    next(another)
+    store.delete("m")
+    with pytest.raises(NotFound):
+        store.get("m")
+    assert ids_of(list(another)) == ids_of(lm(seed=2).generate("dog", cfg))[1:]
