@@ -21,6 +21,7 @@ from rnn.v1 import model_service_pb2_grpc as mpb_grpc
 from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
 from . import auth
+from .batching import BatchingPool, BatchSettings
 from .config import ServerConfig
 from .interceptor import CallInterceptor, StreamLimiter
 from .jobs import JobManager
@@ -94,14 +95,16 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     config.validate()
     tokens, creds = _credentials(config)
     metrics = Metrics()
-    store = ModelStore(config.model_dir)
+    store = ModelStore(config.model_dir, cache_size=config.model_cache_size)
     jobs = JobManager(config.model_dir, max_running=config.max_training_jobs,
                       max_queued=config.max_queued_jobs, start_method=config.worker_start_method,
                       on_change=lambda counts: metrics.set_job_counts(counts.items()))
     state = ServerState(config=config, store=store, jobs=jobs, metrics=metrics,
                         sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
                         uploads=UploadStore(config.model_dir, config.max_upload_bytes,
-                                            config.max_upload_disk_bytes))
+                                            config.max_upload_disk_bytes),
+                        batching=BatchingPool(BatchSettings.from_config(config), metrics.registry,
+                                              max_models=config.model_cache_size, latest=store.get))
     limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
     interceptors = [CallInterceptor(metrics, limiter, state.draining)]
     if tokens is not None:

@@ -50,6 +50,11 @@ class ServerConfig:
     max_model_parameters: int = 50_000_000  # Train: estimated parameters of the requested model
     shutdown_grace: float = 10.0  # seconds in-flight calls get on SIGTERM
     worker_start_method: str = "spawn"  # multiprocessing context of training workers
+    batching: bool = True  # batch concurrent calls of a model (--no-batching: every call runs alone)
+    batch_max_size: int = 64  # rows computed together: running generations / sequences per batch, per model
+    batch_window_ms: float = 2.0  # Predict / PredictStream: wait this long for more calls to join a batch
+    queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
+    model_cache_size: int = 16  # loaded models kept in memory (least recently used dropped first)
 
     def validate(self) -> ServerConfig:
         """Check every field; raise ConfigError naming the first bad one. Returns self."""
@@ -61,7 +66,8 @@ class ServerConfig:
                                 ("max_concurrent_streams", 1, 10**5), ("max_open_sequences", 1, 10**7),
                                 ("max_upload_bytes", 1, 2**40), ("max_upload_disk_bytes", 1, 2**50),
                                 ("max_streams_per_client", 0, 10**5), ("max_queued_jobs", 0, 10**5),
-                                ("max_model_parameters", 1, 10**12)):
+                                ("max_model_parameters", 1, 10**12), ("batch_max_size", 1, 4096),
+                                ("queue_depth", 1, 10**6), ("model_cache_size", 1, 10**4)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
@@ -69,6 +75,10 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name}: expected a number > 0, got {value!r}")
+        if isinstance(self.batch_window_ms, bool) or not isinstance(self.batch_window_ms, int | float) or \
+                not 0 <= self.batch_window_ms <= 1000:
+            raise ConfigError(f"batch_window_ms: expected a number in [0, 1000], "
+                              f"got {self.batch_window_ms!r}")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level: expected one of {list(LOG_LEVELS)}, got {self.log_level!r}")
         self.log_level = self.log_level.upper()
@@ -107,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnn-server", description="Serve RNN models over gRPC.")
     for name, kind in _kinds().items():
         flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            parser.add_argument(flag, dest=name, action="store_true", default=None,
-                                help=f"(env {_env_name(name)})")
+        if kind is bool:  # a True default gets a --no-... form too
+            action = argparse.BooleanOptionalAction if getattr(ServerConfig(), name) else "store_true"
+            parser.add_argument(flag, dest=name, action=action, default=None, help=f"(env {_env_name(name)})")
         else:
             parser.add_argument(flag, dest=name, default=None, metavar=name.upper(),
                                 help=f"default {getattr(ServerConfig(), name)} (env {_env_name(name)})")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rnn_engine.errors import InvalidInput
 
+from .batching import BatchingPool
 from .config import ServerConfig
 from .errors import invalid
 from .interceptor import note_model
@@ -26,6 +27,7 @@ class ServerState:
     metrics: Metrics
     uploads: UploadStore
     draining: threading.Event = field(default_factory=threading.Event)
+    batching: BatchingPool | None = None  # server/batching: None runs every call alone
 
     def model(self, name: str, field: str = "model"):
         """The loaded model `name`; INVALID_ARGUMENT on `field` when empty or malformed, NOT_FOUND if absent."""

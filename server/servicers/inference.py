@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 from rnn.v1 import inference_service_pb2 as ipb
 from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
@@ -32,7 +33,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         cfg = self.state.config
         inputs = io.batch_inputs(model, request.inputs, max_batch=cfg.max_batch_size,
                                  max_len=cfg.max_sequence_length)
-        results = model.predict(inputs, top_k=k)
+        results = self._predict(request.model, model, inputs, k, _deadline(context))
         return ipb.PredictResponse(model=request.model, task=TASK_ENUMS[model.task],
                                    outputs=[io.sequence_output(model, r, output) for r in results])
 
@@ -80,8 +81,8 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
             if seq.steps_seen + _steps(model, chunk) > self.state.config.max_sequence_length:
                 raise io.too_long("chunk", seq.steps_seen + _steps(model, chunk),
                                   self.state.config.max_sequence_length)
-            results, seq.state = model.predict_chunk([chunk], seq.state, top_k=k)
-            out = io.sequence_output(model, results[0], output)
+            result, seq.state = self._predict_chunk(seq.model_name, model, chunk, seq.state, k)
+            out = io.sequence_output(model, result, output)
             seq.steps_seen += _steps(model, chunk)
         return ipb.PredictStreamResponse(sequence_id=request.sequence_id, output=out,
                                          steps_seen=seq.steps_seen, ended=request.end)
@@ -94,12 +95,28 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         stop = threading.Event()
         context.add_callback(stop.set)
         tokens = self.state.metrics.tokens.labels(request.model)
-        for i, item in enumerate(model.generate(request.prompt, config, should_stop=stop.is_set)):
+        if self.state.batching is not None:  # continuous batching with the model's other streams
+            records = self.state.batching.generate(request.model, model, request.prompt, config, stop.is_set,
+                                                   _deadline(context))
+        else:
+            records = model.generate(request.prompt, config, should_stop=stop.is_set)
+        for i, item in enumerate(records):
             if hasattr(item, "finish_reason"):
                 yield io.summary_to_pb(item, list(request.stop_sequences))
                 return
             tokens.inc()
             yield io.token_to_pb(item, i)
+
+    def _predict(self, name: str, model, inputs: list, k: int, deadline: float | None) -> list:
+        if self.state.batching is None:
+            return model.predict(inputs, top_k=k)
+        return self.state.batching.predict(name, model, inputs, k, deadline)
+
+    def _predict_chunk(self, name: str, model, chunk, state: dict, k: int) -> tuple[dict, dict]:
+        if self.state.batching is None:
+            results, state = model.predict_chunk([chunk], state, top_k=k)
+            return results[0], state
+        return self.state.batching.predict_chunk(name, model, chunk, state, k)
 
     def _generation_config(self, request) -> GenerationConfig:
         settings = {name: getattr(request, name) for name in GENERATION_FIELDS if request.HasField(name)}
@@ -115,6 +132,12 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
             return GenerationConfig.from_dict(settings)
         except InvalidInput as exc:
             raise with_field_prefix(exc, "", {"stop": "stop_sequences"}) from None
+
+
+def _deadline(context) -> float | None:
+    """The call's deadline as a time.monotonic() instant (None without one)."""
+    remaining = context.time_remaining()  # grpc gives a huge number when the call has no deadline
+    return None if remaining is None or remaining > 1e6 else time.monotonic() + remaining
 
 
 def _steps(model, chunk) -> int:
