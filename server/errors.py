@@ -29,6 +29,7 @@ from rnn_engine import errors as engine_errors
 log = logging.getLogger("rnn.server")
 REQUEST_ID_KEY = "request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+MAX_MESSAGE_CHARS = 1000  # error messages are clipped: they travel twice in the trailing metadata
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")
 
 
@@ -109,11 +110,18 @@ def _pack(message) -> any_pb2.Any:
     return packed
 
 
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters (messages may echo request values; metadata is limited to 16 KiB)."""
+    return text if len(text) <= limit else text[:limit - 30] + f"... ({len(text) - limit + 30} more chars)"
+
+
 def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
     """A grpc.Status with google.rpc details (BadRequest / ErrorInfo / RequestInfo) and the request id."""
-    status = status_pb2.Status(code=err.code.value[0], message=err.message)
+    message = clip(err.message)
+    status = status_pb2.Status(code=err.code.value[0], message=message)
     if err.field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
+        violation = error_details_pb2.BadRequest.FieldViolation(field=clip(err.field, 200),
+                                                                description=message)
         status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     if err.reason:
         status.details.append(_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain="rnn.v1",
