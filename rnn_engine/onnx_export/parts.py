@@ -33,8 +33,7 @@ def embed(g: GraphBuilder, embedding: Embedding, ids: str, name: str) -> str:
 
 
 def head(g: GraphBuilder, linear: Linear, x: str, out: str, name: str = "head") -> str:
-    """x (..., in) -> `out` (..., out_features): Gemm for 2-D inputs is not used so any rank works:
-    MatMul with W^T, then Add the bias."""
+    """x (..., in) -> `out` (..., out_features) for any rank: MatMul by W^T, then Add the bias."""
     w_t = g.const(f"{name}_weight_t", np.ascontiguousarray(linear.params["weight"].T))
     if "bias" not in linear.params:
         return g.node("MatMul", [x, w_t], name=f"{name}_matmul", outputs=[out])[0]
