@@ -109,14 +109,14 @@ class Console:
     # -- progress ---------------------------------------------------------------------------------------
     def progress(self) -> Progress:
         """A training progress bar on stderr: step counter, bar, loss/metric/throughput, elapsed, ETA."""
-        return Progress(
+        return Progress(  # stats last, so a narrow terminal truncates them rather than the counts
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
             console=self.err,
             transient=False,
             disable=self.json_mode,

@@ -192,13 +192,14 @@ def output_kind(name: str | None) -> int:
     return enum_value(common_pb2.OutputKind, name, "OUTPUT_KIND_", "output")
 
 
-def prediction(out: Any) -> types.Prediction:
+def prediction(out: Any, task: str = "") -> types.Prediction:
     steps = list(out.steps)
     top_k = [[types.LabelScore(s.label, s.id, s.probability) for s in step.top_k] for step in steps]
     dist = np.array([list(s.distribution) for s in steps]) if any(s.distribution for s in steps) else None
     vals = np.array([list(s.values) for s in steps]) if any(s.values for s in steps) else None
     return types.Prediction(length=out.length, top_k=top_k, distribution=dist, values=vals,
-                            text=out.text, token_ids=list(out.token_ids), tokens=list(out.tokens))
+                            text=out.text, token_ids=list(out.token_ids), tokens=list(out.tokens),
+                            task=task)
 
 
 def generate_request(model: str, prompt: str, options: Mapping[str, Any], stop: Sequence[str],

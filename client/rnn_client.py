@@ -304,7 +304,8 @@ class RnnClient:
         req = inference_service_pb2.PredictRequest(model=model, inputs=inputs, top_k=top_k,
                                                    output=convert.output_kind(output))
         resp = self._inference.Predict(req, timeout=self.timeout)
-        return [convert.prediction(o) for o in resp.outputs]
+        task = convert.task_name(resp.task)
+        return [convert.prediction(o, task) for o in resp.outputs]
 
     def predict_stream(self, model: str, *, top_k: int = 1, output: str | None = None,
                        timeout: float | None = None) -> PredictSession:

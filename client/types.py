@@ -102,6 +102,7 @@ class Prediction:
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)  # tagging: the text of each input step's token
+    task: str = ""  # the model's task, e.g. "classification"
 
     @property
     def labels(self) -> list[str]:

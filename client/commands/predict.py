@@ -25,7 +25,13 @@ def _parse(raw: str, kind: str) -> object:
         raise click.BadParameter(f"expected {what} separated by commas or spaces, got {raw!r}") from None
 
 
+def _scores(scores) -> str:
+    return "  ".join(f"{s.label!r} {s.probability:.3f}" for s in scores)
+
+
 def _summary(p: Prediction) -> str:
+    if p.task == "language_model" and p.top_k:
+        return f"next: {_scores(p.top_k[-1])}"
     if p.text or p.token_ids:
         return p.text or " ".join(map(str, p.token_ids))
     if p.values is not None and not p.top_k:
@@ -67,4 +73,4 @@ def command(app, model: str, inputs: tuple[str, ...], input_file, kind: str, top
         return
     for x, p in zip(lines, predictions, strict=True):
         shown = x if len(x) <= 40 else x[:37] + "..."
-        app.console.print(f"{shown}\t{_summary(p)}")
+        app.console.print(f"{shown}  ->  {_summary(p)}")

@@ -16,8 +16,8 @@ TINY = dict(hidden_size=12, embedding_dim=8, max_steps=12, batch_size=4, seq_len
 def server_address(tmp_path_factory):
     """Address of a real server (models in a temp dir, no metrics endpoint), drained after the session."""
     server_mod = pytest.importorskip("server", reason="the server package is needed for end-to-end tests")
-    config = server_mod.ServerConfig(port=0, model_dir=tmp_path_factory.mktemp("client-models"), metrics_port=0,
-                                     max_training_jobs=2)
+    config = server_mod.ServerConfig(port=0, model_dir=tmp_path_factory.mktemp("client-models"),
+                                     metrics_port=0, max_training_jobs=2)
     server, port = server_mod.create_server(config)
     server.start()
     yield f"127.0.0.1:{port}"

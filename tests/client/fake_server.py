@@ -1,4 +1,4 @@
-"""A tiny in-process ModelService whose answers the test chooses, for client tests that need exact statuses."""
+"""A tiny in-process ModelService whose answers the tests choose (exact statuses, export chunks)."""
 
 from __future__ import annotations
 
