@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import onnx
 
 from .builder import FLOAT, INT64, GraphBuilder
@@ -173,7 +174,8 @@ def seq2seq_full(model) -> onnx.ModelProto:
 def forecaster_full(model) -> onnx.ModelProto:
     """One-step forecast: a window of raw values (B, K, F) -> the next raw value of feature 0 (B, 1).
 
-    The normalisation ((x - mean) / std per feature, and back for the prediction) is part of the graph.
+    The normalisation ((x - mean) / std per feature, and back for the prediction) is part of the graph, and
+    so is the residual connection of a residual forecaster (the head's output added to the last value).
     """
     net = model.net
     F = model.num_features
@@ -186,6 +188,12 @@ def forecaster_full(model) -> onnx.ModelProto:
     x = g.node("Transpose", [z], name="window_time_major", perm=[1, 0, 2])[0]  # (K, B, F)
     _, h_n, _ = append_recurrent_stack(g, net.rnn, x)
     scaled = gemm_head(g, net.head, last_layer_state(g, net.rnn, h_n), "scaled_prediction")
+    if getattr(net, "residual", False):  # the head predicts the change from the last (normalised) value
+        bounds = [g.ints("last_start", [-1, 0]), g.ints("last_end", [np.iinfo(np.int64).max, 1]),
+                  g.ints("last_axes", [1, 2])]
+        last = g.node("Slice", [z, *bounds], name="last_value")[0]  # (B, 1, 1)
+        last = g.node("Squeeze", [last, g.ints("last_axis", [1])], name="last_value_2d")[0]  # (B, 1)
+        scaled = g.node("Add", [scaled, last], name="residual")[0]
     scaled = g.node("Mul", [scaled, g.const("target_std", [std[0]])], name="unscale")[0]
     g.node("Add", [scaled, g.const("target_mean", [mean[0]])], name="uncentre", outputs=["prediction"])
     g.output("prediction", FLOAT, ["batch", 1], "the next value of the series")

@@ -76,8 +76,10 @@ def test_tagger_full_graph_equals_engine(cell, bidirectional):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_forecaster_normalises_inside_the_graph(cell):
+@pytest.mark.parametrize("residual", [True, False])
+def test_forecaster_normalises_inside_the_graph(cell, residual):
     model = make_model("forecasting", cell)
+    model.net.residual = residual  # the head predicts the change from the last value, or the value itself
     rng = np.random.default_rng(4)
     raw = (rng.standard_normal((3, 6, 2)) * [4.0, 0.5] + [10.0, -1.0]).astype(np.float32)
     mean, std = np.array(model.norm["mean"]), np.array(model.norm["std"])
