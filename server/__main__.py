@@ -1,4 +1,4 @@
-"""`rnn-server` / `python -m server`: parse flags and RNN_* variables, serve until SIGTERM/SIGINT, then drain."""
+"""`rnn-server` / `python -m server`: parse flags and RNN_* variables, serve until SIGTERM, then drain."""
 
 from __future__ import annotations
 

@@ -37,7 +37,9 @@ from .uploads import UploadStore
 log = logging.getLogger("rnn.server")
 SERVICES = {
     "rnn.v1.TrainingService": training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
-    "rnn.v1.InferenceService": inference_service_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+    "rnn.v1.InferenceService": inference_service_pb2.DESCRIPTOR.services_by_name[
+        "InferenceService"
+    ].full_name,
     "rnn.v1.ModelService": model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
 }
 
@@ -45,8 +47,13 @@ SERVICES = {
 class RnnServer:
     """The running server: the grpc.Server plus the state it serves and the health servicer."""
 
-    def __init__(self, grpc_server: grpc.Server, state: ServerState, health_servicer: health.HealthServicer,
-                 metrics_port: int | None) -> None:
+    def __init__(
+        self,
+        grpc_server: grpc.Server,
+        state: ServerState,
+        health_servicer: health.HealthServicer,
+        metrics_port: int | None,
+    ) -> None:
         self.grpc_server, self.state, self.health = grpc_server, state, health_servicer
         self.metrics_port = metrics_port
         self._stopped = threading.Event()
@@ -85,7 +92,9 @@ class RnnServer:
 
 def _credentials(config: ServerConfig):
     tokens = auth.load_tokens(config.auth_tokens_file or None)
-    creds = auth.server_credentials(config.tls_cert or None, config.tls_key or None, config.tls_client_ca or None)
+    creds = auth.server_credentials(
+        config.tls_cert or None, config.tls_key or None, config.tls_client_ca or None
+    )
     auth.check_exposure(config.host, tokens is not None, creds is not None, config.allow_insecure)
     return tokens, creds
 
@@ -96,25 +105,43 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     tokens, creds = _credentials(config)
     metrics = Metrics()
     store = ModelStore(config.model_dir, cache_size=config.model_cache_size)
-    jobs = JobManager(config.model_dir, max_running=config.max_training_jobs,
-                      max_queued=config.max_queued_jobs, start_method=config.worker_start_method,
-                      on_change=lambda counts: metrics.set_job_counts(counts.items()))
-    state = ServerState(config=config, store=store, jobs=jobs, metrics=metrics,
-                        sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
-                        uploads=UploadStore(config.model_dir, config.max_upload_bytes,
-                                            config.max_upload_disk_bytes),
-                        batching=BatchingPool(BatchSettings.from_config(config), metrics.registry,
-                                              max_models=config.model_cache_size, latest=store.get))
+    jobs = JobManager(
+        config.model_dir,
+        max_running=config.max_training_jobs,
+        max_queued=config.max_queued_jobs,
+        start_method=config.worker_start_method,
+        on_change=lambda counts: metrics.set_job_counts(counts.items()),
+    )
+    state = ServerState(
+        config=config,
+        store=store,
+        jobs=jobs,
+        metrics=metrics,
+        sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
+        uploads=UploadStore(config.model_dir, config.max_upload_bytes, config.max_upload_disk_bytes),
+        batching=BatchingPool(
+            BatchSettings.from_config(config),
+            metrics.registry,
+            max_models=config.model_cache_size,
+            latest=store.get,
+        ),
+    )
     limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
     interceptors = [CallInterceptor(metrics, limiter, state.draining)]
     if tokens is not None:
         interceptors.append(auth.AuthInterceptor(tokens))
     workers = config.max_concurrent_streams + 16
-    options = [("grpc.max_send_message_length", config.max_message_bytes),
-               ("grpc.max_receive_message_length", config.max_message_bytes),
-               ("grpc.so_reuseport", 0)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnn-rpc"),
-                         interceptors=interceptors, options=options, maximum_concurrent_rpcs=workers)
+    options = [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnn-rpc"),
+        interceptors=interceptors,
+        options=options,
+        maximum_concurrent_rpcs=workers,
+    )
     tpb_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(state), server)
     ipb_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(state), server)
     mpb_grpc.add_ModelServiceServicer_to_server(ModelServicer(state), server)
@@ -128,6 +155,13 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     if port == 0:
         raise OSError(f"could not bind {address}")
     metrics_port = metrics.serve(config.host, config.metrics_port) if config.metrics_port else None
-    log.info("server bound", extra={"address": address, "port": port, "metrics_port": metrics_port,
-                                    "model_dir": str(config.model_dir)})
+    log.info(
+        "server bound",
+        extra={
+            "address": address,
+            "port": port,
+            "metrics_port": metrics_port,
+            "model_dir": str(config.model_dir),
+        },
+    )
     return RnnServer(server, state, health_servicer, metrics_port), port

@@ -60,14 +60,25 @@ class ServerConfig:
         """Check every field; raise ConfigError naming the first bad one. Returns self."""
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError(f"host: expected a host name or address, got {self.host!r}")
-        for name, low, high in (("port", 0, 65535), ("metrics_port", 0, 65535), ("max_training_jobs", 1, 64),
-                                ("max_message_bytes", 1024, 2**31 - 1), ("max_sequence_length", 1, 10**8),
-                                ("max_batch_size", 1, 10**6), ("max_new_tokens", 1, 10**7),
-                                ("max_concurrent_streams", 1, 10**5), ("max_open_sequences", 1, 10**7),
-                                ("max_upload_bytes", 1, 2**40), ("max_upload_disk_bytes", 1, 2**50),
-                                ("max_streams_per_client", 0, 10**5), ("max_queued_jobs", 0, 10**5),
-                                ("max_model_parameters", 1, 10**12), ("batch_max_size", 1, 4096),
-                                ("queue_depth", 1, 10**6), ("model_cache_size", 1, 10**4)):
+        for name, low, high in (
+            ("port", 0, 65535),
+            ("metrics_port", 0, 65535),
+            ("max_training_jobs", 1, 64),
+            ("max_message_bytes", 1024, 2**31 - 1),
+            ("max_sequence_length", 1, 10**8),
+            ("max_batch_size", 1, 10**6),
+            ("max_new_tokens", 1, 10**7),
+            ("max_concurrent_streams", 1, 10**5),
+            ("max_open_sequences", 1, 10**7),
+            ("max_upload_bytes", 1, 2**40),
+            ("max_upload_disk_bytes", 1, 2**50),
+            ("max_streams_per_client", 0, 10**5),
+            ("max_queued_jobs", 0, 10**5),
+            ("max_model_parameters", 1, 10**12),
+            ("batch_max_size", 1, 4096),
+            ("queue_depth", 1, 10**6),
+            ("model_cache_size", 1, 10**4),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
@@ -75,16 +86,21 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name}: expected a number > 0, got {value!r}")
-        if isinstance(self.batch_window_ms, bool) or not isinstance(self.batch_window_ms, int | float) or \
-                not 0 <= self.batch_window_ms <= 1000:
-            raise ConfigError(f"batch_window_ms: expected a number in [0, 1000], "
-                              f"got {self.batch_window_ms!r}")
+        if (
+            isinstance(self.batch_window_ms, bool)
+            or not isinstance(self.batch_window_ms, int | float)
+            or not 0 <= self.batch_window_ms <= 1000
+        ):
+            raise ConfigError(
+                f"batch_window_ms: expected a number in [0, 1000], got {self.batch_window_ms!r}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"log_level: expected one of {list(LOG_LEVELS)}, got {self.log_level!r}")
         self.log_level = self.log_level.upper()
         if self.worker_start_method not in ("spawn", "forkserver", "fork"):
-            raise ConfigError(f"worker_start_method: expected spawn, forkserver or fork, "
-                              f"got {self.worker_start_method!r}")
+            raise ConfigError(
+                f"worker_start_method: expected spawn, forkserver or fork, got {self.worker_start_method!r}"
+            )
         self.model_dir = Path(self.model_dir)
         return self
 
@@ -104,13 +120,17 @@ def _parse(field_name: str, kind: type, text: str):
             raise ValueError(text)
         return kind(text)
     except ValueError:
-        raise ConfigError(f"{field_name} (--{field_name.replace('_', '-')} / {_env_name(field_name)}): "
-                          f"expected {kind.__name__}, got {text!r}") from None
+        raise ConfigError(
+            f"{field_name} (--{field_name.replace('_', '-')} / {_env_name(field_name)}): "
+            f"expected {kind.__name__}, got {text!r}"
+        ) from None
 
 
 def _kinds() -> dict[str, type]:
     defaults = ServerConfig()
-    return {f.name: Path if f.name == "model_dir" else type(getattr(defaults, f.name)) for f in fields(defaults)}
+    return {
+        f.name: Path if f.name == "model_dir" else type(getattr(defaults, f.name)) for f in fields(defaults)
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,8 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
             action = argparse.BooleanOptionalAction if getattr(ServerConfig(), name) else "store_true"
             parser.add_argument(flag, dest=name, action=action, default=None, help=f"(env {_env_name(name)})")
         else:
-            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(),
-                                help=f"default {getattr(ServerConfig(), name)} (env {_env_name(name)})")
+            parser.add_argument(
+                flag,
+                dest=name,
+                default=None,
+                metavar=name.upper(),
+                help=f"default {getattr(ServerConfig(), name)} (env {_env_name(name)})",
+            )
     return parser
 
 

@@ -21,31 +21,62 @@ from rnn_engine.errors import InvalidInput
 
 from .errors import invalid, with_field_prefix
 
-TASKS = {pb.TASK_LANGUAGE_MODEL: "language_model", pb.TASK_CLASSIFICATION: "classification",
-         pb.TASK_TAGGING: "tagging", pb.TASK_FORECASTING: "forecasting", pb.TASK_ONE_TO_MANY: "one_to_many",
-         pb.TASK_SEQ2SEQ: "seq2seq"}
+TASKS = {
+    pb.TASK_LANGUAGE_MODEL: "language_model",
+    pb.TASK_CLASSIFICATION: "classification",
+    pb.TASK_TAGGING: "tagging",
+    pb.TASK_FORECASTING: "forecasting",
+    pb.TASK_ONE_TO_MANY: "one_to_many",
+    pb.TASK_SEQ2SEQ: "seq2seq",
+}
 TASK_ENUMS = {v: k for k, v in TASKS.items()}
 CELLS = {pb.CELL_TYPE_LSTM: "lstm", pb.CELL_TYPE_GRU: "gru", pb.CELL_TYPE_RNN: "rnn"}
-JOB_STATES = {name: getattr(pb, "JOB_STATE_" + name) for name in
-              ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")}
-EVENT_KINDS = {"state": tpb.JOB_EVENT_KIND_STATE, "progress": tpb.JOB_EVENT_KIND_PROGRESS,
-               "step": tpb.JOB_EVENT_KIND_PROGRESS, "epoch": tpb.JOB_EVENT_KIND_PROGRESS,
-               "eval": tpb.JOB_EVENT_KIND_PROGRESS, "checkpoint": tpb.JOB_EVENT_KIND_CHECKPOINT,
-               "log": tpb.JOB_EVENT_KIND_LOG, "done": tpb.JOB_EVENT_KIND_PROGRESS}
-FINISH = {"length": ipb.FINISH_REASON_LENGTH, "stop": ipb.FINISH_REASON_STOP_SEQUENCE,
-          "eos": ipb.FINISH_REASON_END_OF_SEQUENCE, "cancelled": ipb.FINISH_REASON_CANCELLED}
+JOB_STATES = {
+    name: getattr(pb, "JOB_STATE_" + name)
+    for name in ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+}
+EVENT_KINDS = {
+    "state": tpb.JOB_EVENT_KIND_STATE,
+    "progress": tpb.JOB_EVENT_KIND_PROGRESS,
+    "step": tpb.JOB_EVENT_KIND_PROGRESS,
+    "epoch": tpb.JOB_EVENT_KIND_PROGRESS,
+    "eval": tpb.JOB_EVENT_KIND_PROGRESS,
+    "checkpoint": tpb.JOB_EVENT_KIND_CHECKPOINT,
+    "log": tpb.JOB_EVENT_KIND_LOG,
+    "done": tpb.JOB_EVENT_KIND_PROGRESS,
+}
+FINISH = {
+    "length": ipb.FINISH_REASON_LENGTH,
+    "stop": ipb.FINISH_REASON_STOP_SEQUENCE,
+    "eos": ipb.FINISH_REASON_END_OF_SEQUENCE,
+    "cancelled": ipb.FINISH_REASON_CANCELLED,
+}
 # ModelSpec / TrainingSettings field -> engine config field.
-SPEC_FIELDS = {"hidden_size": "hidden_size", "num_layers": "num_layers", "bidirectional": "bidirectional",
-               "dropout": "dropout", "embedding_dim": "embedding_dim"}
-TRAIN_FIELDS = {"epochs": "epochs", "max_steps": "steps", "batch_size": "batch_size", "learning_rate": "lr",
-                "weight_decay": "weight_decay", "clip_grad_norm": "clip_norm", "seq_len": "bptt",
-                "seed": "seed", "validation_fraction": "validation_fraction",
-                "checkpoint_every": "checkpoint_every"}
+SPEC_FIELDS = {
+    "hidden_size": "hidden_size",
+    "num_layers": "num_layers",
+    "bidirectional": "bidirectional",
+    "dropout": "dropout",
+    "embedding_dim": "embedding_dim",
+}
+TRAIN_FIELDS = {
+    "epochs": "epochs",
+    "max_steps": "steps",
+    "batch_size": "batch_size",
+    "learning_rate": "lr",
+    "weight_decay": "weight_decay",
+    "clip_grad_norm": "clip_norm",
+    "seq_len": "bptt",
+    "seed": "seed",
+    "validation_fraction": "validation_fraction",
+    "checkpoint_every": "checkpoint_every",
+}
 
 
 # ------------------------------------------------------------------------------------------ settings
 def struct_dict(value: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a dict, with integral floats turned back into ints (JSON numbers travel as doubles)."""
+
     def fix(v):
         if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
             return int(v)
@@ -54,12 +85,14 @@ def struct_dict(value: struct_pb2.Struct) -> dict[str, Any]:
         if isinstance(v, dict):
             return {k: fix(x) for k, x in v.items()}
         return v
+
     return fix(json_format.MessageToDict(value))
 
 
 def task_from(task: int, field: str = "task") -> str:
     if task not in TASKS:
-        raise invalid(field, f"expected one of {[pb.Task.Name(t) for t in TASKS]}, got {pb.Task.Name(task) if task in pb.Task.values() else task}")
+        shown = pb.Task.Name(task) if task in pb.Task.values() else task
+        raise invalid(field, f"expected one of {[pb.Task.Name(t) for t in TASKS]}, got {shown}")
     return TASKS[task]
 
 
@@ -147,8 +180,11 @@ def timestamp(seconds: float | str | None) -> timestamp_pb2.Timestamp | None:
 def _floats(d: Any) -> dict[str, float]:
     if not isinstance(d, dict):
         return {}
-    return {str(k): float(v) for k, v in d.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        str(k): float(v)
+        for k, v in d.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def settings_to_pb(model_config: dict, train_config: dict) -> tuple[pb.ModelSpec, pb.TrainingSettings]:
@@ -156,7 +192,8 @@ def settings_to_pb(model_config: dict, train_config: dict) -> tuple[pb.ModelSpec
     spec = pb.ModelSpec()
     cell = model_config.get("cell", "")
     spec.cell = {"lstm": pb.CELL_TYPE_LSTM, "gru": pb.CELL_TYPE_GRU}.get(
-        cell, pb.CELL_TYPE_RNN if cell.startswith("rnn") else pb.CELL_TYPE_UNSPECIFIED)
+        cell, pb.CELL_TYPE_RNN if cell.startswith("rnn") else pb.CELL_TYPE_UNSPECIFIED
+    )
     if cell.startswith("rnn_"):
         spec.nonlinearity = cell[4:]
     for name, key in SPEC_FIELDS.items():
@@ -179,11 +216,21 @@ def settings_to_pb(model_config: dict, train_config: dict) -> tuple[pb.ModelSpec
 def job_to_pb(record, resumable: bool = False) -> tpb.Job:
     """A server.jobrecord.JobRecord as a Job message."""
     spec, training = settings_to_pb(record.model_config, record.train_config)
-    job = tpb.Job(job_id=record.job_id, model=record.model, task=TASK_ENUMS.get(record.task, pb.TASK_UNSPECIFIED),
-                  state=JOB_STATES.get(record.state, pb.JOB_STATE_UNSPECIFIED), step=record.step,
-                  total_steps=record.total_steps, last_loss=record.last_loss, metrics=_floats(record.metrics),
-                  message=record.message, spec=spec, training=training, resumable=resumable,
-                  event_count=record.event_count)
+    job = tpb.Job(
+        job_id=record.job_id,
+        model=record.model,
+        task=TASK_ENUMS.get(record.task, pb.TASK_UNSPECIFIED),
+        state=JOB_STATES.get(record.state, pb.JOB_STATE_UNSPECIFIED),
+        step=record.step,
+        total_steps=record.total_steps,
+        last_loss=record.last_loss,
+        metrics=_floats(record.metrics),
+        message=record.message,
+        spec=spec,
+        training=training,
+        resumable=resumable,
+        event_count=record.event_count,
+    )
     for name in ("created", "started", "finished"):
         ts = timestamp(getattr(record, name))
         if ts is not None:
@@ -193,6 +240,7 @@ def job_to_pb(record, resumable: bool = False) -> tpb.Job:
 
 def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
     """A job event dict (server/jobs.py) as a JobEvent message."""
+
     def num(*keys, kind=float):
         for key in keys:
             v = event.get(key)
@@ -200,12 +248,18 @@ def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
                 return kind(v)
         return kind(0)
 
-    out = tpb.JobEvent(job_id=event.get("job_id", ""), sequence=int(event.get("sequence", 0)),
-                       kind=EVENT_KINDS.get(str(event.get("kind", "")), tpb.JOB_EVENT_KIND_PROGRESS),
-                       state=JOB_STATES.get(event.get("state", ""), pb.JOB_STATE_UNSPECIFIED),
-                       step=num("step", kind=int), total_steps=num("total_steps", "steps", kind=int),
-                       epoch=num("epoch", kind=int), loss=num("loss", "train_loss"),
-                       metrics=_floats(event.get("metrics")), message=str(event.get("message") or ""))
+    out = tpb.JobEvent(
+        job_id=event.get("job_id", ""),
+        sequence=int(event.get("sequence", 0)),
+        kind=EVENT_KINDS.get(str(event.get("kind", "")), tpb.JOB_EVENT_KIND_PROGRESS),
+        state=JOB_STATES.get(event.get("state", ""), pb.JOB_STATE_UNSPECIFIED),
+        step=num("step", kind=int),
+        total_steps=num("total_steps", "steps", kind=int),
+        epoch=num("epoch", kind=int),
+        loss=num("loss", "train_loss"),
+        metrics=_floats(event.get("metrics")),
+        message=str(event.get("message") or ""),
+    )
     metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
     for key in ("validation_loss", "val_loss", "loss"):
         v = event.get(key) if key != "loss" else metrics.get("loss", metrics.get("val_loss"))
@@ -222,17 +276,36 @@ def model_info_to_pb(info: dict[str, Any]) -> pb.ModelInfo:
     """`Model.info()` (plus "name") as a ModelInfo message."""
     task = info.get("task", "")
     spec, training = settings_to_pb({**info, "task": task}, info.get("training") or {})
-    for key in ("labels", "metrics", "training", "created", "vocab_size", "num_parameters", "num_features",
-                "name", "max_length", "window", "dtype"):
+    for key in (
+        "labels",
+        "metrics",
+        "training",
+        "created",
+        "vocab_size",
+        "num_parameters",
+        "num_features",
+        "name",
+        "max_length",
+        "window",
+        "dtype",
+    ):
         if key in spec.extra.fields:
             del spec.extra[key]
-    out = pb.ModelInfo(name=info.get("name", ""), task=TASK_ENUMS.get(task, pb.TASK_UNSPECIFIED), spec=spec,
-                       vocab_size=int(info.get("vocab_size") or 0), labels=[str(x) for x in info.get("labels") or []],
-                       parameter_count=int(info.get("num_parameters") or 0), metrics=_floats(info.get("metrics")),
-                       training=training, input_size=int(info.get("num_features") or info.get("vocab_size") or 0),
-                       output_size=int(len(info.get("labels") or []) or info.get("vocab_size") or
-                                       info.get("num_features") or 0),
-                       job_id=str((info.get("training") or {}).get("job_id", "")))
+    out = pb.ModelInfo(
+        name=info.get("name", ""),
+        task=TASK_ENUMS.get(task, pb.TASK_UNSPECIFIED),
+        spec=spec,
+        vocab_size=int(info.get("vocab_size") or 0),
+        labels=[str(x) for x in info.get("labels") or []],
+        parameter_count=int(info.get("num_parameters") or 0),
+        metrics=_floats(info.get("metrics")),
+        training=training,
+        input_size=int(info.get("num_features") or info.get("vocab_size") or 0),
+        output_size=int(
+            len(info.get("labels") or []) or info.get("vocab_size") or info.get("num_features") or 0
+        ),
+        job_id=str((info.get("training") or {}).get("job_id", "")),
+    )
     ts = timestamp(info.get("created"))
     if ts is not None:
         out.created.CopyFrom(ts)

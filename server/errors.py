@@ -1,7 +1,8 @@
-"""The one place where failures become gRPC statuses: engine errors, request-validation errors, the unexpected.
+"""The one place where failures become gRPC statuses: engine errors, request errors, the unexpected.
 
-Mapping (docs/DESIGN.md): InvalidInput -> INVALID_ARGUMENT (with a google.rpc.BadRequest field violation naming
-the field), NotFound -> NOT_FOUND, AlreadyExists -> ALREADY_EXISTS, FailedPrecondition -> FAILED_PRECONDITION,
+Mapping (docs/DESIGN.md): InvalidInput -> INVALID_ARGUMENT (with a google.rpc.BadRequest field violation
+naming the field), NotFound -> NOT_FOUND, AlreadyExists -> ALREADY_EXISTS,
+FailedPrecondition -> FAILED_PRECONDITION,
 Cancelled -> CANCELLED; `ServiceError` carries any other code chosen by the server (RESOURCE_EXHAUSTED naming
 the limit, UNAVAILABLE while draining, ...). Anything else is logged with its traceback and the request id and
 returned as INTERNAL carrying that id; the server keeps serving. Every error status carries the request id in
@@ -36,8 +37,15 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")
 class ServiceError(Exception):
     """A failure with a chosen status code; `field` adds a BadRequest violation, `reason` an ErrorInfo."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, field: str | None = None,
-                 reason: str | None = None, metadata: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        field: str | None = None,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.field = code, message, field
         self.reason, self.metadata = reason, dict(metadata or {})
@@ -50,8 +58,12 @@ def invalid(field: str, message: str) -> ServiceError:
 
 def exhausted(limit: str, message: str) -> ServiceError:
     """RESOURCE_EXHAUSTED naming the server limit (e.g. "max_batch_size") in the message and ErrorInfo."""
-    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{message} (server limit {limit})",
-                        reason="LIMIT_EXCEEDED", metadata={"limit": limit})
+    return ServiceError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"{message} (server limit {limit})",
+        reason="LIMIT_EXCEEDED",
+        metadata={"limit": limit},
+    )
 
 
 def with_field_prefix(exc: engine_errors.InvalidInput, prefix: str, rename: dict[str, str] | None = None):
@@ -70,7 +82,7 @@ def field_of(message: str) -> str | None:
 
 def _strip_field(message: str) -> str:
     m = _FIELD_PREFIX.match(message)
-    return message[m.end():].strip() if m else message
+    return message[m.end() :].strip() if m else message
 
 
 _ENGINE_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -89,9 +101,12 @@ def classify(exc: BaseException) -> ServiceError | None:
     for kind, code in _ENGINE_CODES:
         if isinstance(exc, kind):
             field = field_of(str(exc)) if code == grpc.StatusCode.INVALID_ARGUMENT else None
-            return ServiceError(code, str(exc), field=field or ("request" if field is None and
-                                                                code == grpc.StatusCode.INVALID_ARGUMENT
-                                                                else None))
+            return ServiceError(
+                code,
+                str(exc),
+                field=field
+                or ("request" if field is None and code == grpc.StatusCode.INVALID_ARGUMENT else None),
+            )
     return None
 
 
@@ -112,7 +127,7 @@ def _pack(message) -> any_pb2.Any:
 
 def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """`text` cut to `limit` characters (messages may echo request values; metadata is limited to 16 KiB)."""
-    return text if len(text) <= limit else text[:limit - 30] + f"... ({len(text) - limit + 30} more chars)"
+    return text if len(text) <= limit else text[: limit - 30] + f"... ({len(text) - limit + 30} more chars)"
 
 
 def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
@@ -120,15 +135,19 @@ def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
     message = clip(err.message)
     status = status_pb2.Status(code=err.code.value[0], message=message)
     if err.field:
-        violation = error_details_pb2.BadRequest.FieldViolation(field=clip(err.field, 200),
-                                                                description=message)
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=clip(err.field, 200), description=message
+        )
         status.details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     if err.reason:
-        status.details.append(_pack(error_details_pb2.ErrorInfo(reason=err.reason, domain="rnn.v1",
-                                                                metadata=err.metadata)))
+        status.details.append(
+            _pack(error_details_pb2.ErrorInfo(reason=err.reason, domain="rnn.v1", metadata=err.metadata))
+        )
     status.details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
     base = rpc_status.to_status(status)
-    return rpc_status._Status(base.code, base.details, (*base.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+    return rpc_status._Status(
+        base.code, base.details, (*base.trailing_metadata, (REQUEST_ID_KEY, request_id))
+    )
 
 
 def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
@@ -137,8 +156,9 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     err = classify(exc)
     if err is None:
         log.error("unexpected error, request_id=%s", rid, exc_info=exc)
-        err = ServiceError(grpc.StatusCode.INTERNAL,
-                           f"internal error (request id {rid}); the server logged the details")
+        err = ServiceError(
+            grpc.StatusCode.INTERNAL, f"internal error (request id {rid}); the server logged the details"
+        )
     context.abort_with_status(to_grpc_status(err, rid))
 
 
@@ -150,6 +170,7 @@ def _is_abort(exc: BaseException) -> bool:
 def handle_errors(method: Callable) -> Callable:
     """Decorate a servicer method (plain or generator) so every failure leaves through `abort`."""
     if inspect.isgeneratorfunction(method):
+
         @functools.wraps(method)
         def stream_wrapper(self, request, context):
             try:
@@ -158,6 +179,7 @@ def handle_errors(method: Callable) -> Callable:
                 if _is_abort(exc):
                     raise
                 abort(context, exc)
+
         return stream_wrapper
 
     @functools.wraps(method)
@@ -168,6 +190,7 @@ def handle_errors(method: Callable) -> Callable:
             if _is_abort(exc):
                 raise
             abort(context, exc)
+
     return wrapper
 
 
@@ -176,5 +199,17 @@ def status_name(code: Any) -> str:
     return "OK" if code is None else getattr(code, "name", str(code))
 
 
-__all__ = ["ServiceError", "invalid", "exhausted", "with_field_prefix", "classify", "abort", "handle_errors",
-           "current_request_id", "request_id_var", "to_grpc_status", "status_name", "code_pb2"]
+__all__ = [
+    "ServiceError",
+    "invalid",
+    "exhausted",
+    "with_field_prefix",
+    "classify",
+    "abort",
+    "handle_errors",
+    "current_request_id",
+    "request_id_var",
+    "to_grpc_status",
+    "status_name",
+    "code_pb2",
+]

@@ -22,7 +22,9 @@ from .errors import REQUEST_ID_KEY, ServiceError, exhausted, request_id_var, to_
 from .metrics import Metrics
 
 log = logging.getLogger("rnn.server.calls")
-call_info_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("call_info", default=None)
+call_info_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "call_info", default=None
+)
 _SANE_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 # Infrastructure services answer even while draining and do not count as streams.
 _INFRA_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
@@ -89,15 +91,20 @@ class CallInterceptor(grpc.ServerInterceptor):
             return handler
         method = full.rsplit("/", 1)[-1]
         streaming = handler.request_streaming or handler.response_streaming
-        for kind, factory in (("unary_unary", grpc.unary_unary_rpc_method_handler),
-                              ("unary_stream", grpc.unary_stream_rpc_method_handler),
-                              ("stream_unary", grpc.stream_unary_rpc_method_handler),
-                              ("stream_stream", grpc.stream_stream_rpc_method_handler)):
+        for kind, factory in (
+            ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            ("stream_unary", grpc.stream_unary_rpc_method_handler),
+            ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        ):
             behavior = getattr(handler, kind)
             if behavior is not None:
                 wrapped = self._wrap(behavior, method, streaming, handler.response_streaming)
-                return factory(wrapped, request_deserializer=handler.request_deserializer,
-                               response_serializer=handler.response_serializer)
+                return factory(
+                    wrapped,
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
         return handler
 
     def _start(self, request, context, method: str, streaming: bool) -> dict[str, Any]:
@@ -105,8 +112,14 @@ class CallInterceptor(grpc.ServerInterceptor):
         given = meta.get("x-request-id") or meta.get(REQUEST_ID_KEY) or ""
         rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         request_id_var.set(rid)
-        info = {"method": method, "model": getattr(request, "model", "") or "", "request_id": rid,
-                "start": time.perf_counter(), "completed": False, "stream": False}
+        info = {
+            "method": method,
+            "model": getattr(request, "model", "") or "",
+            "request_id": rid,
+            "start": time.perf_counter(),
+            "completed": False,
+            "stream": False,
+        }
         call_info_var.set(info)
         context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
         context.add_callback(lambda: self._finish(info, context))
@@ -140,15 +153,25 @@ class CallInterceptor(grpc.ServerInterceptor):
             status = code.name
         seconds = time.perf_counter() - info["start"]
         self.metrics.observe_call(info["method"], status, seconds)
-        log.info("call", extra={"method": info["method"], "model": info["model"], "status": status,
-                                "duration_ms": round(seconds * 1000, 3), "request_id": info["request_id"]})
+        log.info(
+            "call",
+            extra={
+                "method": info["method"],
+                "model": info["model"],
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "request_id": info["request_id"],
+            },
+        )
 
     def _wrap(self, behavior, method: str, streaming: bool, response_streaming: bool):
         if response_streaming:
+
             def stream_behavior(request, context):
                 info = self._start(request, context, method, streaming)
                 yield from behavior(request, context)
                 info["completed"] = True
+
             return stream_behavior
 
         def unary_behavior(request, context):
@@ -156,4 +179,5 @@ class CallInterceptor(grpc.ServerInterceptor):
             response = behavior(request, context)
             info["completed"] = True
             return response
+
         return unary_behavior

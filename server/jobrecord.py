@@ -1,4 +1,4 @@
-"""A training job's record and its files under model_dir/.jobs/<job_id>/ (job.json, events.jsonl, data, ckpt/).
+"""A training job's record and its files under model_dir/.jobs/<job_id>/ (job.json, events.jsonl, ckpt/).
 
 Records are plain JSON, rewritten atomically on every state change, so jobs survive a server restart; events
 are appended one JSON object per line so WatchJob can replay a finished job's history.
@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
-    "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+    "QUEUED",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLED",
+    "INTERRUPTED",
+)
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
 ACTIVE = (QUEUED, RUNNING)
 RESUMABLE = (FAILED, CANCELLED, INTERRUPTED)

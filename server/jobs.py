@@ -43,9 +43,15 @@ class _Live:
 class JobManager:
     """Owns every job under `model_dir/.jobs`; thread-safe."""
 
-    def __init__(self, model_dir: Path, *, max_running: int = 1, max_queued: int = MAX_QUEUED,
-                 start_method: str = "spawn",
-                 on_change: Callable[[dict[str, int]], None] | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        max_running: int = 1,
+        max_queued: int = MAX_QUEUED,
+        start_method: str = "spawn",
+        on_change: Callable[[dict[str, int]], None] | None = None,
+    ) -> None:
         self.model_dir = Path(model_dir)
         self.root = self.model_dir / ".jobs"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -71,8 +77,12 @@ class JobManager:
             record.event_count = len(live.events)
             self._jobs[record.job_id] = live
             if record.state in jr.ACTIVE:
-                self._end(live, jr.INTERRUPTED, "the server stopped while the job was "
-                          f"{record.state.lower()}; resume it with Train(resume_job_id)")
+                self._end(
+                    live,
+                    jr.INTERRUPTED,
+                    "the server stopped while the job was "
+                    f"{record.state.lower()}; resume it with Train(resume_job_id)",
+                )
         self._changed()
 
     def _changed(self) -> None:
@@ -101,8 +111,16 @@ class JobManager:
             live.record.started = now
         elif state not in jr.ACTIVE:
             live.record.finished = now
-        self._emit(live, {"kind": "state", "state": state, "message": message, "step": live.record.step,
-                          "total_steps": live.record.total_steps})
+        self._emit(
+            live,
+            {
+                "kind": "state",
+                "state": state,
+                "message": message,
+                "step": live.record.step,
+                "total_steps": live.record.total_steps,
+            },
+        )
         self._changed()
 
     def _end(self, live: _Live, state: str, message: str = "") -> None:
@@ -131,8 +149,19 @@ class JobManager:
         return any(lv.record.model == name and not lv.record.terminal for lv in list(self._jobs.values()))
 
     # ------------------------------------------------------------------------------------------ control
-    def submit(self, *, model: str, task: str, model_config: dict, train_config: dict, data: bytes,
-               data_suffix: str, dataset_options: dict, overwrite: bool, model_exists: bool) -> jr.JobRecord:
+    def submit(
+        self,
+        *,
+        model: str,
+        task: str,
+        model_config: dict,
+        train_config: dict,
+        data: bytes,
+        data_suffix: str,
+        dataset_options: dict,
+        overwrite: bool,
+        model_exists: bool,
+    ) -> jr.JobRecord:
         """Create and queue a job; the dataset bytes are written into the job's directory."""
         with self._lock:
             if self._closing:
@@ -148,9 +177,15 @@ class JobManager:
             files.dir.mkdir(parents=True)
             data_file = "data" + data_suffix
             (files.dir / data_file).write_bytes(data)
-            record = jr.JobRecord(job_id=job_id, model=model, task=task, model_config=model_config,
-                                  train_config=train_config, overwrite=overwrite,
-                                  dataset={"file": data_file, "options": dataset_options})
+            record = jr.JobRecord(
+                job_id=job_id,
+                model=model,
+                task=task,
+                model_config=model_config,
+                train_config=train_config,
+                overwrite=overwrite,
+                dataset={"file": data_file, "options": dataset_options},
+            )
             live = _Live(files, record, [])
             self._jobs[job_id] = live
             self._set_state(live, jr.QUEUED, "")
@@ -163,14 +198,21 @@ class JobManager:
         with self._lock:
             live = self._live(job_id)
             if live.record.state not in jr.RESUMABLE:
-                raise FailedPrecondition(f"job {job_id!r} is {live.record.state}; only "
-                                         f"{'/'.join(jr.RESUMABLE)} jobs can be resumed")
+                raise FailedPrecondition(
+                    f"job {job_id!r} is {live.record.state}; only "
+                    f"{'/'.join(jr.RESUMABLE)} jobs can be resumed"
+                )
             if self.model_busy(live.record.model):
                 raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
             live.resume = live.files.has_checkpoint()
             live.record.finished = None
-            self._set_state(live, jr.QUEUED, "resuming from the last checkpoint" if live.resume
-                            else "restarting (no checkpoint was written)")
+            self._set_state(
+                live,
+                jr.QUEUED,
+                "resuming from the last checkpoint"
+                if live.resume
+                else "restarting (no checkpoint was written)",
+            )
             self._queue.append(job_id)
             self._start_queued()
             return live.record
@@ -195,19 +237,31 @@ class JobManager:
 
     def _start(self, live: _Live) -> None:
         rec = live.record
-        job = {"model_config": rec.model_config, "train_config": rec.train_config, "task": rec.task,
-               "data_path": str(live.files.data_path(rec)), "dataset_options": rec.dataset.get("options", {}),
-               "checkpoint_dir": str(live.files.checkpoints), "resume": live.resume,
-               "model_path": str(self.model_dir / rec.model), "job_id": rec.job_id}
+        job = {
+            "model_config": rec.model_config,
+            "train_config": rec.train_config,
+            "task": rec.task,
+            "data_path": str(live.files.data_path(rec)),
+            "dataset_options": rec.dataset.get("options", {}),
+            "checkpoint_dir": str(live.files.checkpoints),
+            "resume": live.resume,
+            "model_path": str(self.model_dir / rec.model),
+            "job_id": rec.job_id,
+        }
         events = self.ctx.Queue()
         live.stop = self.ctx.Event()
-        live.process = self.ctx.Process(target=run_job, args=(job, events, live.stop), daemon=True,
-                                        name=f"rnn-train-{rec.job_id}")
+        live.process = self.ctx.Process(
+            target=run_job, args=(job, events, live.stop), daemon=True, name=f"rnn-train-{rec.job_id}"
+        )
         rec.attempts += 1
         self._set_state(live, jr.RUNNING)
         live.process.start()
-        threading.Thread(target=self._read, args=(live, live.process, events), daemon=True,
-                         name=f"rnn-jobreader-{rec.job_id}").start()
+        threading.Thread(
+            target=self._read,
+            args=(live, live.process, events),
+            daemon=True,
+            name=f"rnn-jobreader-{rec.job_id}",
+        ).start()
 
     # ------------------------------------------------------------------------------------------ progress
     def _read(self, live: _Live, process, events) -> None:
@@ -220,8 +274,10 @@ class JobManager:
                     try:
                         msg = events.get(timeout=0.5)
                     except queue_mod.Empty:
-                        outcome = ("crash", f"worker process exited with code {process.exitcode} "
-                                            "without reporting a result")
+                        outcome = (
+                            "crash",
+                            f"worker process exited with code {process.exitcode} without reporting a result",
+                        )
                         break
                 else:
                     continue
@@ -262,8 +318,13 @@ class JobManager:
             self._end(live, jr.INTERRUPTED if self._closing else jr.FAILED, outcome[1])
 
     # ------------------------------------------------------------------------------------------ watching
-    def watch(self, job_id: str, from_sequence: int = 0, active: Callable[[], bool] = lambda: True,
-              poll: float = 0.25) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        job_id: str,
+        from_sequence: int = 0,
+        active: Callable[[], bool] = lambda: True,
+        poll: float = 0.25,
+    ) -> Iterator[dict[str, Any]]:
         """Yield the job's events from `from_sequence`, live, until the job ends or `active()` is False."""
         live = self._live(job_id)
         n = max(0, int(from_sequence))
@@ -280,7 +341,7 @@ class JobManager:
 
     # ------------------------------------------------------------------------------------------ shutdown
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop accepting jobs, ask running workers to checkpoint and stop, wait up to `timeout`, then kill."""
+        """Stop taking jobs; running workers checkpoint and stop within `timeout` or are killed."""
         with self._lock:
             self._closing = True
             for job_id in list(self._queue):

@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line on stderr (time, level, logger, message and any extra fields)."""
+"""Structured logging: one JSON object per line on stderr (time, level, logger, message, extra fields)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -10,19 +10,26 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 class Metrics:
-    """Calls and latency by method and status, tokens generated, active streams and sequences, jobs by state."""
+    """Calls and latency by method and status, tokens generated, open streams and sequences, jobs by state."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls = Counter("rnn_grpc_calls", "Finished gRPC calls", ["method", "status"], registry=r)
-        self.latency = Histogram("rnn_grpc_call_seconds", "gRPC call duration (streams: until the end)",
-                                 ["method", "status"], buckets=LATENCY_BUCKETS, registry=r)
-        self.tokens = Counter("rnn_tokens_generated", "Tokens produced by StreamGenerate", ["model"],
-                              registry=r)
+        self.latency = Histogram(
+            "rnn_grpc_call_seconds",
+            "gRPC call duration (streams: until the end)",
+            ["method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "rnn_tokens_generated", "Tokens produced by StreamGenerate", ["model"], registry=r
+        )
         self.active_streams = Gauge("rnn_active_streams", "Open streaming calls", ["method"], registry=r)
-        self.active_sequences = Gauge("rnn_active_sequences", "PredictStream sequences holding state",
-                                      registry=r)
+        self.active_sequences = Gauge(
+            "rnn_active_sequences", "PredictStream sequences holding state", registry=r
+        )
         self.jobs = Gauge("rnn_training_jobs", "Training jobs by state", ["state"], registry=r)
         self._http = None
 

@@ -1,4 +1,4 @@
-"""Conversion for InferenceService: SequenceInput messages -> engine inputs, predict results -> SequenceOutput.
+"""Conversion for InferenceService: SequenceInput -> engine inputs, predict results -> SequenceOutput.
 
 Inputs are checked against the model (text vs values, vocabulary, feature size) and the server limits, with
 errors naming the request field (e.g. "inputs[2].token_ids.ids[5]"). Server limits (max_batch_size,
@@ -23,9 +23,13 @@ TEXT_OUTPUT_TASKS = ("one_to_many", "seq2seq")
 
 
 def too_long(field: str, n: int, limit: int) -> ServiceError:
-    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"{field}: {n} steps is more than the server limit max_sequence_length={limit}",
-                        field=field, reason="LIMIT_EXCEEDED", metadata={"limit": "max_sequence_length"})
+    return ServiceError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"{field}: {n} steps is more than the server limit max_sequence_length={limit}",
+        field=field,
+        reason="LIMIT_EXCEEDED",
+        metadata={"limit": "max_sequence_length"},
+    )
 
 
 def batch_inputs(model, inputs, *, max_batch: int, max_len: int, field: str = "inputs") -> list:
@@ -33,10 +37,13 @@ def batch_inputs(model, inputs, *, max_batch: int, max_len: int, field: str = "i
     if len(inputs) == 0:
         raise invalid(field, "expected at least one sequence, got none")
     if len(inputs) > max_batch:
-        raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"{field}: {len(inputs)} sequences is more than the server limit "
-                           f"max_batch_size={max_batch}", field=field, reason="LIMIT_EXCEEDED",
-                           metadata={"limit": "max_batch_size"})
+        raise ServiceError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{field}: {len(inputs)} sequences is more than the server limit max_batch_size={max_batch}",
+            field=field,
+            reason="LIMIT_EXCEEDED",
+            metadata={"limit": "max_batch_size"},
+        )
     return [sequence_input(model, x, f"{field}[{i}]", max_len) for i, x in enumerate(inputs)]
 
 
@@ -73,8 +80,11 @@ def _token_ids(model, ids: list[int], field: str, max_len: int, allow_empty: boo
     vocab = model.tokenizer.vocab_size
     for j, i in enumerate(ids):
         if not N_SPECIAL <= i < vocab:
-            raise invalid(f"{field}[{j}]", f"expected a token id in [{N_SPECIAL}, {vocab}) (ids below "
-                                           f"{N_SPECIAL} are special tokens), got {i}")
+            raise invalid(
+                f"{field}[{j}]",
+                f"expected a token id in [{N_SPECIAL}, {vocab}) (ids below "
+                f"{N_SPECIAL} are special tokens), got {i}",
+            )
     if model.task == "tagging":
         return [model.tokenizer.token_text(i) for i in ids]
     return model.tokenizer.decode(ids)
@@ -84,10 +94,14 @@ def _values(model, seq: pb.FloatSequence, field: str, max_len: int, allow_empty:
     features = seq.feature_size or 1
     want = int(getattr(model, "num_features", 1) or 1)
     if features < 0 or features != want:
-        raise invalid(f"{field}.feature_size", f"expected {want} (the model's features), got {seq.feature_size}")
+        raise invalid(
+            f"{field}.feature_size", f"expected {want} (the model's features), got {seq.feature_size}"
+        )
     data = list(seq.data)
     if len(data) % features:
-        raise invalid(f"{field}.data", f"expected a multiple of feature_size={features} values, got {len(data)}")
+        raise invalid(
+            f"{field}.data", f"expected a multiple of feature_size={features} values, got {len(data)}"
+        )
     for j, v in enumerate(data):
         if not math.isfinite(v):
             raise invalid(f"{field}.data[{j}]", f"expected a finite number, got {v}")
@@ -98,7 +112,7 @@ def _values(model, seq: pb.FloatSequence, field: str, max_len: int, allow_empty:
         raise too_long(f"{field}.data", steps, max_len)
     if features == 1:
         return data
-    return [data[t * features:(t + 1) * features] for t in range(steps)]
+    return [data[t * features : (t + 1) * features] for t in range(steps)]
 
 
 # ------------------------------------------------------------------------------------------ outputs
@@ -126,7 +140,9 @@ def output_plan(model, output: int, top_k: int, field_prefix: str = "") -> tuple
     return pb.OUTPUT_KIND_TOP_K, min(max(top_k, 1), classes)
 
 
-def _scores(labels: list[str], ids: list[int], probs: list[float], output: int, classes: int) -> pb.StepOutput:
+def _scores(
+    labels: list[str], ids: list[int], probs: list[float], output: int, classes: int
+) -> pb.StepOutput:
     step = pb.StepOutput()
     if output == pb.OUTPUT_KIND_DISTRIBUTION:
         dist = [0.0] * classes
@@ -134,8 +150,10 @@ def _scores(labels: list[str], ids: list[int], probs: list[float], output: int, 
             dist[i] = p
         step.distribution.extend(dist)
     else:
-        step.top_k.extend(pb.LabelScore(label=lab, id=i, probability=p)
-                          for lab, i, p in zip(labels, ids, probs, strict=True))
+        step.top_k.extend(
+            pb.LabelScore(label=lab, id=i, probability=p)
+            for lab, i, p in zip(labels, ids, probs, strict=True)
+        )
     return step
 
 
@@ -170,7 +188,9 @@ def sequence_output(model, result: dict[str, Any], output: int) -> pb.SequenceOu
 
 def token_to_pb(token: Any, index: int) -> ipb.StreamGenerateResponse:
     """An engine GeneratedToken as one StreamGenerate message."""
-    msg = ipb.GeneratedToken(text=token.text, id=int(token.id), log_probability=float(token.logprob), index=index)
+    msg = ipb.GeneratedToken(
+        text=token.text, id=int(token.id), log_probability=float(token.logprob), index=index
+    )
     if getattr(token, "value", None) is not None:
         msg.value = float(token.value)
     return ipb.StreamGenerateResponse(token=msg)
@@ -181,7 +201,12 @@ def summary_to_pb(end: Any, stop: list[str]) -> ipb.StreamGenerateResponse:
     from .convert import FINISH
 
     hit = next((s for s in stop if end.finish_reason == "stop" and end.text.endswith(s)), "")
-    return ipb.StreamGenerateResponse(summary=ipb.GenerationSummary(
-        finish_reason=FINISH.get(end.finish_reason, ipb.FINISH_REASON_UNSPECIFIED),
-        prompt_tokens=int(end.prompt_tokens), generated_tokens=int(end.generated_tokens), text=end.text,
-        stop_sequence=hit))
+    return ipb.StreamGenerateResponse(
+        summary=ipb.GenerationSummary(
+            finish_reason=FINISH.get(end.finish_reason, ipb.FINISH_REASON_UNSPECIFIED),
+            prompt_tokens=int(end.prompt_tokens),
+            generated_tokens=int(end.generated_tokens),
+            text=end.text,
+            stop_sequence=hit,
+        )
+    )

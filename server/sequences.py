@@ -1,7 +1,7 @@
 """PredictStream sequences: per-sequence hidden state kept between chunks, released on end or when idle.
 
 Like Triton's sequence batcher: a sequence starts with `start`, carries its state across chunks, and is
-released by `end`, by its stream closing, or after `idle_timeout` seconds without a chunk (a background reaper).
+released by `end`, by its stream closing, or after `idle_timeout` seconds without a chunk (background reaper).
 Keys are (stream, sequence id), so different streams may reuse ids.
 """
 
@@ -64,8 +64,11 @@ class SequenceRegistry:
             seq = self._seqs.get((stream, seq_id))
             if seq is None:
                 why = self._released.get((stream, seq_id), "it was never started (send start=true first)")
-                raise ServiceError(grpc.StatusCode.NOT_FOUND, f"sequence_id: sequence {seq_id!r} is not open: {why}",
-                                   field="sequence_id")
+                raise ServiceError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"sequence_id: sequence {seq_id!r} is not open: {why}",
+                    field="sequence_id",
+                )
             seq.last_used = time.monotonic()
             return seq
 

@@ -30,7 +30,7 @@ class ServerState:
     batching: BatchingPool | None = None  # server/batching: None runs every call alone
 
     def model(self, name: str, field: str = "model"):
-        """The loaded model `name`; INVALID_ARGUMENT on `field` when empty or malformed, NOT_FOUND if absent."""
+        """The loaded model `name`; INVALID_ARGUMENT on `field` if empty or malformed, NOT_FOUND if absent."""
         check_model_name(name, field)
         note_model(name)
         return self.store.get(name)

@@ -1,4 +1,4 @@
-"""Uploaded datasets under model_dir/.uploads/: content-addressed files (ds-<sha256 prefix>) with a JSON sidecar."""
+"""Uploaded datasets under model_dir/.uploads/: content-addressed files (ds-<sha256>) with a JSON sidecar."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ class UploadStore:
             part.unlink(missing_ok=True)
         self.max_bytes, self.max_disk_bytes = max_bytes, max_disk_bytes
         self._lock = threading.Lock()
-        self._stored = sum(p.stat().st_size for p in self.root.iterdir()
-                           if p.is_file() and not p.is_symlink())
+        self._stored = sum(
+            p.stat().st_size for p in self.root.iterdir() if p.is_file() and not p.is_symlink()
+        )
         self._receiving = 0  # bytes of uploads in progress
 
     def _reserve(self, n: int) -> None:
@@ -39,8 +40,10 @@ class UploadStore:
         with self._lock:
             if self.max_disk_bytes and self._stored + self._receiving + n > self.max_disk_bytes:
                 used = self._stored + self._receiving
-                raise exhausted("max_upload_disk_bytes",
-                                f"uploads already use {used} of {self.max_disk_bytes} bytes of disk")
+                raise exhausted(
+                    "max_upload_disk_bytes",
+                    f"uploads already use {used} of {self.max_disk_bytes} bytes of disk",
+                )
             self._receiving += n
 
     def _settle(self, received: int, stored: int) -> None:
@@ -79,8 +82,14 @@ class UploadStore:
                 raise invalid("info.size_bytes", f"announced {info.size_bytes} bytes, received {size}")
             sha = digest.hexdigest()
             dataset_id = "ds-" + sha[:24]
-            meta = json.dumps({"name": info.name, "format": tpb.DatasetFormat.Name(info.format),
-                               "size_bytes": size, "sha256": sha}).encode()
+            meta = json.dumps(
+                {
+                    "name": info.name,
+                    "format": tpb.DatasetFormat.Name(info.format),
+                    "size_bytes": size,
+                    "sha256": sha,
+                }
+            ).encode()
             self._reserve(len(meta))
             reserved += len(meta)
             target = self.root / dataset_id

@@ -52,9 +52,15 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
         train_config = TrainConfig.from_dict(job["train_config"])
         dataset = load_dataset(job["task"], job["data_path"], **job["dataset_options"])
         Path(job["checkpoint_dir"]).mkdir(parents=True, exist_ok=True)
-        model = train(model_config, train_config, dataset,
-                      on_event=lambda e: queue.put(("event", event_dict(e))),
-                      should_stop=stop.is_set, checkpoint_dir=job["checkpoint_dir"], resume=job["resume"])
+        model = train(
+            model_config,
+            train_config,
+            dataset,
+            on_event=lambda e: queue.put(("event", event_dict(e))),
+            should_stop=stop.is_set,
+            checkpoint_dir=job["checkpoint_dir"],
+            resume=job["resume"],
+        )
         model.training = {**(getattr(model, "training", None) or {}), "job_id": job["job_id"]}
         save_model(model, Path(job["model_path"]))
         queue.put(("done", {"metrics": _plain(dict(getattr(model, "metrics", {}) or {}))}))

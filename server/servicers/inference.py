@@ -18,8 +18,15 @@ from ..errors import abort, exhausted, handle_errors, invalid, with_field_prefix
 from ..state import ServerState
 
 _stream_ids = itertools.count(1)
-GENERATION_FIELDS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed",
-                     "beam_size")
+GENERATION_FIELDS = (
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "seed",
+    "beam_size",
+)
 
 
 class InferenceServicer(ipb_grpc.InferenceServiceServicer):
@@ -31,11 +38,15 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         model = self.state.model(request.model)
         output, k = io.output_plan(model, request.output, request.top_k)
         cfg = self.state.config
-        inputs = io.batch_inputs(model, request.inputs, max_batch=cfg.max_batch_size,
-                                 max_len=cfg.max_sequence_length)
+        inputs = io.batch_inputs(
+            model, request.inputs, max_batch=cfg.max_batch_size, max_len=cfg.max_sequence_length
+        )
         results = self._predict(request.model, model, inputs, k, _deadline(context))
-        return ipb.PredictResponse(model=request.model, task=TASK_ENUMS[model.task],
-                                   outputs=[io.sequence_output(model, r, output) for r in results])
+        return ipb.PredictResponse(
+            model=request.model,
+            task=TASK_ENUMS[model.task],
+            outputs=[io.sequence_output(model, r, output) for r in results],
+        )
 
     def PredictStream(self, request_iterator, context):
         stream = next(_stream_ids)
@@ -61,8 +72,10 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         else:
             seq = seqs.get(stream, request.sequence_id)
             if request.model and request.model != seq.model_name:
-                raise invalid("model", f"sequence {request.sequence_id!r} uses model {seq.model_name!r}, "
-                                       f"got {request.model!r}")
+                raise invalid(
+                    "model",
+                    f"sequence {request.sequence_id!r} uses model {seq.model_name!r}, got {request.model!r}",
+                )
         with seq.lock:
             response = self._feed(seq, request)
         if request.end:
@@ -74,18 +87,21 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         if request.reset:
             seq.state, seq.steps_seen = model.initial_state(1), 0
         output, k = io.output_plan(model, request.output, request.top_k)
-        chunk = io.sequence_input(model, request.chunk, "chunk", self.state.config.max_sequence_length,
-                                  allow_empty=True)
+        chunk = io.sequence_input(
+            model, request.chunk, "chunk", self.state.config.max_sequence_length, allow_empty=True
+        )
         out = None
         if chunk:
             if seq.steps_seen + _steps(model, chunk) > self.state.config.max_sequence_length:
-                raise io.too_long("chunk", seq.steps_seen + _steps(model, chunk),
-                                  self.state.config.max_sequence_length)
+                raise io.too_long(
+                    "chunk", seq.steps_seen + _steps(model, chunk), self.state.config.max_sequence_length
+                )
             result, seq.state = self._predict_chunk(seq.model_name, model, chunk, seq.state, k)
             out = io.sequence_output(model, result, output)
             seq.steps_seen += _steps(model, chunk)
-        return ipb.PredictStreamResponse(sequence_id=request.sequence_id, output=out,
-                                         steps_seen=seq.steps_seen, ended=request.end)
+        return ipb.PredictStreamResponse(
+            sequence_id=request.sequence_id, output=out, steps_seen=seq.steps_seen, ended=request.end
+        )
 
     @handle_errors
     def StreamGenerate(self, request, context):
@@ -96,8 +112,9 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         context.add_callback(stop.set)
         tokens = self.state.metrics.tokens.labels(request.model)
         if self.state.batching is not None:  # continuous batching with the model's other streams
-            records = self.state.batching.generate(request.model, model, request.prompt, config, stop.is_set,
-                                                   _deadline(context))
+            records = self.state.batching.generate(
+                request.model, model, request.prompt, config, stop.is_set, _deadline(context)
+            )
         else:
             records = model.generate(request.prompt, config, should_stop=stop.is_set)
         for i, item in enumerate(records):
@@ -122,8 +139,10 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         settings = {name: getattr(request, name) for name in GENERATION_FIELDS if request.HasField(name)}
         limit = self.state.config.max_new_tokens
         if settings.get("max_new_tokens", 0) > limit:
-            raise exhausted("max_new_tokens", f"max_new_tokens: {settings['max_new_tokens']} is more than "
-                            f"the server allows ({limit})")
+            raise exhausted(
+                "max_new_tokens",
+                f"max_new_tokens: {settings['max_new_tokens']} is more than the server allows ({limit})",
+            )
         settings.setdefault("max_new_tokens", min(GenerationConfig().max_new_tokens, limit))
         settings["stop"] = list(request.stop_sequences)
         if request.label:

@@ -16,8 +16,13 @@ from ..errors import ServiceError, handle_errors, invalid
 from ..state import ServerState, check_model_name
 from .paging import page
 
-GRAPHS = {mpb.ONNX_GRAPH_UNSPECIFIED: "full", mpb.ONNX_GRAPH_FULL: "full", mpb.ONNX_GRAPH_STEP: "step",
-          mpb.ONNX_GRAPH_ENCODER: "encoder", mpb.ONNX_GRAPH_DECODER_STEP: "decoder_step"}
+GRAPHS = {
+    mpb.ONNX_GRAPH_UNSPECIFIED: "full",
+    mpb.ONNX_GRAPH_FULL: "full",
+    mpb.ONNX_GRAPH_STEP: "step",
+    mpb.ONNX_GRAPH_ENCODER: "encoder",
+    mpb.ONNX_GRAPH_DECODER_STEP: "decoder_step",
+}
 DEFAULT_CHUNK = 1 << 20
 
 
@@ -59,13 +64,16 @@ class ModelServicer(mpb_grpc.ModelServiceServicer):
             raise invalid("graph", f"expected an OnnxGraph, got {request.graph}")
         limit = self.state.config.max_message_bytes - 1024
         if request.chunk_size < 0 or request.chunk_size > limit:
-            raise invalid("chunk_size", f"expected 0..{limit} (max_message_bytes minus framing), "
-                                        f"got {request.chunk_size}")
+            raise invalid(
+                "chunk_size",
+                f"expected 0..{limit} (max_message_bytes minus framing), got {request.chunk_size}",
+            )
         data = export_bytes(model, GRAPHS.get(request.graph) if request.graph else None)
         size, sha, step = len(data), hashlib.sha256(data).hexdigest(), request.chunk_size or DEFAULT_CHUNK
         for offset in range(0, size, step):
-            yield mpb.ExportOnnxResponse(chunk=data[offset:offset + step], offset=offset, total_bytes=size,
-                                         sha256=sha)
+            yield mpb.ExportOnnxResponse(
+                chunk=data[offset : offset + step], offset=offset, total_bytes=size, sha256=sha
+            )
 
 
 def export_bytes(model, graph: str | None) -> bytes:
@@ -73,9 +81,10 @@ def export_bytes(model, graph: str | None) -> bytes:
     try:
         from rnn_engine.onnx_export import export_model, graphs_for
     except ImportError:
-        raise ServiceError(grpc.StatusCode.UNIMPLEMENTED,
-                           "ONNX export is not available in this build (rnn_engine.onnx_export.export_model "
-                           "is missing)") from None
+        raise ServiceError(
+            grpc.StatusCode.UNIMPLEMENTED,
+            "ONNX export is not available in this build (rnn_engine.onnx_export.export_model is missing)",
+        ) from None
     result = export_model(model, graph=graph or graphs_for(model.task)[0])
     if isinstance(result, bytes | bytearray):
         return bytes(result)

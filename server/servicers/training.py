@@ -22,8 +22,12 @@ from ..interceptor import note_model
 from ..state import ServerState, check_model_name
 from .paging import page
 
-SUFFIXES = {tpb.DATASET_FORMAT_TEXT: ".txt", tpb.DATASET_FORMAT_TSV: ".tsv", tpb.DATASET_FORMAT_CSV: ".csv",
-            tpb.DATASET_FORMAT_JSONL: ".jsonl"}
+SUFFIXES = {
+    tpb.DATASET_FORMAT_TEXT: ".txt",
+    tpb.DATASET_FORMAT_TSV: ".tsv",
+    tpb.DATASET_FORMAT_CSV: ".csv",
+    tpb.DATASET_FORMAT_JSONL: ".jsonl",
+}
 TASK_SUFFIX = {"language_model": ".txt", "forecasting": ".csv", "tagging": ".jsonl"}
 DATASET_OPTIONS = ("column", "exog_columns", "fmt", "header")
 CHECK_INLINE_BYTES = 4 << 20  # datasets up to this size are read once before the job starts
@@ -51,9 +55,17 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         options = dataset_options(request.dataset.options)
         if len(data) <= CHECK_INLINE_BYTES:
             check_dataset(self.state.jobs.root, (model_config, train_config), data, suffix, options)
-        return self.state.jobs.submit(model=name, task=task, model_config=model_config, train_config=train_config,
-                                      data=data, data_suffix=suffix, dataset_options=options,
-                                      overwrite=request.overwrite, model_exists=self.state.store.exists(name))
+        return self.state.jobs.submit(
+            model=name,
+            task=task,
+            model_config=model_config,
+            train_config=train_config,
+            data=data,
+            data_suffix=suffix,
+            dataset_options=options,
+            overwrite=request.overwrite,
+            model_exists=self.state.store.exists(name),
+        )
 
     def _resume(self, request) -> tuple[jr.JobRecord, int]:
         """Restart the job; returns it and the sequence of its first new event."""
@@ -111,8 +123,9 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
             check_model_name(request.model)
         records = self.state.jobs.list(STATE_NAMES.get(request.state), request.model or None)
         chosen, token = page(records, request.page_size, request.page_token)
-        return tpb.ListJobsResponse(jobs=[job_to_pb(r, r.state in jr.RESUMABLE) for r in chosen],
-                                    next_page_token=token)
+        return tpb.ListJobsResponse(
+            jobs=[job_to_pb(r, r.state in jr.RESUMABLE) for r in chosen], next_page_token=token
+        )
 
     @handle_errors
     def CancelJob(self, request, context):

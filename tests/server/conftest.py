@@ -21,23 +21,50 @@ from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 from server import ServerConfig, create_server
 
 LM_TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog. " * 12
-CLASSES = "\n".join(f"{w}\t{'animal' if i % 2 == 0 else 'thing'}" for i, w in enumerate(
-    ["cat", "cup", "dog", "pen", "cow", "box", "pig", "mug", "owl", "hat", "eel", "car", "ant", "bag"] * 3))
-TAGGED = "\n".join(json.dumps({"tokens": t.split(), "tags": g.split()}) for t, g in [
-    ("the cat sat", "DET NOUN VERB"), ("a dog ran", "DET NOUN VERB"), ("the owl flew", "DET NOUN VERB"),
-    ("a cow sat", "DET NOUN VERB"), ("the pig ran", "DET NOUN VERB"), ("a cat flew", "DET NOUN VERB")] * 3)
+CLASSES = "\n".join(
+    f"{w}\t{'animal' if i % 2 == 0 else 'thing'}"
+    for i, w in enumerate(
+        ["cat", "cup", "dog", "pen", "cow", "box", "pig", "mug", "owl", "hat", "eel", "car", "ant", "bag"] * 3
+    )
+)
+TAGGED = "\n".join(
+    json.dumps({"tokens": t.split(), "tags": g.split()})
+    for t, g in [
+        ("the cat sat", "DET NOUN VERB"),
+        ("a dog ran", "DET NOUN VERB"),
+        ("the owl flew", "DET NOUN VERB"),
+        ("a cow sat", "DET NOUN VERB"),
+        ("the pig ran", "DET NOUN VERB"),
+        ("a cat flew", "DET NOUN VERB"),
+    ]
+    * 3
+)
 SERIES = "t,value\n" + "\n".join(f"{t},{math.sin(t / 3) + 0.1 * (t % 5):.4f}" for t in range(80))
 
 SMALL = dict(hidden_size=12, embedding_dim=8)
 TRAINING = pb.TrainingSettings(max_steps=12, batch_size=4, seq_len=16, seed=3)
 # name -> (task, spec, dataset)
 MODELS = {
-    "lm": (pb.TASK_LANGUAGE_MODEL, pb.ModelSpec(cell=pb.CELL_TYPE_GRU, **SMALL), tpb.DatasetSource(text=LM_TEXT)),
-    "clf": (pb.TASK_CLASSIFICATION, pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, **SMALL), tpb.DatasetSource(text=CLASSES)),
-    "tagger": (pb.TASK_TAGGING, pb.ModelSpec(cell=pb.CELL_TYPE_RNN, tokenizer="word", **SMALL),
-               tpb.DatasetSource(text=TAGGED)),
-    "fc": (pb.TASK_FORECASTING, pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=8, extra={"window": 6}),
-           tpb.DatasetSource(text=SERIES)),
+    "lm": (
+        pb.TASK_LANGUAGE_MODEL,
+        pb.ModelSpec(cell=pb.CELL_TYPE_GRU, **SMALL),
+        tpb.DatasetSource(text=LM_TEXT),
+    ),
+    "clf": (
+        pb.TASK_CLASSIFICATION,
+        pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, **SMALL),
+        tpb.DatasetSource(text=CLASSES),
+    ),
+    "tagger": (
+        pb.TASK_TAGGING,
+        pb.ModelSpec(cell=pb.CELL_TYPE_RNN, tokenizer="word", **SMALL),
+        tpb.DatasetSource(text=TAGGED),
+    ),
+    "fc": (
+        pb.TASK_FORECASTING,
+        pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=8, extra={"window": 6}),
+        tpb.DatasetSource(text=SERIES),
+    ),
 }
 
 
@@ -61,8 +88,9 @@ def start_server(model_dir, **overrides):
 @pytest.fixture(scope="session")
 def served(tmp_path_factory):
     """(server, port) of the session's server, with max_training_jobs=2 so the fixtures train in parallel."""
-    server, port = start_server(tmp_path_factory.mktemp("models"), max_training_jobs=2,
-                                max_concurrent_streams=48, max_batch_size=32)
+    server, port = start_server(
+        tmp_path_factory.mktemp("models"), max_training_jobs=2, max_concurrent_streams=48, max_batch_size=32
+    )
     yield server, port
     server.drain(2)
 
@@ -76,8 +104,9 @@ def stubs(served):
 
 def train(stubs: Stubs, name: str, task, spec, dataset, training=TRAINING) -> list:
     """Run Train to the end; returns the events."""
-    request = tpb.TrainRequest(model=name, task=task, spec=spec, training=training, dataset=dataset,
-                               overwrite=True)
+    request = tpb.TrainRequest(
+        model=name, task=task, spec=spec, training=training, dataset=dataset, overwrite=True
+    )
     return [r.event for r in stubs.training.Train(request, timeout=120)]
 
 

@@ -12,7 +12,11 @@ def details(err: grpc.RpcError) -> dict:
     out = {"fields": [], "limit": None, "request_id": None}
     status = rpc_status.from_call(err)
     for any_msg in status.details if status is not None else []:
-        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RequestInfo):
+        for kind in (
+            error_details_pb2.BadRequest,
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.RequestInfo,
+        ):
             if any_msg.Is(kind.DESCRIPTOR):
                 msg = kind()
                 any_msg.Unpack(msg)

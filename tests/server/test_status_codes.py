@@ -27,15 +27,18 @@ def call_error(fn, *args, **kw) -> grpc.RpcError:
     return err.value
 
 
-@pytest.mark.parametrize("exc,code", [
-    (engine_errors.InvalidInput("x: bad"), grpc.StatusCode.INVALID_ARGUMENT),
-    (engine_errors.NotFound("gone"), grpc.StatusCode.NOT_FOUND),
-    (engine_errors.AlreadyExists("twice"), grpc.StatusCode.ALREADY_EXISTS),
-    (engine_errors.FailedPrecondition("state"), grpc.StatusCode.FAILED_PRECONDITION),
-    (engine_errors.NotTrained("untrained"), grpc.StatusCode.FAILED_PRECONDITION),
-    (engine_errors.IncompatibleModel("format"), grpc.StatusCode.FAILED_PRECONDITION),
-    (engine_errors.Cancelled("stop"), grpc.StatusCode.CANCELLED),
-])
+@pytest.mark.parametrize(
+    "exc,code",
+    [
+        (engine_errors.InvalidInput("x: bad"), grpc.StatusCode.INVALID_ARGUMENT),
+        (engine_errors.NotFound("gone"), grpc.StatusCode.NOT_FOUND),
+        (engine_errors.AlreadyExists("twice"), grpc.StatusCode.ALREADY_EXISTS),
+        (engine_errors.FailedPrecondition("state"), grpc.StatusCode.FAILED_PRECONDITION),
+        (engine_errors.NotTrained("untrained"), grpc.StatusCode.FAILED_PRECONDITION),
+        (engine_errors.IncompatibleModel("format"), grpc.StatusCode.FAILED_PRECONDITION),
+        (engine_errors.Cancelled("stop"), grpc.StatusCode.CANCELLED),
+    ],
+)
 def test_each_engine_error_class_maps_to_its_status_code(exc, code):
     assert classify(exc).code == code
     assert classify(RuntimeError("boom")) is None  # unexpected -> INTERNAL
@@ -71,8 +74,10 @@ def test_resource_exhausted_names_the_limit(stubs, trained):
     err = call_error(stubs.inference.Predict, ipb.PredictRequest(model="clf", inputs=inputs))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "max_batch_size" in err.details() and details(err)["limit"] == "max_batch_size"
-    err = call_error(stubs.inference.StreamGenerate,
-                     ipb.StreamGenerateRequest(model="lm", prompt="a", max_new_tokens=10**6))
+    err = call_error(
+        stubs.inference.StreamGenerate,
+        ipb.StreamGenerateRequest(model="lm", prompt="a", max_new_tokens=10**6),
+    )
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and details(err)["limit"] == "max_new_tokens"
 
 
@@ -81,7 +86,9 @@ def test_too_many_streams_is_resource_exhausted(make_server, trained, served):
     release = threading.Event()
 
     def slow():
-        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True, chunk=pb.SequenceInput(text="a"))
+        yield ipb.PredictStreamRequest(
+            model="lm", sequence_id="a", start=True, chunk=pb.SequenceInput(text="a")
+        )
         release.wait(10)
 
     first = stubs.inference.PredictStream(slow())
@@ -93,8 +100,9 @@ def test_too_many_streams_is_resource_exhausted(make_server, trained, served):
 
 def test_client_cancellation_is_cancelled_and_stops_generation(stubs, served, trained):
     tokens = served[0].state.metrics.tokens.labels("lm")
-    call = stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=4000,
-                                                                    temperature=0.0))
+    call = stubs.inference.StreamGenerate(
+        ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=4000, temperature=0.0)
+    )
     next(call)
     call.cancel()
     with pytest.raises(grpc.RpcError) as err:
@@ -117,11 +125,14 @@ def test_deadline_exceeded_stops_generation(stubs, served, trained):
     assert tokens._value.get() == before
 
 
-def test_unexpected_error_is_internal_with_a_request_id_and_the_server_keeps_serving(stubs, served, trained,
-                                                                                   monkeypatch, caplog):
+def test_unexpected_error_is_internal_with_a_request_id_and_the_server_keeps_serving(
+    stubs, served, trained, monkeypatch, caplog
+):
     model = served[0].state.store.get("clf")
     monkeypatch.setattr(model, "predict", lambda *a, **k: 1 / 0)
-    err = call_error(stubs.inference.Predict, ipb.PredictRequest(model="clf", inputs=[pb.SequenceInput(text="a")]))
+    err = call_error(
+        stubs.inference.Predict, ipb.PredictRequest(model="clf", inputs=[pb.SequenceInput(text="a")])
+    )
     assert err.code() == grpc.StatusCode.INTERNAL
     rid = trailing(err, "request-id")
     assert rid and rid in err.details() and details(err)["request_id"] == rid
@@ -136,8 +147,9 @@ def test_draining_server_is_unavailable_and_not_serving(make_server, trained, se
 
     server, stubs = make_server(model_dir=served[0].state.config.model_dir)
     health = health_pb2_grpc.HealthStub(stubs.channel)
-    stream = stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(model="lm", prompt="t", max_new_tokens=1000,
-                                                                      temperature=0.0))
+    stream = stubs.inference.StreamGenerate(
+        ipb.StreamGenerateRequest(model="lm", prompt="t", max_new_tokens=1000, temperature=0.0)
+    )
     next(stream)
     server.state.draining.set()  # what drain() does first
     server.health.enter_graceful_shutdown()
@@ -152,14 +164,26 @@ def test_draining_server_is_unavailable_and_not_serving(make_server, trained, se
 def test_ids_of_every_error_are_returned_in_metadata(stubs, trained):
     err = call_error(stubs.models.GetModel, mpb.GetModelRequest(model="missing"))
     assert trailing(err, "request-id") == details(err)["request_id"]
-    call = stubs.models.GetModel.with_call(mpb.GetModelRequest(model="lm"), metadata=[("x-request-id", "abc-123")])
+    call = stubs.models.GetModel.with_call(
+        mpb.GetModelRequest(model="lm"), metadata=[("x-request-id", "abc-123")]
+    )
     assert dict(call[1].initial_metadata())["request-id"] == "abc-123"
 
 
 def test_train_language_model_text_dataset_is_accepted(stubs):
     # sanity for the table below: a good Train request for a fresh name succeeds
     task, spec, _ = MODELS["lm"]
-    events = list(stubs.training.Train(tpb.TrainRequest(
-        model="lm-sanity", task=task, spec=spec, training=pb.TrainingSettings(max_steps=2, batch_size=2, seq_len=8),
-        dataset=tpb.DatasetSource(text=LM_TEXT), overwrite=True), timeout=60))
+    events = list(
+        stubs.training.Train(
+            tpb.TrainRequest(
+                model="lm-sanity",
+                task=task,
+                spec=spec,
+                training=pb.TrainingSettings(max_steps=2, batch_size=2, seq_len=8),
+                dataset=tpb.DatasetSource(text=LM_TEXT),
+                overwrite=True,
+            ),
+            timeout=60,
+        )
+    )
     assert events[-1].event.state == pb.JOB_STATE_SUCCEEDED

@@ -1,4 +1,4 @@
-"""Train tiny models of every task through the server, then Predict, PredictStream, StreamGenerate, ExportOnnx."""
+"""Train tiny models of every task through the server; Predict, PredictStream, StreamGenerate, ExportOnnx."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from rnn.v1 import inference_service_pb2 as ipb
 from rnn.v1 import model_service_pb2 as mpb
 from rnn.v1 import training_service_pb2 as tpb
 
-TEXT_INPUTS = {"lm": ["the cat", "a dog sat on"], "clf": ["cat", "mug", "owl"], "tagger": ["the cat sat", "a dog"]}
+TEXT_INPUTS = {
+    "lm": ["the cat", "a dog sat on"],
+    "clf": ["cat", "mug", "owl"],
+    "tagger": ["the cat sat", "a dog"],
+}
 
 
 def text_inputs(name):
@@ -31,7 +35,9 @@ def test_training_streams_progress_and_ends_succeeded(trained):
     states = [e.state for e in events if e.kind == tpb.JOB_EVENT_KIND_STATE]
     assert states[:2] == [pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING] and states[-1] == pb.JOB_STATE_SUCCEEDED
     steps = [e.step for e in events if e.kind == tpb.JOB_EVENT_KIND_PROGRESS]
-    assert max(steps) == 12 and all(e.total_steps == 12 for e in events if e.kind == tpb.JOB_EVENT_KIND_PROGRESS)
+    assert max(steps) == 12 and all(
+        e.total_steps == 12 for e in events if e.kind == tpb.JOB_EVENT_KIND_PROGRESS
+    )
     assert [e.sequence for e in events] == list(range(len(events)))
     assert any(e.loss > 0 for e in events)
 
@@ -57,15 +63,19 @@ def test_predict_matches_the_engine_on_the_saved_model(stubs, served, trained, n
 
 def test_predict_forecast_returns_one_value_per_series(stubs, served, trained):
     series = [[0.1 * t for t in range(10)], [1.0, 0.5, 0.2, -0.3, -0.5, -0.6, -0.2]]
-    reply = stubs.inference.Predict(ipb.PredictRequest(
-        model="fc", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=s)) for s in series]))
+    reply = stubs.inference.Predict(
+        ipb.PredictRequest(
+            model="fc", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=s)) for s in series]
+        )
+    )
     expected = engine_model(served, "fc").predict(series)
     assert [list(o.steps[0].values) for o in reply.outputs] == [pytest.approx(e["values"]) for e in expected]
 
 
 def test_distribution_output_is_a_full_probability_vector(stubs, trained):
-    reply = stubs.inference.Predict(ipb.PredictRequest(model="clf", inputs=text_inputs("clf"),
-                                                       output=pb.OUTPUT_KIND_DISTRIBUTION))
+    reply = stubs.inference.Predict(
+        ipb.PredictRequest(model="clf", inputs=text_inputs("clf"), output=pb.OUTPUT_KIND_DISTRIBUTION)
+    )
     for out in reply.outputs:
         dist = list(out.steps[0].distribution)
         assert len(dist) == 2 and sum(dist) == pytest.approx(1.0)
@@ -78,26 +88,43 @@ def test_distribution_output_is_a_full_probability_vector(stubs, trained):
 def test_token_ids_give_the_same_prediction_as_text(stubs, served, trained):
     tok = engine_model(served, "lm").tokenizer
     ids = tok.encode("the cat")
-    by_text = stubs.inference.Predict(ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(text="the cat")]))
-    by_ids = stubs.inference.Predict(ipb.PredictRequest(
-        model="lm", inputs=[pb.SequenceInput(token_ids=pb.TokenIds(ids=ids))]))
+    by_text = stubs.inference.Predict(
+        ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(text="the cat")])
+    )
+    by_ids = stubs.inference.Predict(
+        ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(token_ids=pb.TokenIds(ids=ids))])
+    )
     assert by_ids == by_text
 
 
 def _stream(stubs, model, chunks, seq_id="s1", **kw):
     def requests():
         for i, chunk in enumerate(chunks):
-            yield ipb.PredictStreamRequest(model=model if i == 0 else "", sequence_id=seq_id, start=i == 0,
-                                           end=i == len(chunks) - 1, chunk=chunk, **kw)
+            yield ipb.PredictStreamRequest(
+                model=model if i == 0 else "",
+                sequence_id=seq_id,
+                start=i == 0,
+                end=i == len(chunks) - 1,
+                chunk=chunk,
+                **kw,
+            )
+
     return list(stubs.inference.PredictStream(requests(), timeout=30))
 
 
-@pytest.mark.parametrize("name,chunks", [("lm", ["the c", "at sat", " on"]), ("tagger", ["the cat", "sat"]),
-                                         ("clf", ["c", "a", "t"])])
+@pytest.mark.parametrize(
+    "name,chunks",
+    [("lm", ["the c", "at sat", " on"]), ("tagger", ["the cat", "sat"]), ("clf", ["c", "a", "t"])],
+)
 def test_stream_in_chunks_equals_one_predict(stubs, trained, name, chunks):
     replies = _stream(stubs, name, [pb.SequenceInput(text=c) for c in chunks], top_k=2)
-    whole = stubs.inference.Predict(ipb.PredictRequest(model=name, inputs=[pb.SequenceInput(text="".join(chunks)
-                                    if name != "tagger" else " ".join(chunks))], top_k=2)).outputs[0]
+    whole = stubs.inference.Predict(
+        ipb.PredictRequest(
+            model=name,
+            inputs=[pb.SequenceInput(text="".join(chunks) if name != "tagger" else " ".join(chunks))],
+            top_k=2,
+        )
+    ).outputs[0]
     assert [r.sequence_id for r in replies] == ["s1"] * len(chunks) and replies[-1].ended
     if name == "clf":  # many-to-one: the answer after the last chunk is the whole sequence's answer
         got, want = replies[-1].output.steps[0].top_k, whole.steps[0].top_k
@@ -108,16 +135,22 @@ def test_stream_in_chunks_equals_one_predict(stubs, trained, name, chunks):
     assert len(steps) == len(whole.steps)
     for got, want in zip(steps, whole.steps, strict=True):
         assert [s.id for s in got.top_k] == [s.id for s in want.top_k]
-        assert [s.probability for s in got.top_k] == pytest.approx([s.probability for s in want.top_k], abs=1e-6)
+        assert [s.probability for s in got.top_k] == pytest.approx(
+            [s.probability for s in want.top_k], abs=1e-6
+        )
     assert replies[-1].steps_seen == len(whole.steps)
 
 
 def test_stream_forecast_chunks_equal_one_predict(stubs, trained):
     series = [0.3, 0.1, -0.2, 0.4, 0.5, 0.6, 0.2, 0.0, -0.1]
-    replies = _stream(stubs, "fc", [pb.SequenceInput(values=pb.FloatSequence(data=series[i:i + 3]))
-                                    for i in range(0, 9, 3)])
-    whole = stubs.inference.Predict(ipb.PredictRequest(
-        model="fc", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=series))]))
+    replies = _stream(
+        stubs,
+        "fc",
+        [pb.SequenceInput(values=pb.FloatSequence(data=series[i : i + 3])) for i in range(0, 9, 3)],
+    )
+    whole = stubs.inference.Predict(
+        ipb.PredictRequest(model="fc", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=series))])
+    )
     assert list(replies[-1].output.steps[0].values) == pytest.approx(list(whole.outputs[0].steps[0].values))
 
 
@@ -125,7 +158,9 @@ def test_generate_streams_tokens_then_a_summary(stubs, trained):
     request = ipb.StreamGenerateRequest(model="lm", prompt="the ", max_new_tokens=8, temperature=0.8, seed=5)
     replies = list(stubs.inference.StreamGenerate(request, timeout=30))
     tokens, summary = replies[:-1], replies[-1].summary
-    assert all(r.WhichOneof("event") == "token" for r in tokens) and replies[-1].WhichOneof("event") == "summary"
+    assert (
+        all(r.WhichOneof("event") == "token" for r in tokens) and replies[-1].WhichOneof("event") == "summary"
+    )
     assert summary.generated_tokens == len(tokens) <= 8
     assert "".join(r.token.text for r in tokens) == summary.text
     assert [r.token.index for r in tokens] == list(range(len(tokens)))
@@ -137,13 +172,21 @@ def test_generate_streams_tokens_then_a_summary(stubs, trained):
 
 
 def test_generate_stops_at_a_stop_sequence(stubs, trained):
-    greedy = list(stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(
-        model="lm", prompt="the", max_new_tokens=20, temperature=0.0)))
+    greedy = list(
+        stubs.inference.StreamGenerate(
+            ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=20, temperature=0.0)
+        )
+    )
     text = greedy[-1].summary.text
     assert len(text) >= 3
     stop = text[1:3]
-    stopped = list(stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(
-        model="lm", prompt="the", max_new_tokens=20, temperature=0.0, stop_sequences=[stop])))
+    stopped = list(
+        stubs.inference.StreamGenerate(
+            ipb.StreamGenerateRequest(
+                model="lm", prompt="the", max_new_tokens=20, temperature=0.0, stop_sequences=[stop]
+            )
+        )
+    )
     summary = stopped[-1].summary
     assert summary.finish_reason == ipb.FINISH_REASON_STOP_SEQUENCE and summary.stop_sequence == stop
     assert summary.text.endswith(stop) and text.startswith(summary.text)
@@ -167,12 +210,21 @@ def test_exported_language_model_matches_predict_in_onnxruntime(stubs, served, t
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     tok = engine_model(served, "clf").tokenizer
     ids = tok.encode("cat")
-    feeds = {i.name: v for i, v in zip(session.get_inputs(), [np.array([ids], dtype=np.int64),
-                                                               np.array([len(ids)], dtype=np.int64)], strict=True)}
+    feeds = {
+        i.name: v
+        for i, v in zip(
+            session.get_inputs(),
+            [np.array([ids], dtype=np.int64), np.array([len(ids)], dtype=np.int64)],
+            strict=True,
+        )
+    }
     names = [o.name for o in session.get_outputs()]
     probs = session.run(None, feeds)[names.index("probabilities")][0]
-    reply = stubs.inference.Predict(ipb.PredictRequest(model="clf", inputs=[pb.SequenceInput(text="cat")],
-                                                       output=pb.OUTPUT_KIND_DISTRIBUTION))
+    reply = stubs.inference.Predict(
+        ipb.PredictRequest(
+            model="clf", inputs=[pb.SequenceInput(text="cat")], output=pb.OUTPUT_KIND_DISTRIBUTION
+        )
+    )
     assert list(reply.outputs[0].steps[0].distribution) == pytest.approx(probs.tolist(), abs=1e-5)
 
 
