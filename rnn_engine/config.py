@@ -72,6 +72,7 @@ class ModelConfig(_Serialisable):
     tokenizer: str = "char"  # char | word | byte (unused by forecasting)
     max_length: int = 10000  # longest sequence accepted at prediction time, in tokens or values
     window: int = 24  # forecasting: K past values per input window
+    residual: bool = True  # forecasting: predict the change from the last value (starts as the naive forecast)
     dtype: str = "float32"  # float32 | float64
     seed: int = 0  # weight initialisation and dropout
 
@@ -85,8 +86,9 @@ class ModelConfig(_Serialisable):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
         _check_float("dropout", self.dropout, 0.0, 0.95)
-        if not isinstance(self.bidirectional, bool):
-            raise InvalidInput(f"bidirectional: expected a bool, got {self.bidirectional!r}")
+        for name in ("bidirectional", "residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInput(f"{name}: expected a bool, got {getattr(self, name)!r}")
         if self.bidirectional and self.task not in ("classification", "tagging"):
             raise InvalidInput(f"bidirectional: only classification and tagging can be bidirectional, "
                                f"got task {self.task!r}")

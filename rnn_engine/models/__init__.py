@@ -24,7 +24,8 @@ def build_network(config: ModelConfig, *, vocab_size: int = 0, num_labels: int =
                                init=config.init, dtype=dtype)
     task = config.task
     if task == "forecasting":
-        return ForecastNet(num_features, rng=rng, **{k: v for k, v in cfg.items() if k != "embedding_dim"})
+        return ForecastNet(num_features, rng=rng, residual=config.residual,
+                           **{k: v for k, v in cfg.items() if k != "embedding_dim"})
     if task == "one_to_many":
         return LabelDecoderNet(vocab_size, num_labels, cfg, rng)
     if task == "seq2seq":
