@@ -38,6 +38,21 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def orphan_check():
+    """A zero-argument callable: True once the server that started this worker has died (even by SIGKILL).
+
+    The worker then stops at its next training step (after a checkpoint) and does not save the model, so an
+    orphan never keeps running or writes into the model directory behind a restarted server; the restarted
+    server reports the job INTERRUPTED and resumable.
+    """
+    import multiprocessing as mp
+    import os
+
+    parent = mp.parent_process()
+    server_pid = parent.pid if parent is not None else os.getppid()
+    return lambda: os.getppid() != server_pid
+
+
 def run_job(job: dict[str, Any], queue, stop) -> None:
     """Worker entry point. `job`: {"model_config", "train_config", "task", "data_path", "dataset_format",
     "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id"}."""
@@ -47,6 +62,7 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
     from rnn_engine.tasks import load_dataset
     from rnn_engine.trainer import train
 
+    orphaned = orphan_check()
     try:
         model_config = ModelConfig.from_dict(job["model_config"])
         train_config = TrainConfig.from_dict(job["train_config"])
@@ -57,11 +73,13 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
             train_config,
             dataset,
             on_event=lambda e: queue.put(("event", event_dict(e))),
-            should_stop=stop.is_set,
+            should_stop=lambda: stop.is_set() or orphaned(),
             checkpoint_dir=job["checkpoint_dir"],
             resume=job["resume"],
         )
         model.training = {**(getattr(model, "training", None) or {}), "job_id": job["job_id"]}
+        if orphaned():
+            raise errors.Cancelled("the server died before the model was saved")
         save_model(model, Path(job["model_path"]))
         queue.put(("done", {"metrics": _plain(dict(getattr(model, "metrics", {}) or {}))}))
     except errors.Cancelled as exc:
