@@ -65,6 +65,9 @@ def sequence_input(model, x: pb.SequenceInput, field: str, max_len: int, *, allo
     text = x.text
     if not text and not allow_empty:
         raise invalid(f"{field}.text", "expected a non-empty text")
+    if model.task == "one_to_many" and text not in model.label_index:
+        shown = model.labels if len(model.labels) <= 20 else [*model.labels[:20], "..."]
+        raise invalid(f"{field}.text", f"expected one of the trained labels {shown}, got {text!r}")
     if model.tokenizer is not None and model.task not in TEXT_OUTPUT_TASKS:
         n = len(model.tokenizer.encode(text)) if len(text) > max_len else len(text)
         if n > max_len:
@@ -88,6 +91,11 @@ def _token_ids(model, ids: list[int], field: str, max_len: int, allow_empty: boo
     if model.task == "tagging":
         return [model.tokenizer.token_text(i) for i in ids]
     return model.tokenizer.decode(ids)
+
+
+def forecast_prompt(model, seq: pb.FloatSequence, max_len: int) -> Any:
+    """StreamGenerate.prompt_values for a forecaster, checked like a Predict input."""
+    return _values(model, seq, "prompt_values", max_len, False)
 
 
 def _values(model, seq: pb.FloatSequence, field: str, max_len: int, allow_empty: bool) -> Any:

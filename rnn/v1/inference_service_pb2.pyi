@@ -76,7 +76,7 @@ class PredictStreamResponse(_message.Message):
     def __init__(self, sequence_id: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.SequenceOutput, _Mapping]] = ..., steps_seen: _Optional[int] = ..., ended: _Optional[bool] = ...) -> None: ...
 
 class StreamGenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_sequences", "seed", "label", "beam_size")
+    __slots__ = ("model", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "stop_sequences", "seed", "label", "beam_size", "prompt_values")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class StreamGenerateRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_VALUES_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     max_new_tokens: int
@@ -99,7 +100,8 @@ class StreamGenerateRequest(_message.Message):
     seed: int
     label: str
     beam_size: int
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., label: _Optional[str] = ..., beam_size: _Optional[int] = ...) -> None: ...
+    prompt_values: _common_pb2.FloatSequence
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., repetition_penalty: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., label: _Optional[str] = ..., beam_size: _Optional[int] = ..., prompt_values: _Optional[_Union[_common_pb2.FloatSequence, _Mapping]] = ...) -> None: ...
 
 class GeneratedToken(_message.Message):
     __slots__ = ("text", "id", "log_probability", "index", "value")

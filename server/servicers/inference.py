@@ -108,21 +108,33 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         model = self.state.model(request.model)
         limits.check_prompt(model, request.prompt, request.stop_sequences, self.state.config)
         config = self._generation_config(request)
+        prompt = self._prompt(model, request)
         stop = threading.Event()
         context.add_callback(stop.set)
         tokens = self.state.metrics.tokens.labels(request.model)
-        if self.state.batching is not None:  # continuous batching with the model's other streams
+        if self.state.batching is not None and model.task != "forecasting":  # continuous batching
             records = self.state.batching.generate(
-                request.model, model, request.prompt, config, stop.is_set, _deadline(context)
+                request.model, model, prompt, config, stop.is_set, _deadline(context)
             )
         else:
-            records = model.generate(request.prompt, config, should_stop=stop.is_set)
+            records = model.generate(prompt, config, should_stop=stop.is_set)
         for i, item in enumerate(records):
             if hasattr(item, "finish_reason"):
                 yield io.summary_to_pb(item, list(request.stop_sequences))
                 return
             tokens.inc()
             yield io.token_to_pb(item, i)
+
+    def _prompt(self, model, request):
+        """The prompt text, or for a forecaster the series in prompt_values."""
+        has_values = request.HasField("prompt_values")
+        if model.task != "forecasting":
+            if has_values:
+                raise invalid("prompt_values", f"a {model.task} model takes a text prompt, not values")
+            return request.prompt
+        if request.prompt:
+            raise invalid("prompt", "a forecasting model continues prompt_values, not a text prompt")
+        return io.forecast_prompt(model, request.prompt_values, self.state.config.max_sequence_length)
 
     def _predict(self, name: str, model, inputs: list, k: int, deadline: float | None) -> list:
         if self.state.batching is None:

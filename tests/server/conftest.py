@@ -41,6 +41,21 @@ TAGGED = "\n".join(
 )
 SERIES = "t,value\n" + "\n".join(f"{t},{math.sin(t / 3) + 0.1 * (t % 5):.4f}" for t in range(80))
 
+NAMES = "\n".join(
+    f"{n}\t{g}"
+    for n, g in [
+        ("anna", "F"),
+        ("maria", "F"),
+        ("julia", "F"),
+        ("emma", "F"),
+        ("john", "M"),
+        ("peter", "M"),
+        ("paul", "M"),
+        ("tom", "M"),
+    ]
+    * 2
+)
+REVERSED = "\n".join(f"{w}\t{w[::-1]}" for w in ["abc", "cab", "bca", "aab", "bba", "cca", "abb", "cab"] * 2)
 SMALL = dict(hidden_size=12, embedding_dim=8)
 TRAINING = pb.TrainingSettings(max_steps=12, batch_size=4, seq_len=16, seed=3)
 # name -> (task, spec, dataset)
@@ -65,6 +80,12 @@ MODELS = {
         pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=8, extra={"window": 6}),
         tpb.DatasetSource(text=SERIES),
     ),
+    "namer": (
+        pb.TASK_ONE_TO_MANY,
+        pb.ModelSpec(cell=pb.CELL_TYPE_GRU, **SMALL),
+        tpb.DatasetSource(text=NAMES),
+    ),
+    "rev": (pb.TASK_SEQ2SEQ, pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, **SMALL), tpb.DatasetSource(text=REVERSED)),
 }
 
 

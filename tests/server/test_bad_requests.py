@@ -160,6 +160,16 @@ CASES = [
     ("generate-top-p-above-one", generate(top_p=1.5), INV, "top_p"),
     ("generate-repetition-penalty-zero", generate(repetition_penalty=0.0), INV, "repetition_penalty"),
     ("generate-stop-empty", generate(stop_sequences=[""]), INV, "stop_sequences"),
+    ("generate-values-to-lm", generate(prompt_values=pb.FloatSequence(data=[1.0])), INV, "prompt_values"),
+    (
+        "generate-values-nan",
+        generate(model="fc", prompt="", prompt_values=pb.FloatSequence(data=[1.0, NAN])),
+        INV,
+        "prompt_values.data[1]",
+    ),
+    ("generate-label-unknown", generate(model="namer", label="X"), INV, "label"),
+    ("generate-label-missing", generate(model="namer"), INV, "label"),
+    ("predict-label-unknown", predict(model="namer", inputs=(text("X"),)), INV, "inputs[0].text"),
     # Train
     ("train-model-missing", train(model=""), INV, "model"),
     ("train-model-malformed", train(model="a/b"), INV, "model"),

@@ -256,3 +256,63 @@ def test_generating_from_a_classifier_is_a_failed_precondition(stubs, trained):
     with pytest.raises(grpc.RpcError) as err:
         list(stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(model="clf", prompt="x")))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("name,source", [("namer", "F"), ("rev", "abc")])
+def test_decoder_models_predict_the_greedy_text_that_generate_streams(stubs, served, trained, name, source):
+    reply = stubs.inference.Predict(ipb.PredictRequest(model=name, inputs=[pb.SequenceInput(text=source)]))
+    expected = engine_model(served, name).predict([source])[0]
+    out = reply.outputs[0]
+    assert out.text == expected["text"] and list(out.token_ids) == expected["tokens"]
+    request = ipb.StreamGenerateRequest(model=name, temperature=0.0, max_new_tokens=200)
+    if name == "namer":
+        request.label = source
+    else:
+        request.prompt = source
+    replies = list(stubs.inference.StreamGenerate(request, timeout=30))
+    assert replies[-1].summary.text == out.text
+    assert [r.token.id for r in replies[:-1]] == list(out.token_ids)
+
+
+@pytest.mark.parametrize(
+    "name,graphs",
+    [
+        ("namer", [mpb.ONNX_GRAPH_ENCODER, mpb.ONNX_GRAPH_DECODER_STEP]),
+        ("rev", [mpb.ONNX_GRAPH_ENCODER, mpb.ONNX_GRAPH_DECODER_STEP]),
+        ("lm", [mpb.ONNX_GRAPH_FULL, mpb.ONNX_GRAPH_STEP]),
+    ],
+)
+def test_export_each_graph_of_a_model_kind(stubs, trained, name, graphs):
+    onnx = pytest.importorskip("onnx")
+    for graph in graphs:
+        data = b"".join(
+            r.chunk for r in stubs.models.ExportOnnx(mpb.ExportOnnxRequest(model=name, graph=graph))
+        )
+        onnx.checker.check_model(onnx.load_from_string(data))
+
+
+def test_streaming_a_seq2seq_model_is_a_failed_precondition(stubs, trained):
+    requests = iter(
+        [
+            ipb.PredictStreamRequest(
+                model="rev", sequence_id="a", start=True, chunk=pb.SequenceInput(text="abc")
+            )
+        ]
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(stubs.inference.PredictStream(requests))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_forecaster_generates_a_rollout_of_values(stubs, served, trained):
+    series = [0.1 * t for t in range(12)]
+    request = ipb.StreamGenerateRequest(
+        model="fc", prompt_values=pb.FloatSequence(data=series), max_new_tokens=5
+    )
+    replies = list(stubs.inference.StreamGenerate(request, timeout=30))
+    values = [r.token.value for r in replies[:-1]]
+    assert values == pytest.approx(engine_model(served, "fc").forecast(series, 5))
+    assert replies[-1].summary.generated_tokens == 5 and replies[-1].summary.prompt_tokens == 12
+    with pytest.raises(grpc.RpcError) as err:
+        list(stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(model="fc", prompt="1 2 3")))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "prompt" in err.value.details()
