@@ -1,10 +1,10 @@
-"""Saving and loading models (and training checkpoints) as model directories (modelfile.py: npz + JSON, atomic).
+"""Saving and loading models (and training checkpoints) as model directories (modelfile.py: npz + JSON).
 
 Manifest keys: "kind" ("rnn-service-model"), "task", "config" (ModelConfig), "tokenizer" (to_dict or None),
 "labels", "norm" (forecasting mean/std per feature), "num_features", "training" (TrainConfig and run facts),
-"metrics", "created", "trained", and for training checkpoints "checkpoint" (trainer state) plus the names of the
-extra arrays (optimizer buffers, carried LM state). Loading rebuilds the network from the manifest and checks
-every array's name, shape and dtype against it; anything else is `IncompatibleModel`.
+"metrics", "created", "trained", and for training checkpoints "checkpoint" (trainer state) plus the names of
+the extra arrays (optimizer buffers, carried LM state). Loading rebuilds the network from the manifest and
+checks every array's name, shape and dtype against it; anything else is `IncompatibleModel`.
 """
 
 from __future__ import annotations
@@ -23,14 +23,24 @@ KIND = "rnn-service-model"
 
 
 def model_manifest(model: Model) -> dict[str, Any]:
-    return {"kind": KIND, "task": model.task, "config": model.config.to_dict(),
-            "tokenizer": model.tokenizer.to_dict() if model.tokenizer else None, "labels": model.labels,
-            "norm": model.norm, "num_features": model.num_features, "training": model.training,
-            "metrics": model.metrics, "created": model.created, "trained": model.trained}
+    return {
+        "kind": KIND,
+        "task": model.task,
+        "config": model.config.to_dict(),
+        "tokenizer": model.tokenizer.to_dict() if model.tokenizer else None,
+        "labels": model.labels,
+        "norm": model.norm,
+        "num_features": model.num_features,
+        "training": model.training,
+        "metrics": model.metrics,
+        "created": model.created,
+        "trained": model.trained,
+    }
 
 
-def save_model(model: Model, directory: Path | str, *, extra_arrays: dict | None = None,
-               checkpoint: dict | None = None) -> Path:
+def save_model(
+    model: Model, directory: Path | str, *, extra_arrays: dict | None = None, checkpoint: dict | None = None
+) -> Path:
     """Atomically write `model` to `directory` (replacing what was there only once everything is written)."""
     if not isinstance(model, Model):
         raise IncompatibleModel(f"model: expected a Model, got {type(model).__name__}")
@@ -50,8 +60,13 @@ def _model_from_manifest(manifest: dict, what: str) -> Model:
     try:
         cfg = ModelConfig.from_dict(manifest["config"])
         tok = Tokenizer.from_dict(manifest["tokenizer"]) if manifest.get("tokenizer") else None
-        model = Model(cfg, tokenizer=tok, labels=manifest.get("labels"), norm=manifest.get("norm"),
-                      num_features=int(manifest.get("num_features", 1)))
+        model = Model(
+            cfg,
+            tokenizer=tok,
+            labels=manifest.get("labels"),
+            norm=manifest.get("norm"),
+            num_features=int(manifest.get("num_features", 1)),
+        )
     except (EngineError, KeyError, TypeError, ValueError) as exc:
         raise IncompatibleModel(f"{what}: manifest does not describe a valid model: {exc}") from None
     model.training = dict(manifest.get("training") or {})
@@ -78,12 +93,15 @@ def load_model(directory: Path | str, task: str | None = None, *, with_extras: b
     missing = sorted(set(expected) - set(arrays))
     extra = sorted(set(arrays) - set(expected))
     if missing or extra:
-        raise IncompatibleModel(f"{what}: arrays do not match a {model.task} model as configured: "
-                                f"missing {missing[:8]}, unexpected {extra[:8]}")
+        raise IncompatibleModel(
+            f"{what}: arrays do not match a {model.task} model as configured: "
+            f"missing {missing[:8]}, unexpected {extra[:8]}"
+        )
     for k, (shape, dtype) in expected.items():
         if arrays[k].shape != shape or arrays[k].dtype != dtype:
-            raise IncompatibleModel(f"{what}: array {k!r}: expected {dtype} {shape}, "
-                                    f"got {arrays[k].dtype} {arrays[k].shape}")
+            raise IncompatibleModel(
+                f"{what}: array {k!r}: expected {dtype} {shape}, got {arrays[k].dtype} {arrays[k].shape}"
+            )
     try:
         model.net.load_arrays({k: arrays[k] for k in model.params})
     except EngineError as exc:

@@ -72,7 +72,9 @@ class ModelConfig(_Serialisable):
     tokenizer: str = "char"  # char | word | byte (unused by forecasting)
     max_length: int = 10000  # longest sequence accepted at prediction time, in tokens or values
     window: int = 24  # forecasting: K past values per input window
-    residual: bool = True  # forecasting: predict the change from the last value (starts as the naive forecast)
+    residual: bool = (
+        True  # forecasting: predict the change from the last value (starts as the naive forecast)
+    )
     dtype: str = "float32"  # float32 | float64
     seed: int = 0  # weight initialisation and dropout
 
@@ -90,8 +92,9 @@ class ModelConfig(_Serialisable):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInput(f"{name}: expected a bool, got {getattr(self, name)!r}")
         if self.bidirectional and self.task not in ("classification", "tagging"):
-            raise InvalidInput(f"bidirectional: only classification and tagging can be bidirectional, "
-                               f"got task {self.task!r}")
+            raise InvalidInput(
+                f"bidirectional: only classification and tagging can be bidirectional, got task {self.task!r}"
+            )
 
 
 @dataclass
@@ -119,9 +122,19 @@ class TrainConfig(_Serialisable):
     seed: int = 0  # batch order and held-out split
 
     def validate(self) -> None:
-        for name, low in (("steps", 0), ("epochs", 0), ("batch_size", 1), ("bptt", 2), ("warmup_steps", 0),
-                          ("step_size", 1), ("eval_every", 1), ("patience", 0), ("checkpoint_every", 0),
-                          ("max_eval_items", 1), ("seed", 0)):
+        for name, low in (
+            ("steps", 0),
+            ("epochs", 0),
+            ("batch_size", 1),
+            ("bptt", 2),
+            ("warmup_steps", 0),
+            ("step_size", 1),
+            ("eval_every", 1),
+            ("patience", 0),
+            ("checkpoint_every", 0),
+            ("max_eval_items", 1),
+            ("seed", 0),
+        ):
             _check_int(name, getattr(self, name), low)
         if self.steps == 0 and self.epochs == 0:
             raise InvalidInput("steps: expected steps >= 1 or epochs >= 1, got both 0")

@@ -1,5 +1,5 @@
-"""Token-by-token generation: sampling (greedy, temperature, top-k, top-p, repetition penalty, stop sequences),
-beam search for seq2seq, and forecast rollout.
+"""Token-by-token generation: sampling (greedy, temperature, top-k, top-p, repetition penalty, stop
+sequences), beam search for seq2seq, and forecast rollout.
 
 `generate(model, prompt, config, should_stop)` is an iterator of records:
 - `GeneratedToken(id, text, logprob, value)` per produced token: `text` is what the token adds to the output
@@ -127,7 +127,7 @@ def _sample(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
         count += 1
         history.append(token)
         yield GeneratedToken(token, piece, logprob)
-        if any(s in text[-(len(s) + len(piece)):] for s in cfg.stop):
+        if any(s in text[-(len(s) + len(piece)) :] for s in cfg.stop):
             reason = "stop"
             break
         with no_grad():
@@ -161,6 +161,7 @@ def _beam(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
         if not nxt or len(finished) >= W:
             break
         from .models.base import select_state
+
         with no_grad():
             out, state = model.net.decode(xp.asarray([[b[1][-1]] for b in nxt]), select_state(state, rows))
         logp = log_softmax(xp.asarray(out[:, -1], dtype=xp.float64))
@@ -181,7 +182,9 @@ def _beam(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
 
 def _rollout(model, prompt, cfg: GenerationConfig, should_stop) -> Iterator:
     if model.num_features != 1:
-        raise InvalidInput("prompt: this forecaster uses exogenous series; call Model.forecast with future_exog")
+        raise InvalidInput(
+            "prompt: this forecaster uses exogenous series; call Model.forecast with future_exog"
+        )
     values = forecast(model, prompt, cfg.max_new_tokens)  # validates before the first record
     n = len(prompt)
 
@@ -218,5 +221,5 @@ def forecast(model, series, horizon: int, future_exog=None) -> list[float]:
             out.append(v)
             z = (v - model.norm["mean"][0]) / model.norm["std"][0]
             row = xp.concatenate([[z], fut[h] if fut is not None else []]).astype(rows.dtype)
-            rows = xp.concatenate([rows, row[None]])[-model.config.window:]
+            rows = xp.concatenate([rows, row[None]])[-model.config.window :]
     return out

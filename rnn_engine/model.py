@@ -1,22 +1,23 @@
 """A trained (or trainable) model of one kind: network, tokenizer, labels, normalisation, metadata, inference.
 
-`Model.predict(inputs, top_k=1)` returns one dict of plain Python values per input:
+`Model.predict(inputs, top_k=1)` returns one dict of plain Python values per input (k = top_k):
 
-| task | inputs[i] | result |
-| --- | --- | --- |
-| language_model | text | {"tokens": [id per input token], "top_tokens": [{"ids": [k], "texts": [k], "probs": [k]} per input token]}: the distribution of the token that follows each input token (the text is read after `<bos>`) |
-| classification | text | {"labels": [k labels, most likely first], "probs": [k]} |
-| tagging | text, or a list of token strings | {"tokens": [text per step], "tags": [tag per step], "probs": [prob of that tag per step]}; with top_k > 1 also "top_tags" / "top_probs" ([k] per step) |
-| forecasting | a list of values, or of rows [value, exog...] | {"values": [next value]} (last `window` rows are used) |
-| one_to_many | a label | {"text": greedy output, "tokens": [ids]} |
-| seq2seq | a source text | {"text": greedy output, "tokens": [ids]} |
+- language_model, input text: {"tokens": [id per input token], "top_tokens": [{"ids": [k], "texts": [k],
+  "probs": [k]} per input token]}: the distribution of the token after each input token (read after <bos>);
+- classification, input text: {"labels": [k labels, most likely first], "probs": [k]};
+- tagging, input text or a list of token strings: {"tokens": [text per step], "tags": [tag per step],
+  "probs": [probability of that tag per step]}, and with top_k > 1 "top_tags" / "top_probs" ([k] per step);
+- forecasting, input a list of values or of rows [value, exog...]: {"values": [next value]} (reads the last
+  `window` rows);
+- one_to_many, input a label: {"text": greedy output, "tokens": [ids]};
+- seq2seq, input a source text: {"text": greedy output, "tokens": [ids]}.
 
-Streaming (`initial_state(batch)` then `predict_chunk(inputs, state)` repeatedly) returns, for each chunk, what
-`predict` on the concatenation so far returns for the new part: language model and tagging give the entries of
-the chunk's steps; classification and forecasting give the result at the end of the chunk. Streaming needs a
-unidirectional language model, classifier, tagger or forecaster. Word tokenizers: cut chunks at whitespace.
+Streaming (`initial_state(batch)`, then `predict_chunk(inputs, state)` repeatedly) returns for each chunk
+what `predict` on the concatenation so far returns for the new part: language model and tagging give the
+entries of the chunk's steps; classification and forecasting the result at the end of the chunk. Streaming
+needs a unidirectional language model, classifier, tagger or forecaster. Word tokenizers: cut at whitespace.
 
-`generate(prompt, GenerationConfig)` streams `GeneratedToken`s and ends with one `GenerationEnd` (generate.py).
+`generate(prompt, GenerationConfig)` streams `GeneratedToken`s, then one `GenerationEnd` (see generate.py).
 """
 
 from __future__ import annotations
@@ -40,15 +41,24 @@ class Model:
     """Args: config; tokenizer (text tasks); labels (classification, tagging, one_to_many);
     norm {"mean": [F], "std": [F]} and num_features (forecasting). Weights start fresh from config.seed."""
 
-    def __init__(self, config: ModelConfig, *, tokenizer: Tokenizer | None = None,
-                 labels: list[str] | None = None, norm: dict | None = None, num_features: int = 1) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        tokenizer: Tokenizer | None = None,
+        labels: list[str] | None = None,
+        norm: dict | None = None,
+        num_features: int = 1,
+    ) -> None:
         if not isinstance(config, ModelConfig):
             raise InvalidInput(f"config: expected a ModelConfig, got {type(config).__name__}")
         config.validate()
         self.config = config
         self.task = config.task
         if self.task in TEXT_TASKS and not isinstance(tokenizer, Tokenizer):
-            raise InvalidInput(f"tokenizer: task {self.task!r} needs a Tokenizer, got {type(tokenizer).__name__}")
+            raise InvalidInput(
+                f"tokenizer: task {self.task!r} needs a Tokenizer, got {type(tokenizer).__name__}"
+            )
         needs_labels = self.task in ("classification", "tagging", "one_to_many")
         if needs_labels and (not labels or len(set(labels)) != len(labels)):
             raise InvalidInput(f"labels: task {self.task!r} needs a list of distinct labels, got {labels!r}")
@@ -60,8 +70,9 @@ class Model:
         self.num_features = int(num_features)
         self.norm = norm
         vocab = tokenizer.vocab_size if self.tokenizer is not None else 0
-        self.net: Network = build_network(config, vocab_size=vocab, num_labels=len(self.labels or []),
-                                          num_features=self.num_features)
+        self.net: Network = build_network(
+            config, vocab_size=vocab, num_labels=len(self.labels or []), num_features=self.num_features
+        )
         self.metrics: dict[str, float] = {}
         self.history: list[dict] = []
         self.training: dict[str, Any] = {}
@@ -76,18 +87,32 @@ class Model:
     def info(self) -> dict:
         """JSON-able description: task, cell, sizes, vocabulary, labels, metrics, creation time, training."""
         c = self.config
-        return {"task": self.task, "cell": c.cell, "hidden_size": c.hidden_size, "num_layers": c.num_layers,
-                "embedding_dim": c.embedding_dim, "bidirectional": c.bidirectional, "dropout": c.dropout,
-                "vocab_size": self.tokenizer.vocab_size if self.tokenizer else 0,
-                "tokenizer": self.tokenizer.kind if self.tokenizer else None,
-                "labels": list(self.labels or []), "num_features": self.num_features,
-                "window": c.window if self.task == "forecasting" else None, "max_length": c.max_length,
-                "num_parameters": self.net.num_parameters(), "metrics": dict(self.metrics),
-                "created": self.created, "training": dict(self.training), "dtype": c.dtype}
+        return {
+            "task": self.task,
+            "cell": c.cell,
+            "hidden_size": c.hidden_size,
+            "num_layers": c.num_layers,
+            "embedding_dim": c.embedding_dim,
+            "bidirectional": c.bidirectional,
+            "dropout": c.dropout,
+            "vocab_size": self.tokenizer.vocab_size if self.tokenizer else 0,
+            "tokenizer": self.tokenizer.kind if self.tokenizer else None,
+            "labels": list(self.labels or []),
+            "num_features": self.num_features,
+            "window": c.window if self.task == "forecasting" else None,
+            "max_length": c.max_length,
+            "num_parameters": self.net.num_parameters(),
+            "metrics": dict(self.metrics),
+            "created": self.created,
+            "training": dict(self.training),
+            "dtype": c.dtype,
+        }
 
     def __repr__(self) -> str:
-        return (f"Model(task={self.task!r}, cell={self.config.cell!r}, hidden_size={self.config.hidden_size}, "
-                f"num_layers={self.config.num_layers}, parameters={self.net.num_parameters()})")
+        return (
+            f"Model(task={self.task!r}, cell={self.config.cell!r}, hidden_size={self.config.hidden_size}, "
+            f"num_layers={self.config.num_layers}, parameters={self.net.num_parameters()})"
+        )
 
     # ----------------------------------------------------------------------------------------- encoding
     def encode_text(self, name: str, text: Any, *, allow_empty: bool = False) -> list[int]:
@@ -102,7 +127,9 @@ class Model:
 
     def check_length(self, name: str, n: int) -> None:
         if n > self.config.max_length:
-            raise InvalidInput(f"{name}: expected at most max_length={self.config.max_length} tokens, got {n}")
+            raise InvalidInput(
+                f"{name}: expected at most max_length={self.config.max_length} tokens, got {n}"
+            )
 
     def label_id(self, name: str, label: Any) -> int:
         if label not in self.label_index:
@@ -116,7 +143,9 @@ class Model:
     # ----------------------------------------------------------------------------------------- inference
     def _check_inputs(self, inputs: Any) -> list:
         if isinstance(inputs, str) or not isinstance(inputs, list | tuple):
-            raise InvalidInput(f"inputs: expected a list with one entry per sequence, got {type(inputs).__name__}")
+            raise InvalidInput(
+                f"inputs: expected a list with one entry per sequence, got {type(inputs).__name__}"
+            )
         if not inputs:
             raise InvalidInput("inputs: expected at least one sequence, got an empty list")
         return list(inputs)
@@ -150,8 +179,13 @@ class Model:
             with no_grad():
                 self.net.eval()
                 _, state = rnn_forward(rnn, self.net.embedding(xp.full((batch, 1), BOS_ID)), state)
-        return {"task": self.task, "batch": batch, "rnn": state, "seen": [0] * batch,
-                "rows": [xp.zeros((0, self.num_features), dtype=self._dtype()) for _ in range(batch)]}
+        return {
+            "task": self.task,
+            "batch": batch,
+            "rnn": state,
+            "seen": [0] * batch,
+            "rows": [xp.zeros((0, self.num_features), dtype=self._dtype()) for _ in range(batch)],
+        }
 
     def predict_chunk(self, inputs: list, state: dict, top_k: int = 1) -> tuple[list[dict], dict]:
         """Feed the next chunk of every stream; returns (results as predict gives them, new state)."""
@@ -162,20 +196,21 @@ class Model:
         if not isinstance(state, dict) or state.get("task") != self.task:
             raise InvalidInput("state: expected a state from this model's initial_state()")
         if len(inputs) != state["batch"]:
-            raise InvalidInput(f"inputs: expected {state['batch']} chunks (one per stream), got {len(inputs)}")
+            raise InvalidInput(
+                f"inputs: expected {state['batch']} chunks (one per stream), got {len(inputs)}"
+            )
         with no_grad():
             self.net.eval()
             return P.predict_chunk(self, inputs, state, top_k)
 
-    def generate(self, prompt: Any, config: GenerationConfig | None = None,
-                 should_stop=None) -> Iterator:
+    def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None) -> Iterator:
         """Stream GeneratedToken records, then one GenerationEnd (see generate.py)."""
         from .generate import generate
 
         return generate(self, prompt, config or GenerationConfig(), should_stop)
 
     def forecast(self, series: Any, horizon: int, future_exog: Any = None) -> list[float]:
-        """Multi-step forecast: predictions are fed back as inputs; exogenous futures (horizon, F-1) if any."""
+        """Multi-step forecast, feeding predictions back; future_exog (horizon, F-1) when F > 1."""
         from .generate import forecast
 
         return forecast(self, series, horizon, future_exog)

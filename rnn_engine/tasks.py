@@ -12,9 +12,9 @@ A `Dataset` holds plain Python values; `train` (and the optional `validation`) p
 | seq2seq | list of (source text, target text) |
 
 `load_dataset(task, source, **options)` reads a file (or takes the in-memory values above). Options:
-`validation` (a second source), `column` / `exog_columns` (forecasting CSV), `fmt` / `header` (labelled files).
-Without a validation part, `prepare` holds out `TrainConfig.validation_fraction`: the tail of a text or series,
-a seeded random subset of examples.
+`validation` (a second source), `column` / `exog_columns` (forecasting CSV), `fmt` / `header` (labelled
+files). Without a validation part, `prepare` holds out `TrainConfig.validation_fraction`: the tail of a text
+or series, a seeded random subset of examples.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class Dataset:
 
 
 def _is_path(source: Any) -> bool:
-    return isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                                 and len(source) < 4096 and os.path.isfile(source))
+    return isinstance(source, os.PathLike) or (
+        isinstance(source, str) and "\n" not in source and len(source) < 4096 and os.path.isfile(source)
+    )
 
 
 def _read(task: str, source: Any, options: dict) -> tuple[Any, Any, Any]:
@@ -60,11 +61,15 @@ def _read(task: str, source: Any, options: dict) -> tuple[Any, Any, Any]:
         return data.read_text(source), None, None
     if task == "forecasting":
         if _is_path(source):
-            values, exog, names = data.read_series(source, options.get("column"), options.get("exog_columns", ()))
+            values, exog, names = data.read_series(
+                source, options.get("column"), options.get("exog_columns", ())
+            )
             return values, exog, names
         values = xp.asarray(source, dtype=xp.float64)
         if values.ndim != 1 or not xp.isfinite(values).all():
-            raise InvalidInput(f"source: expected a file or a 1-D series of finite numbers, got shape {values.shape}")
+            raise InvalidInput(
+                f"source: expected a file or a 1-D series of finite numbers, got shape {values.shape}"
+            )
         return values, None, None
     if _is_path(source):
         if task == "tagging":
@@ -96,7 +101,9 @@ def _check_pairs(name: str, items: Any, first: type, second: type) -> list:
     for i, pair in enumerate(items):
         ok = isinstance(pair, list | tuple) and len(pair) == 2
         if not ok or not isinstance(pair[0], first) or not isinstance(pair[1], second):
-            raise InvalidInput(f"{name}[{i}]: expected a ({first.__name__}, {second.__name__}) pair, got {pair!r:.80}")
+            raise InvalidInput(
+                f"{name}[{i}]: expected a ({first.__name__}, {second.__name__}) pair, got {pair!r:.80}"
+            )
         if not pair[0] or not pair[1]:
             raise InvalidInput(f"{name}[{i}]: expected non-empty values, got {pair!r:.80}")
     return list(items)
@@ -127,8 +134,11 @@ def _encode(model: Model, name: str, text: str) -> list[int]:
 
 def prepare(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> tuple[Model, Objective]:
     """A fresh model fitted to the dataset (tokenizer, labels, normalisation) and its training objective."""
-    for name, value, kind in (("model_config", cfg, ModelConfig), ("train_config", tcfg, TrainConfig),
-                              ("dataset", dataset, Dataset)):
+    for name, value, kind in (
+        ("model_config", cfg, ModelConfig),
+        ("train_config", tcfg, TrainConfig),
+        ("dataset", dataset, Dataset),
+    ):
         if not isinstance(value, kind):
             raise InvalidInput(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
     cfg.validate()
@@ -147,26 +157,33 @@ def prepare(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> tuple[Mode
         valid = _check_pairs("validation", valid, list, list) if valid else []
         for i, (toks, tags) in enumerate(train + valid):
             if len(toks) != len(tags):
-                raise InvalidInput(f"examples[{i}]: expected one tag per token, got {len(toks)} tokens, "
-                                   f"{len(tags)} tags")
+                raise InvalidInput(
+                    f"examples[{i}]: expected one tag per token, got {len(toks)} tokens, {len(tags)} tags"
+                )
         tok = _fit_tokenizer(cfg, [" ".join(t) for t, _ in train])
         labels = sorted({t for _, tags in train + valid for t in tags})
         model = Model(cfg, tokenizer=tok, labels=labels)
-        enc = [[(tagging_ids(model, "train", t)[0], [model.label_index[g] for g in tags]) for t, tags in part]
-               for part in (train, valid)]
+        enc = [
+            [(tagging_ids(model, "train", t)[0], [model.label_index[g] for g in tags]) for t, tags in part]
+            for part in (train, valid)
+        ]
         return model, SequenceLabelObjective(model, tcfg, enc[0], enc[1])
     if cfg.task == "seq2seq":
         train = _check_pairs("train", train, str, str)
         valid = _check_pairs("validation", valid, str, str) if valid else []
         model = Model(cfg, tokenizer=_fit_tokenizer(cfg, [s for p in train for s in p]))
-        enc = [[(_encode(model, "source", s), _encode(model, "target", t)) for s, t in part]
-               for part in (train, valid)]
+        enc = [
+            [(_encode(model, "source", s), _encode(model, "target", t)) for s, t in part]
+            for part in (train, valid)
+        ]
         return model, DecoderObjective(model, tcfg, enc[0], enc[1])
     train = _check_pairs("train", train, str, str)  # classification, one_to_many: (text, label)
     valid = _check_pairs("validation", valid, str, str) if valid else []
     labels = sorted({lab for _, lab in train + valid})
     model = Model(cfg, tokenizer=_fit_tokenizer(cfg, [t for t, _ in train]), labels=labels)
-    enc = [[(_encode(model, "text", t), model.label_index[lab]) for t, lab in part] for part in (train, valid)]
+    enc = [
+        [(_encode(model, "text", t), model.label_index[lab]) for t, lab in part] for part in (train, valid)
+    ]
     if cfg.task == "one_to_many":
         enc = [[(lab, ids) for ids, lab in part] for part in enc]
         return model, DecoderObjective(model, tcfg, enc[0], enc[1])
@@ -182,11 +199,14 @@ def _prepare_forecast(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> 
     n_valid = max(1, int(round(N * tcfg.validation_fraction)))
     n_train = N - n_valid
     if n_train <= K + 1:
-        raise InvalidInput(f"series: {N} values leave {n_train} for training, not more than one window of "
-                           f"{K} + 1; give a longer series or a smaller window")
+        raise InvalidInput(
+            f"series: {N} values leave {n_train} for training, not more than one window of "
+            f"{K} + 1; give a longer series or a smaller window"
+        )
     mean, std = table[:n_train].mean(axis=0), table[:n_train].std(axis=0)
     std = xp.where(std > 0, std, 1.0)
     norm = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     model = Model(cfg, norm=norm, num_features=table.shape[1])
-    return model, ForecastObjective(model, tcfg, (table - mean) / std, list(range(K, n_train)),
-                                    list(range(n_train, N)))
+    return model, ForecastObjective(
+        model, tcfg, (table - mean) / std, list(range(K, n_train)), list(range(n_train, N))
+    )

@@ -1,8 +1,8 @@
 """The training loop: steps, LR schedule, clipping, evaluation, early stopping, checkpoints, resume, progress.
 
 Nothing here knows about a particular model kind: `tasks.prepare` gives the model and its objective (batches,
-loss, metrics). Progress goes out as `TrainEvent`s through `on_event`. A run is deterministic for its seeds, and
-a run resumed from `checkpoint_dir/latest` ends with bit-identical weights to an uninterrupted one: the
+loss, metrics). Progress goes out as `TrainEvent`s through `on_event`. A run is deterministic for its seeds,
+and a run resumed from `checkpoint_dir/latest` ends with bit-identical weights to an uninterrupted one: the
 checkpoint holds weights, optimizer buffers, step, the carried language-model state, the dropout generator's
 state, the best score so far and the history (batches are a pure function of the seed and step).
 
@@ -72,10 +72,21 @@ class _Run:
             if self.carry[1] is not None:
                 arrays["carry.c"] = self.carry[1].copy()
         osd = self.opt.state_dict()
-        state = {"step": self.step, "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
-                 "elapsed": self.elapsed, "recent": self.recent, "rng": self.rng.bit_generator.state,
-                 "optimizer": {"kind": osd["kind"], "hyperparameters": osd["hyperparameters"], "step": osd["step"]},
-                 "train_config": self.tcfg.to_dict()}
+        state = {
+            "step": self.step,
+            "best": self.best,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "elapsed": self.elapsed,
+            "recent": self.recent,
+            "rng": self.rng.bit_generator.state,
+            "optimizer": {
+                "kind": osd["kind"],
+                "hyperparameters": osd["hyperparameters"],
+                "step": osd["step"],
+            },
+            "train_config": self.tcfg.to_dict(),
+        }
         return save_model(self.model, directory / name, extra_arrays=arrays, checkpoint=state)
 
     def restore(self, directory: Path) -> None:
@@ -84,14 +95,17 @@ class _Run:
         state = manifest.get("checkpoint")
         if not isinstance(state, dict):
             raise IncompatibleModel(f"{directory / 'latest'}: a saved model, not a training checkpoint")
-        if saved.config != model.config or manifest["tokenizer"] != (model.tokenizer.to_dict() if model.tokenizer
-                                                                    else None) or saved.labels != model.labels:
+        if (
+            saved.config != model.config
+            or manifest["tokenizer"] != (model.tokenizer.to_dict() if model.tokenizer else None)
+            or saved.labels != model.labels
+        ):
             raise IncompatibleModel("resume: the checkpoint was trained with another model config or dataset")
         if state["train_config"] != self.tcfg.to_dict():
             raise InvalidInput("train_config: resume needs the settings the checkpoint was trained with")
         model.net.load_arrays(saved.params)
         model.history = saved.history
-        buffers = {k[len("optimizer."):]: v for k, v in extras.items() if k.startswith("optimizer.")}
+        buffers = {k[len("optimizer.") :]: v for k, v in extras.items() if k.startswith("optimizer.")}
         self.opt.load_state_dict({**state["optimizer"], "buffers": buffers})
         if "carry.h" in extras:
             self.carry = (extras["carry.h"], extras.get("carry.c"))
@@ -99,17 +113,26 @@ class _Run:
         self.step, self.best, self.best_step = state["step"], state["best"], state["best_step"]
         self.bad_evals, self.elapsed, self.recent = state["bad_evals"], state["elapsed"], state["recent"]
         if self.best_step is not None:
-            self.best_weights = {k: v.copy() for k, v in load_model(directory / "best", model.task).params.items()}
+            self.best_weights = {
+                k: v.copy() for k, v in load_model(directory / "best", model.task).params.items()
+            }
 
 
 def _improved(value: float, best: float | None, higher: bool) -> bool:
     return best is None or (value > best if higher else value < best)
 
 
-def train(model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset, *,
-          on_event: Callable[[TrainEvent], None] | None = None, should_stop: Callable[[], bool] | None = None,
-          checkpoint_dir: str | Path | None = None, resume: bool = False) -> Model:
-    """Train a new model (or resume `checkpoint_dir/latest`) and return it with its best validation weights."""
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    dataset: Dataset,
+    *,
+    on_event: Callable[[TrainEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+) -> Model:
+    """Train a new model (or resume `checkpoint_dir/latest`); returns it with its best validation weights."""
     model, objective = prepare(model_config, train_config, dataset)
     tcfg = train_config
     for name, fn in (("on_event", on_event), ("should_stop", should_stop)):
@@ -120,8 +143,14 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     total = tcfg.steps or tcfg.epochs * objective.steps_per_epoch
     opt = make_optimizer(tcfg, model.params)
-    sched = make_schedule(tcfg.schedule, tcfg.lr, step_size=tcfg.step_size, gamma=tcfg.gamma,
-                          total_steps=total, warmup_steps=min(tcfg.warmup_steps, total))
+    sched = make_schedule(
+        tcfg.schedule,
+        tcfg.lr,
+        step_size=tcfg.step_size,
+        gamma=tcfg.gamma,
+        total_steps=total,
+        warmup_steps=min(tcfg.warmup_steps, total),
+    )
     run = _Run(model, opt, tcfg)
     if resume:
         run.restore(ckpt)
@@ -133,8 +162,18 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset
         run.elapsed = start_elapsed + time.perf_counter() - start_time
         done = max(run.step - first_step, 1)
         eta = (total - run.step) * (time.perf_counter() - start_time) / done
-        return TrainEvent(kind, run.step, total, objective.epoch_of(max(run.step - 1, 0)), loss,
-                          dict(metrics or {}), rate, run.elapsed, eta, path)
+        return TrainEvent(
+            kind,
+            run.step,
+            total,
+            objective.epoch_of(max(run.step - 1, 0)),
+            loss,
+            dict(metrics or {}),
+            rate,
+            run.elapsed,
+            eta,
+            path,
+        )
 
     stopped_early = False
     while run.step < total and not stopped_early:
@@ -169,8 +208,9 @@ def _evaluate(run: _Run, objective, emit, event, ckpt) -> bool:
     metrics = objective.evaluate()
     train_loss = float(xp.mean(run.recent)) if run.recent else None
     run.recent = []
-    model.history.append({"step": run.step, "epoch": objective.epoch_of(run.step - 1), "train_loss": train_loss,
-                          **metrics})
+    model.history.append(
+        {"step": run.step, "epoch": objective.epoch_of(run.step - 1), "train_loss": train_loss, **metrics}
+    )
     emit(event("eval", train_loss, metrics))
     if not metrics:
         return False
@@ -189,8 +229,12 @@ def _evaluate(run: _Run, objective, emit, event, ckpt) -> bool:
 
 def _stamp(run: _Run) -> None:
     run.model.trained = True
-    run.model.training = {"train_config": run.tcfg.to_dict(), "steps": run.step, "best_step": run.best_step,
-                          "elapsed": run.elapsed}
+    run.model.training = {
+        "train_config": run.tcfg.to_dict(),
+        "steps": run.step,
+        "best_step": run.best_step,
+        "elapsed": run.elapsed,
+    }
 
 
 def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:

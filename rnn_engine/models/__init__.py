@@ -14,18 +14,29 @@ from .token_net import TokenNet
 __all__ = ["Network", "build_network"]
 
 
-def build_network(config: ModelConfig, *, vocab_size: int = 0, num_labels: int = 0,
-                  num_features: int = 1) -> Network:
+def build_network(
+    config: ModelConfig, *, vocab_size: int = 0, num_labels: int = 0, num_features: int = 1
+) -> Network:
     """The network of `config.task` with fresh weights drawn from `config.seed`."""
     rng = xp.random.default_rng(config.seed)
     dtype = xp.dtype(config.dtype)
-    cfg: dict[str, Any] = dict(embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-                               num_layers=config.num_layers, cell=config.cell, dropout=config.dropout,
-                               init=config.init, dtype=dtype)
+    cfg: dict[str, Any] = dict(
+        embedding_dim=config.embedding_dim,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        cell=config.cell,
+        dropout=config.dropout,
+        init=config.init,
+        dtype=dtype,
+    )
     task = config.task
     if task == "forecasting":
-        return ForecastNet(num_features, rng=rng, residual=config.residual,
-                           **{k: v for k, v in cfg.items() if k != "embedding_dim"})
+        return ForecastNet(
+            num_features,
+            rng=rng,
+            residual=config.residual,
+            **{k: v for k, v in cfg.items() if k != "embedding_dim"},
+        )
     if task == "one_to_many":
         return LabelDecoderNet(vocab_size, num_labels, cfg, rng)
     if task == "seq2seq":

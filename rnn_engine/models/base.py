@@ -18,11 +18,28 @@ from ..recurrent import GRU, LSTM, RNN, RecurrentBase
 State = tuple[Any, Any]  # (h, c): (L*D, B, H) each; c is None unless the cell is an LSTM
 
 
-def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, *, dropout: float,
-             bidirectional: bool, dtype: Any, rng: xp.random.Generator, init: str) -> RecurrentBase:
+def make_rnn(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    *,
+    dropout: float,
+    bidirectional: bool,
+    dtype: Any,
+    rng: xp.random.Generator,
+    init: str,
+) -> RecurrentBase:
     """A batch-first recurrent stack of the named cell ("lstm", "gru", "rnn_tanh", "rnn_relu")."""
-    kw = dict(num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0,
-              bidirectional=bidirectional, dtype=dtype, seed=rng, init=init)
+    kw = dict(
+        num_layers=num_layers,
+        batch_first=True,
+        dropout=dropout if num_layers > 1 else 0.0,
+        bidirectional=bidirectional,
+        dtype=dtype,
+        seed=rng,
+        init=init,
+    )
     if cell == "lstm":
         return LSTM(input_size, hidden_size, **kw)
     if cell == "gru":
@@ -107,7 +124,9 @@ class Network:
         for name, p in params.items():
             a = xp.asarray(arrays[name])
             if a.shape != p.shape or a.dtype != p.dtype:
-                raise InvalidInput(f"weights[{name!r}]: expected {p.dtype} {p.shape}, got {a.dtype} {a.shape}")
+                raise InvalidInput(
+                    f"weights[{name!r}]: expected {p.dtype} {p.shape}, got {a.dtype} {a.shape}"
+                )
             if not xp.isfinite(a).all():
                 raise InvalidInput(f"weights[{name!r}]: contains NaN or Inf")
         for name, p in params.items():

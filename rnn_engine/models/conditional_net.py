@@ -1,4 +1,4 @@
-"""Decoders whose initial state comes from something else: a class label (one-to-many) or an encoder (seq2seq).
+"""Decoders whose initial state comes from a class label (one-to-many) or from an encoder (seq2seq).
 
 - `LabelDecoderNet`: h0 = label_embedding[label] reshaped to (L, B, H) (c0 = 0 for an LSTM); then a token
   decoder (embedding -> rnn -> head) predicts the next token at every step, trained with teacher forcing.
@@ -21,13 +21,21 @@ class _Decoder(Network):
         E, H, L = cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]
         dtype, p = cfg["dtype"], cfg["dropout"]
         self.dec_embedding = Embedding(vocab_size, E, dtype=dtype, seed=rng)
-        self.decoder = make_rnn(cfg["cell"], E, H, L, dropout=p, bidirectional=False, dtype=dtype,
-                                rng=rng, init=cfg["init"])
+        self.decoder = make_rnn(
+            cfg["cell"], E, H, L, dropout=p, bidirectional=False, dtype=dtype, rng=rng, init=cfg["init"]
+        )
         self.head = Linear(H, vocab_size, dtype=dtype, seed=rng)
         self.drop_in = Dropout(p, dtype=dtype, seed=rng)
         self.drop_out = Dropout(p, dtype=dtype, seed=rng)
-        self.modules.update({f"{prefix}embedding": self.dec_embedding, prefix.rstrip("_") or "rnn": self.decoder,
-                             "head": self.head, "drop_in": self.drop_in, "drop_out": self.drop_out})
+        self.modules.update(
+            {
+                f"{prefix}embedding": self.dec_embedding,
+                prefix.rstrip("_") or "rnn": self.decoder,
+                "head": self.head,
+                "drop_in": self.drop_in,
+                "drop_out": self.drop_out,
+            }
+        )
 
     def decode(self, ids, state: State):
         """ids (B, T) from the initial state -> (logits (B, T, V), state)."""
@@ -74,8 +82,17 @@ class Seq2SeqNet(_Decoder):
         super().__init__()
         E, H, L = cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]
         self.enc_embedding = Embedding(vocab_size, E, dtype=cfg["dtype"], seed=rng)
-        self.encoder = make_rnn(cfg["cell"], E, H, L, dropout=cfg["dropout"], bidirectional=False,
-                                dtype=cfg["dtype"], rng=rng, init=cfg["init"])
+        self.encoder = make_rnn(
+            cfg["cell"],
+            E,
+            H,
+            L,
+            dropout=cfg["dropout"],
+            bidirectional=False,
+            dtype=cfg["dtype"],
+            rng=rng,
+            init=cfg["init"],
+        )
         self.modules.update({"encoder_embedding": self.enc_embedding, "encoder": self.encoder})
         self._build_decoder(vocab_size, cfg, rng, "decoder_")
         self._enc_shape = None

@@ -16,12 +16,32 @@ from .base import Network, State, make_rnn, rnn_backward, rnn_forward
 
 
 class ForecastNet(Network):
-    def __init__(self, num_features: int, *, hidden_size: int, num_layers: int, cell: str, dropout: float,
-                 init: str, dtype: Any, rng: xp.random.Generator, residual: bool = True) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        hidden_size: int,
+        num_layers: int,
+        cell: str,
+        dropout: float,
+        init: str,
+        dtype: Any,
+        rng: xp.random.Generator,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.residual = residual
-        self.rnn = make_rnn(cell, num_features, hidden_size, num_layers, dropout=dropout,
-                            bidirectional=False, dtype=dtype, rng=rng, init=init)
+        self.rnn = make_rnn(
+            cell,
+            num_features,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            bidirectional=False,
+            dtype=dtype,
+            rng=rng,
+            init=init,
+        )
         self.head = Linear(hidden_size, 1, dtype=dtype, seed=rng)
         self.drop_out = Dropout(dropout, dtype=dtype, seed=rng)
         self.modules = {"rnn": self.rnn, "head": self.head, "drop_out": self.drop_out}

@@ -1,4 +1,4 @@
-"""Per model kind: encoded training data, the batch of a given step, one loss/backward step, and validation metrics.
+"""Per model kind: encoded training data, the batch of a step, one loss/backward step, validation metrics.
 
 Batches are a pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one
 would: epoch e shuffles with `default_rng([seed, e])`; a language model walks its B contiguous streams in
@@ -42,7 +42,7 @@ class Objective:
         per_epoch = max(1, n // B)
         epoch, i = divmod(step, per_epoch)
         perm = xp.random.default_rng([self.tcfg.seed, epoch]).permutation(n)
-        return perm[i * B:(i + 1) * B]
+        return perm[i * B : (i + 1) * B]
 
     def epoch_of(self, step: int) -> int:
         return step // self.steps_per_epoch
@@ -56,7 +56,8 @@ class LanguageModelObjective(Objective):
         if L < T:
             raise InvalidInput(
                 f"corpus: {len(train_ids)} training tokens give streams of {L} tokens for batch_size={B}, "
-                f"shorter than one bptt window of {T}; give more text or lower batch_size / bptt")
+                f"shorter than one bptt window of {T}; give more text or lower batch_size / bptt"
+            )
         self.rows = self._streams(train_ids, B, L)  # (B, L + 1)
         self.steps_per_epoch = math.ceil(L / T)
         Bv = max(1, min(B, len(valid_ids) // T))
@@ -72,7 +73,7 @@ class LanguageModelObjective(Objective):
     def batch(self, step: int):
         w = step % self.steps_per_epoch
         T = self.tcfg.bptt
-        chunk = self.rows[:, w * T: (w + 1) * T + 1]
+        chunk = self.rows[:, w * T : (w + 1) * T + 1]
         return chunk[:, :-1], chunk[:, 1:], w == 0
 
     def train_step(self, batch, carry):
@@ -89,7 +90,7 @@ class LanguageModelObjective(Objective):
         budget = self.tcfg.max_eval_items * T
         with no_grad():
             for w in range(0, self.valid_rows.shape[1] - 1, T):
-                chunk = self.valid_rows[:, w: w + T + 1]
+                chunk = self.valid_rows[:, w : w + T + 1]
                 logits, state = self.net.forward(chunk[:, :-1], None, state)
                 loss, _ = cross_entropy(logits, chunk[:, 1:], reduction="sum")
                 total, count = total + loss, count + chunk[:, 1:].size
@@ -115,7 +116,7 @@ class _ExampleObjective(Objective):
     def _valid_batches(self):
         valid = self.valid[: self.tcfg.max_eval_items]
         B = self.tcfg.batch_size
-        return [valid[i: i + B] for i in range(0, len(valid), B)]
+        return [valid[i : i + B] for i in range(0, len(valid), B)]
 
 
 class SequenceLabelObjective(_ExampleObjective):
@@ -195,7 +196,7 @@ class DecoderObjective(_ExampleObjective):
 
 
 class ForecastObjective(_ExampleObjective):
-    """Examples are indices i of the normalised table (N, F): input rows [i-K, i), target value table[i, 0]."""
+    """Examples are indices i of the normalised table (N, F): inputs rows [i-K, i), target table[i, 0]."""
 
     main_metric = "mse"
 
@@ -205,7 +206,7 @@ class ForecastObjective(_ExampleObjective):
 
     def _tensors(self, idx):
         K = self.model.config.window
-        x = xp.stack([self.table[i - K: i] for i in idx])  # (B, K, F)
+        x = xp.stack([self.table[i - K : i] for i in idx])  # (B, K, F)
         return x, self.table[list(idx), 0][:, None]  # (B, 1)
 
     def train_step(self, batch, carry):

@@ -1,4 +1,4 @@
-"""Batch and streaming prediction per model kind (called by `Model.predict` / `Model.predict_chunk` under no_grad).
+"""Batch and streaming prediction per model kind (`Model.predict` / `Model.predict_chunk`, under no_grad).
 
 Result shapes are documented in `rnn_engine/model.py`.
 """
@@ -61,8 +61,10 @@ def predict_language_model(model, inputs: list, k: int) -> list[dict]:
     ids, lengths = model.pad(seqs)
     logits, _ = model.net.forward(ids, lengths)
     probs = model.probs(logits)  # (B, T, V)
-    return [{"tokens": seqs[b][1:], "top_tokens": _lm_steps(model, probs[b, 1:], len(seqs[b]) - 1, k)}
-            for b in range(len(seqs))]
+    return [
+        {"tokens": seqs[b][1:], "top_tokens": _lm_steps(model, probs[b, 1:], len(seqs[b]) - 1, k)}
+        for b in range(len(seqs))
+    ]
 
 
 def predict_classification(model, inputs: list, k: int) -> list[dict]:
@@ -82,8 +84,9 @@ def predict_tagging(model, inputs: list, k: int) -> list[dict]:
     ids, lengths = model.pad([p[0] for p in pairs])
     logits, _ = model.net.forward(ids, lengths)
     probs = model.probs(logits)  # (B, T, C)
-    return [{"tokens": pairs[b][1], **_tag_steps(model, probs[b], len(pairs[b][0]), k)}
-            for b in range(len(pairs))]
+    return [
+        {"tokens": pairs[b][1], **_tag_steps(model, probs[b], len(pairs[b][0]), k)} for b in range(len(pairs))
+    ]
 
 
 def series_rows(model, name: str, item: Any) -> xp.ndarray:
@@ -96,8 +99,9 @@ def series_rows(model, name: str, item: Any) -> xp.ndarray:
     if arr.ndim == 1 and F == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] != F or arr.shape[0] == 0:
-        raise InvalidInput(f"{name}: expected a non-empty series of rows with {F} value(s) each, got shape "
-                           f"{arr.shape}")
+        raise InvalidInput(
+            f"{name}: expected a non-empty series of rows with {F} value(s) each, got shape {arr.shape}"
+        )
     if not xp.isfinite(arr).all():
         raise InvalidInput(f"{name}: contains NaN or Inf")
     model.check_length(name, arr.shape[0])
@@ -112,7 +116,9 @@ def next_value(model, rows: xp.ndarray) -> float:
 
 
 def predict_forecasting(model, inputs: list, k: int) -> list[dict]:
-    return [{"values": [next_value(model, series_rows(model, f"inputs[{i}]", s))]} for i, s in enumerate(inputs)]
+    return [
+        {"values": [next_value(model, series_rows(model, f"inputs[{i}]", s))]} for i, s in enumerate(inputs)
+    ]
 
 
 def predict_decoder(model, inputs: list, k: int) -> list[dict]:
@@ -120,9 +126,11 @@ def predict_decoder(model, inputs: list, k: int) -> list[dict]:
     from ..generate import GeneratedToken
 
     results = []
-    for i, item in enumerate(inputs):
+    for item in inputs:
         if model.task == "one_to_many":
-            cfg = GenerationConfig(temperature=0.0, label=item, max_new_tokens=min(model.config.max_length, 200))
+            cfg = GenerationConfig(
+                temperature=0.0, label=item, max_new_tokens=min(model.config.max_length, 200)
+            )
             prompt = ""
         else:
             cfg = GenerationConfig(temperature=0.0, max_new_tokens=min(model.config.max_length, 200))
@@ -132,17 +140,24 @@ def predict_decoder(model, inputs: list, k: int) -> list[dict]:
     return results
 
 
-PREDICTORS = {"language_model": predict_language_model, "classification": predict_classification,
-              "tagging": predict_tagging, "forecasting": predict_forecasting,
-              "one_to_many": predict_decoder, "seq2seq": predict_decoder}
+PREDICTORS = {
+    "language_model": predict_language_model,
+    "classification": predict_classification,
+    "tagging": predict_tagging,
+    "forecasting": predict_forecasting,
+    "one_to_many": predict_decoder,
+    "seq2seq": predict_decoder,
+}
 
 
 def predict_chunk(model, inputs: list, state: dict, k: int) -> tuple[list[dict], dict]:
     """Advance every stream by its chunk; see the streaming paragraph in model.py."""
     new = dict(state)
     if model.task == "forecasting":
-        rows = [xp.concatenate([state["rows"][b], series_rows(model, f"inputs[{b}]", s)])[-model.config.window:]
-                for b, s in enumerate(inputs)]
+        rows = [
+            xp.concatenate([state["rows"][b], series_rows(model, f"inputs[{b}]", s)])[-model.config.window :]
+            for b, s in enumerate(inputs)
+        ]
         new["rows"] = rows
         return [{"values": [next_value(model, r)]} for r in rows], new
     if model.task == "tagging":
@@ -154,10 +169,13 @@ def predict_chunk(model, inputs: list, state: dict, k: int) -> tuple[list[dict],
     logits, new["rnn"] = model.net.forward(ids, lengths, state["rnn"])
     probs = model.probs(logits)
     if model.task == "language_model":
-        results = [{"tokens": s, "top_tokens": _lm_steps(model, probs[b], len(s), k)} for b, s in enumerate(seqs)]
+        results = [
+            {"tokens": s, "top_tokens": _lm_steps(model, probs[b], len(s), k)} for b, s in enumerate(seqs)
+        ]
     elif model.task == "tagging":
-        results = [{"tokens": pairs[b][1], **_tag_steps(model, probs[b], len(seqs[b]), k)}
-                   for b in range(len(seqs))]
+        results = [
+            {"tokens": pairs[b][1], **_tag_steps(model, probs[b], len(seqs[b]), k)} for b in range(len(seqs))
+        ]
     else:
         results = []
         for b in range(len(seqs)):

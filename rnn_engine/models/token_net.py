@@ -17,22 +17,49 @@ from .base import Network, State, make_rnn, rnn_backward, rnn_forward
 
 
 class TokenNet(Network):
-    """Args: vocab_size V, out_size (V or number of classes C), the model config's sizes, rng for all modules."""
+    """Args: vocab_size V, out_size (V, or C classes), the model config's sizes, one rng for all modules."""
 
-    def __init__(self, vocab_size: int, out_size: int, *, embedding_dim: int, hidden_size: int,
-                 num_layers: int, cell: str, dropout: float, bidirectional: bool, init: str,
-                 dtype: Any, rng: xp.random.Generator, readout: str = "all") -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        out_size: int,
+        *,
+        embedding_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        cell: str,
+        dropout: float,
+        bidirectional: bool,
+        init: str,
+        dtype: Any,
+        rng: xp.random.Generator,
+        readout: str = "all",
+    ) -> None:
         super().__init__()
         self.readout = readout  # "all" (every step) or "last" (last valid step)
         D = 2 if bidirectional else 1
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, seed=rng)
-        self.rnn = make_rnn(cell, embedding_dim, hidden_size, num_layers, dropout=dropout,
-                            bidirectional=bidirectional, dtype=dtype, rng=rng, init=init)
+        self.rnn = make_rnn(
+            cell,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            dtype=dtype,
+            rng=rng,
+            init=init,
+        )
         self.head = Linear(D * hidden_size, out_size, dtype=dtype, seed=rng)
         self.drop_in = Dropout(dropout, dtype=dtype, seed=rng)
         self.drop_out = Dropout(dropout, dtype=dtype, seed=rng)
-        self.modules = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head,
-                        "drop_in": self.drop_in, "drop_out": self.drop_out}
+        self.modules = {
+            "embedding": self.embedding,
+            "rnn": self.rnn,
+            "head": self.head,
+            "drop_in": self.drop_in,
+            "drop_out": self.drop_out,
+        }
         self._last = None
 
     def forward(self, ids, lengths=None, state: State | None = None):

@@ -1,4 +1,4 @@
-"""Tiny datasets and configs for every model kind, shared by the model, trainer, generation and checkpoint tests."""
+"""Tiny datasets and configs for every model kind (model, trainer, generation and checkpoint tests)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def tiny_dataset(task: str) -> Dataset:
     if task == "language_model":
         return load_dataset(task, LM_TEXT)
     if task == "classification":
-        return load_dataset(task, [(w * (1 + i % 3), "starts_a" if w[0] == "a" else "other")
-                                   for i, w in enumerate(WORDS * 2)])
+        return load_dataset(
+            task, [(w * (1 + i % 3), "starts_a" if w[0] == "a" else "other") for i, w in enumerate(WORDS * 2)]
+        )
     if task == "tagging":
         rows = [(list(w), ["V" if c == "a" else "C" for c in w]) for w in WORDS * 2]
         return load_dataset(task, rows)

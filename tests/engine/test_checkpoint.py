@@ -1,4 +1,4 @@
-"""save_model / load_model: round trip of every kind, validation of arrays and manifests, other model kinds."""
+"""save_model / load_model: round trip of every kind, validation of arrays and manifests, other kinds."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from rnn_engine.errors import IncompatibleModel, NotFound
 from rnn_engine.tasks import prepare
 from tests.engine.model_cases import TASKS, tiny_config, tiny_dataset, tiny_train
 
-SAMPLE = {"language_model": ["the cat"], "classification": ["abca"], "tagging": ["abc"],
-          "forecasting": [[1.0, 2.0, 3.0, 4.0]], "one_to_many": ["x"], "seq2seq": ["abc"]}
+SAMPLE = {
+    "language_model": ["the cat"],
+    "classification": ["abca"],
+    "tagging": ["abc"],
+    "forecasting": [[1.0, 2.0, 3.0, 4.0]],
+    "one_to_many": ["x"],
+    "seq2seq": ["abc"],
+}
 
 
 def fresh(task, **kw):

@@ -99,8 +99,11 @@ def test_eos_finishes_and_is_not_yielded():
 def test_should_stop_cancels_promptly():
     model = fresh("language_model")
     calls = []
-    gen = model.generate("the", GenerationConfig(max_new_tokens=100, seed=0),
-                         should_stop=lambda: len(calls) >= 3 or calls.append(1))
+    gen = model.generate(
+        "the",
+        GenerationConfig(max_new_tokens=100, seed=0),
+        should_stop=lambda: len(calls) >= 3 or calls.append(1),
+    )
     with pytest.raises(Cancelled):
         list(gen)
     assert len(calls) == 3
@@ -122,8 +125,10 @@ def test_beam_search_scores_at_least_as_well_as_greedy():
     model = fresh("seq2seq", hidden_size=8)
     greedy, g_end = run(model, "abc", max_new_tokens=6, temperature=0.0)
     beam, b_end = run(model, "abc", max_new_tokens=6, beam_size=4)
+
     def mean(ts):
         return sum(t.logprob for t in ts) / max(len(ts), 1)
+
     assert b_end.finish_reason in ("eos", "length")
     assert mean(beam) >= mean(greedy) - 1e-9
     for t in beam:  # each logprob is the model's for that token after the ones before it

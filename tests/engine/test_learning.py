@@ -1,6 +1,6 @@
 """The models learn: char LM vs the n-gram baseline, the adding problem (LSTM and IRNN vs tanh RNN), names
-classifier vs the majority class, airline forecaster vs the naive forecast, seq2seq string reversal, one-to-many
-conditioning. Each test here takes a few seconds; the longer versions are marked slow."""
+classifier vs the majority class, airline forecaster vs the naive forecast, seq2seq string reversal,
+one-to-many conditioning. Each test here takes a few seconds; the longer versions are marked slow."""
 
 from __future__ import annotations
 
@@ -41,13 +41,22 @@ def data_file(name: str) -> Path:
 def char_lm_vs_ngram(chars: int, steps: int, orders: tuple[int, ...]) -> tuple[float, float]:
     text = default_corpus(chars)
     cfg = ModelConfig(hidden_size=128, embedding_dim=32, seed=0)
-    tcfg = TrainConfig(steps=steps, batch_size=32, bptt=48, lr=1e-2, eval_every=50, validation_fraction=0.1,
-                       max_eval_items=10_000)
+    tcfg = TrainConfig(
+        steps=steps,
+        batch_size=32,
+        bptt=48,
+        lr=1e-2,
+        eval_every=50,
+        validation_fraction=0.1,
+        max_eval_items=10_000,
+    )
     model = train(cfg, tcfg, load_dataset("language_model", text))
     tok = model.tokenizer
     train_text, valid_text = split_text(text, 0.1)
-    ngram = min(NGramModel(n).fit(tok.encode(train_text), tok.vocab_size).perplexity(tok.encode(valid_text))
-                for n in orders)
+    ngram = min(
+        NGramModel(n).fit(tok.encode(train_text), tok.vocab_size).perplexity(tok.encode(valid_text))
+        for n in orders
+    )
     return model.metrics["perplexity"], ngram
 
 
@@ -64,7 +73,7 @@ def test_char_lm_beats_the_best_ngram_order_on_the_default_corpus():
 
 # ------------------------------------------------------------------------------------------ adding problem
 def adding_batch(rng: np.random.Generator, B: int, T: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (B, T, 2): a random value and a marker (one in each half); target the sum of the marked values."""
+    """Inputs (B, T, 2): a value and a marker (one in each half); target: the sum of the marked values."""
     x = np.zeros((B, T, 2), np.float32)
     x[:, :, 0] = rng.random((B, T))
     rows = np.arange(B)
@@ -76,8 +85,17 @@ def adding_batch(rng: np.random.Generator, B: int, T: int) -> tuple[np.ndarray, 
 def adding_problem(cell: str, init: str, T: int, steps: int, lr: float) -> float:
     """Held-out MSE after training a 32-unit many-to-one regressor; predicting 1.0 always scores 1/6."""
     rng = np.random.default_rng(0)
-    net = ForecastNet(2, hidden_size=32, num_layers=1, cell=cell, dropout=0.0, init=init, dtype=np.float32,
-                      rng=np.random.default_rng(1), residual=False)
+    net = ForecastNet(
+        2,
+        hidden_size=32,
+        num_layers=1,
+        cell=cell,
+        dropout=0.0,
+        init=init,
+        dtype=np.float32,
+        rng=np.random.default_rng(1),
+        residual=False,
+    )
     opt = Adam(net.params, lr=lr)
     for _ in range(steps):
         x, y = adding_batch(rng, 32, T)
@@ -109,7 +127,7 @@ def test_adding_problem_long_sequences():
     assert adding_problem("rnn_tanh", "default", T=100, steps=2000, lr=1e-3) > 0.12
 
 
-# ------------------------------------------------------------------------------------------ names, series, strings
+# ------------------------------------------------------------------------------- names, series, strings
 def test_names_classifier_beats_the_majority_class_by_a_wide_margin():
     ds = load_dataset("classification", data_file("names.tsv"))
     tcfg = TrainConfig(steps=250, batch_size=64, lr=1e-2, eval_every=50, max_eval_items=5000, seed=0)
@@ -135,8 +153,11 @@ def test_seq2seq_learns_string_reversal_on_unseen_strings():
 
     words = [word() for _ in range(2000)]
     tcfg = TrainConfig(steps=600, batch_size=32, lr=1e-2, eval_every=200)
-    model = train(ModelConfig(task="seq2seq", cell="gru", hidden_size=64, embedding_dim=16), tcfg,
-                  load_dataset("seq2seq", [(w, w[::-1]) for w in words]))
+    model = train(
+        ModelConfig(task="seq2seq", cell="gru", hidden_size=64, embedding_dim=16),
+        tcfg,
+        load_dataset("seq2seq", [(w, w[::-1]) for w in words]),
+    )
     unseen = [w for w in {word() for _ in range(300)} if w not in set(words)][:100]
     results = model.predict(unseen)
     exact = np.mean([r["text"] == w[::-1] for r, w in zip(results, unseen, strict=True)])

@@ -52,12 +52,15 @@ def test_decoders_predict_text(task):
     assert isinstance(res["text"], str) and len(res["tokens"]) <= 200
 
 
-@pytest.mark.parametrize(("task", "chunks"), [
-    ("language_model", ["the c", "at s", "at."]),
-    ("classification", ["ab", "cab", "c"]),
-    ("tagging", ["ab", "c", "ba"]),
-    ("forecasting", [[1.0, 2.0, 3.0], [4.0, 5.0], [6.0, 7.0, 8.0, 9.0]]),
-])
+@pytest.mark.parametrize(
+    ("task", "chunks"),
+    [
+        ("language_model", ["the c", "at s", "at."]),
+        ("classification", ["ab", "cab", "c"]),
+        ("tagging", ["ab", "c", "ba"]),
+        ("forecasting", [[1.0, 2.0, 3.0], [4.0, 5.0], [6.0, 7.0, 8.0, 9.0]]),
+    ],
+)
 def test_streaming_chunks_equal_prediction_on_the_concatenation(task, chunks):
     model = fresh(task, num_layers=2, cell="gru")
     state = model.initial_state(1)
@@ -70,8 +73,9 @@ def test_streaming_chunks_equal_prediction_on_the_concatenation(task, chunks):
     if task == "language_model":
         steps = [s for r in streamed for s in r["top_tokens"]]
         assert [s["ids"] for s in steps] == [s["ids"] for s in whole["top_tokens"]]
-        np.testing.assert_allclose([s["probs"] for s in steps], [s["probs"] for s in whole["top_tokens"]],
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            [s["probs"] for s in steps], [s["probs"] for s in whole["top_tokens"]], atol=1e-12
+        )
     elif task == "tagging":
         assert sum((r["tags"] for r in streamed), []) == whole["tags"]
         np.testing.assert_allclose(sum((r["probs"] for r in streamed), []), whole["probs"], atol=1e-12)
@@ -98,16 +102,19 @@ def test_streaming_needs_a_unidirectional_model():
         fresh("classification", bidirectional=True).initial_state(1)
 
 
-@pytest.mark.parametrize(("task", "inputs", "match"), [
-    ("language_model", "the cat", "expected a list"),
-    ("language_model", [], "at least one sequence"),
-    ("language_model", [""], "non-empty"),
-    ("language_model", ["a" * 11], "max_length=10"),
-    ("classification", [3], "expected a str"),
-    ("forecasting", [[]], "non-empty series"),
-    ("forecasting", [[1.0, float("nan")]], "NaN"),
-    ("one_to_many", ["no-such-label"], "trained labels"),
-])
+@pytest.mark.parametrize(
+    ("task", "inputs", "match"),
+    [
+        ("language_model", "the cat", "expected a list"),
+        ("language_model", [], "at least one sequence"),
+        ("language_model", [""], "non-empty"),
+        ("language_model", ["a" * 11], "max_length=10"),
+        ("classification", [3], "expected a str"),
+        ("forecasting", [[]], "non-empty series"),
+        ("forecasting", [[1.0, float("nan")]], "NaN"),
+        ("one_to_many", ["no-such-label"], "trained labels"),
+    ],
+)
 def test_bad_inputs_are_invalid_input_naming_the_field(task, inputs, match):
     model = fresh(task, max_length=10)
     with pytest.raises(InvalidInput, match=match):

@@ -50,14 +50,21 @@ def test_same_seed_gives_the_same_weights_and_another_seed_does_not():
 @pytest.mark.parametrize("task", ["language_model", "classification", "seq2seq"])
 def test_resume_after_cancel_ends_bit_identical_to_an_uninterrupted_run(task, tmp_path):
     cfg = tiny_config(task, dropout=0.25, num_layers=2)
-    tcfg = tiny_train(steps=9, eval_every=2, optimizer="adamw", schedule="cosine", warmup_steps=2,
-                      weight_decay=0.01)
+    tcfg = tiny_train(
+        steps=9, eval_every=2, optimizer="adamw", schedule="cosine", warmup_steps=2, weight_decay=0.01
+    )
     ds = tiny_dataset(task)
     whole = train(cfg, tcfg, ds)
     steps = []
     with pytest.raises(Cancelled):
-        train(cfg, tcfg, ds, checkpoint_dir=tmp_path, on_event=lambda e: steps.append(e.step),
-              should_stop=lambda: len(steps) >= 5)
+        train(
+            cfg,
+            tcfg,
+            ds,
+            checkpoint_dir=tmp_path,
+            on_event=lambda e: steps.append(e.step),
+            should_stop=lambda: len(steps) >= 5,
+        )
     resumed = train(cfg, tcfg, ds, checkpoint_dir=tmp_path, resume=True)
     assert_same_weights(weights(whole), weights(resumed))
     assert whole.history == resumed.history
@@ -65,8 +72,13 @@ def test_resume_after_cancel_ends_bit_identical_to_an_uninterrupted_run(task, tm
 
 def test_checkpoints_at_intervals_and_best(tmp_path):
     events = []
-    train(tiny_config("classification"), tiny_train(checkpoint_every=2), tiny_dataset("classification"),
-          checkpoint_dir=tmp_path, on_event=events.append)
+    train(
+        tiny_config("classification"),
+        tiny_train(checkpoint_every=2),
+        tiny_dataset("classification"),
+        checkpoint_dir=tmp_path,
+        on_event=events.append,
+    )
     written = [e.checkpoint for e in events if e.kind == "checkpoint"]
     assert str(tmp_path / "latest") in written and str(tmp_path / "best") in written
     assert load_model(tmp_path / "best").trained
@@ -87,15 +99,24 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement():
 def test_epochs_set_the_number_of_steps():
     events = []
     ds = tiny_dataset("classification")
-    train(tiny_config("classification"), tiny_train(steps=0, epochs=2, batch_size=5), ds, on_event=events.append)
+    train(
+        tiny_config("classification"), tiny_train(steps=0, epochs=2, batch_size=5), ds, on_event=events.append
+    )
     assert events[-1].total_steps == 2 * ((len(ds.train) - 3) // 5)  # 10% held out
 
 
 def test_resume_with_a_checkpoint_of_another_kind_is_incompatible(tmp_path):
-    train(tiny_config("classification"), tiny_train(), tiny_dataset("classification"), checkpoint_dir=tmp_path)
+    train(
+        tiny_config("classification"), tiny_train(), tiny_dataset("classification"), checkpoint_dir=tmp_path
+    )
     with pytest.raises(IncompatibleModel):
-        train(tiny_config("language_model"), tiny_train(), tiny_dataset("language_model"),
-              checkpoint_dir=tmp_path, resume=True)
+        train(
+            tiny_config("language_model"),
+            tiny_train(),
+            tiny_dataset("language_model"),
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
 
 
 def test_a_failed_run_never_overwrites_a_saved_model(tmp_path):
@@ -103,24 +124,32 @@ def test_a_failed_run_never_overwrites_a_saved_model(tmp_path):
     save_model(good, tmp_path / "model")
     before = (tmp_path / "model" / "weights.npz").read_bytes()
     with pytest.raises(Cancelled):
-        train(tiny_config("language_model"), tiny_train(), tiny_dataset("language_model"),
-              checkpoint_dir=tmp_path / "ckpt", should_stop=lambda: True)
+        train(
+            tiny_config("language_model"),
+            tiny_train(),
+            tiny_dataset("language_model"),
+            checkpoint_dir=tmp_path / "ckpt",
+            should_stop=lambda: True,
+        )
     with pytest.raises(InvalidInput):
         train(tiny_config("language_model"), tiny_train(bptt=10_000), tiny_dataset("language_model"))
     assert (tmp_path / "model" / "weights.npz").read_bytes() == before
 
 
-@pytest.mark.parametrize(("task", "source", "options", "match"), [
-    ("language_model", "   \n ", {}, "corpus is empty"),
-    ("language_model", "abcab" * 4, {"bptt": 16}, "shorter than one bptt window"),
-    ("language_model", "aaaaaaaaaaaaaaaa" * 8, {}, "at least 2 distinct symbols"),
-    ("classification", [("abc", "")] * 4, {}, "non-empty values"),
-    ("classification", [("abc", "x")] * 4, {}, "at least 2 classes"),
-    ("classification", [("abc",)] * 4, {}, "pair"),
-    ("classification", [("a" * 30, "x"), ("b", "y")] * 3, {}, "max_length=20"),
-    ("tagging", [(["a", "b"], ["X"])] * 4, {}, "one tag per token"),
-    ("forecasting", list(range(8)), {}, "longer series"),
-])
+@pytest.mark.parametrize(
+    ("task", "source", "options", "match"),
+    [
+        ("language_model", "   \n ", {}, "corpus is empty"),
+        ("language_model", "abcab" * 4, {"bptt": 16}, "shorter than one bptt window"),
+        ("language_model", "aaaaaaaaaaaaaaaa" * 8, {}, "at least 2 distinct symbols"),
+        ("classification", [("abc", "")] * 4, {}, "non-empty values"),
+        ("classification", [("abc", "x")] * 4, {}, "at least 2 classes"),
+        ("classification", [("abc",)] * 4, {}, "pair"),
+        ("classification", [("a" * 30, "x"), ("b", "y")] * 3, {}, "max_length=20"),
+        ("tagging", [(["a", "b"], ["X"])] * 4, {}, "one tag per token"),
+        ("forecasting", list(range(8)), {}, "longer series"),
+    ],
+)
 def test_bad_data_is_a_clear_error(task, source, options, match):
     tcfg = tiny_train(**options)
     with pytest.raises(InvalidInput, match=match):
