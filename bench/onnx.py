@@ -21,7 +21,16 @@ import numpy as np
 
 from bench.common import add_common_args, alternate, emit, format_table, machine_info, pinned_threads
 from bench.engine import CASES, QUICK_CASE, Case
-from bench.onnx_lstm import ort_session
+
+
+def ort_session(model, threads: int):
+    """An onnxruntime CPU session: `threads` intra-op threads, one inter-op thread (as bench.engine)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def _layer(case: Case):
