@@ -16,7 +16,7 @@ def page(items: Sequence[T], page_size: int, page_token: str) -> tuple[list[T], 
     if page_size < 0 or page_size > MAX_PAGE:
         raise invalid("page_size", f"expected 0..{MAX_PAGE}, got {page_size}")
     size = page_size or DEFAULT_PAGE
-    if page_token and not (page_token.isdigit() and int(page_token) <= len(items)):
+    if page_token and not (page_token.isascii() and page_token.isdigit() and int(page_token) <= len(items)):
         raise invalid("page_token", f"expected a token from a previous response, got {page_token!r}")
     start = int(page_token or 0)
     end = start + size
