@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shlex
 import socket
@@ -25,8 +26,10 @@ from rich.rule import Rule
 from .cli import cli
 from .errors import RnnError
 from .rnn_client import RnnClient
+from .types import Prediction
 
 console = Console(stderr=True, highlight=False)
+PROBE = "def functio"  # a prefix whose continuation the model should know after a short training
 
 
 class DemoFailed(Exception):
@@ -87,7 +90,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 def rnnctl(title: str, *args: str) -> None:
     """Run one rnnctl command in this process, showing it as the user would type it."""
     console.print(Rule(title, style="cyan"))
-    shown = [a if len(a) < 60 else a[:57] + "..." for a in args if not a.startswith("127.0.0.1:")]
+    shown = [a if len(a) < 60 else a[:57] + "..." for a in args[2:]]  # without "--address HOST:PORT"
     console.print(f"[bold]$ rnnctl[/] {shlex.join(shown)}")
     try:
         code = cli.main(args=list(args), prog_name="rnnctl", standalone_mode=False)
@@ -95,6 +98,36 @@ def rnnctl(title: str, *args: str) -> None:
         raise DemoFailed(f"step {title!r} failed: {e.format_message()}") from e
     if code not in (None, 0):
         raise DemoFailed(f"step {title!r} failed: `rnnctl {shlex.join(shown)}` exited with code {code}")
+
+
+def check_onnx(path: Path, served: Prediction) -> None:
+    """Run the exported file with onnxruntime on PROBE and compare its next-character probabilities with the
+    server's; skipped (with a note) when onnxruntime is not installed."""
+    console.print(Rule("6. run the ONNX file with onnxruntime", style="cyan"))
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime
+    except ImportError:
+        console.print("onnxruntime is not installed; skipping the check (pip install onnxruntime)")
+        return
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if "vocab" not in meta:
+        raise DemoFailed(f"step 'onnx check' failed: {path} has no vocabulary in its metadata")
+    vocab = [entry["token"] for entry in json.loads(meta["vocab"])]
+    index = {tok: i for i, tok in enumerate(vocab)}
+    ids = [index["<bos>"]] + [index.get(ch, index["<unk>"]) for ch in PROBE]  # LMs read text after <bos>
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs = session.run(["probabilities"], {"tokens": np.array([ids], np.int64),
+                                            "lengths": np.array([len(ids)], np.int64)})[0][0, -1]
+    served_top = served.top_k[-1]
+    diff = max(abs(float(probs[s.id]) - s.probability) for s in served_top)
+    best = int(np.argmax(probs))
+    console.print(f"onnxruntime after {PROBE!r}: most likely next character {vocab[best]!r} "
+                  f"(p={probs[best]:.3f}); largest difference from the server over its top 5: {diff:.1e}")
+    if best != served_top[0].id or diff > 1e-4:
+        raise DemoFailed(f"step 'onnx check' failed: onnxruntime disagrees with the server "
+                         f"(max difference {diff:.2e})")
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
@@ -115,9 +148,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         rnnctl("2. the stored model", *base, "models", "list")
         rnnctl("3. stream generated text (tokens printed as they arrive)", *base, "generate", model, "The ",
                "--max-new-tokens", "300", "--temperature", "0.6", "--seed", "1")
-        rnnctl("4. export to ONNX", *base, "export", model, "--output", str(onnx_path))
+        rnnctl("4. what the model expects next", *base, "predict", model, PROBE, "--top-k", "3")
+        rnnctl("5. export to ONNX", *base, "export", model, "--output", str(onnx_path))
         if not onnx_path.is_file() or onnx_path.stat().st_size == 0:
             raise DemoFailed(f"step 'export' failed: {onnx_path} was not written")
+        with RnnClient(address, timeout=30) as client:
+            check_onnx(onnx_path, client.predict(model, [PROBE], top_k=5)[0])
     console.print(Rule("done", style="green"))
     console.print("[green]server stopped; the demo finished.[/]")
 

@@ -120,6 +120,6 @@ def finish(app: AppContext, job_id: str) -> None:
         reason = f": {job.message}" if job.message else ""
         console.abort(f"job {job.job_id} ended {job.state or 'in an unknown state'}{reason}", EXIT_FAILURE,
                       hint=f"resume it with `rnnctl train --resume {job.job_id}`" if job.resumable else None)
-    metrics = "  ".join(f"{k} {_fmt(v)}" for k, v in sorted(job.metrics.items()))
-    console.success(f"trained model {job.model!r} (job {job.job_id}): {job.step} steps, "
-                    f"loss {_fmt(job.last_loss)}" + (f"  {metrics}" if metrics else ""))
+    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(job.metrics.items()))
+    console.success(f"trained model {job.model!r} (job {job.job_id}) for {job.step} steps: "
+                    f"training loss {_fmt(job.last_loss)}" + (f"; validation {metrics}" if metrics else ""))

@@ -16,8 +16,13 @@ def _cell(m: ModelInfo) -> str:
     return f"rnn_{m.spec['nonlinearity']}" if cell == "rnn" and m.spec.get("nonlinearity") else cell
 
 
-def _metrics(m: ModelInfo, limit: int = 3) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in sorted(m.metrics.items())[:limit])
+MAIN_METRICS = ("accuracy", "loss", "mse", "perplexity")
+
+
+def _metrics(m: ModelInfo, limit: int = 2) -> str:
+    """The main validation metrics, e.g. "accuracy 0.93 loss 0.21"."""
+    keys = [k for k in MAIN_METRICS if k in m.metrics] or sorted(m.metrics)
+    return " ".join(f"{k} {m.metrics[k]:.4g}" for k in keys[:limit])
 
 
 @click.group("models")
