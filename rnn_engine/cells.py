@@ -1,15 +1,19 @@
 """One direction of one recurrent layer over a whole sequence: forward and hand-derived BPTT, side by side.
 
-Every `*_forward` takes the input projection of all steps at once, `xw` (T, B, G*H) = x W_ih^T + b_ih
-(+ b_hh where it can be folded), the initial state (B, H) and an optional step mask (T, B, 1) that is
-1 on real steps and 0 on padding. A padded step leaves the state unchanged and outputs zeros, so the
-reverse direction of a shorter sequence starts at its own last element, as PyTorch's packed sequences do.
-
-Every `*_backward` takes the gradient of the outputs (T, B, H) and of the final state and returns the
-gradient of the pre-activations `dxw` (T, B, G*H) (the caller turns it into dx, dW_ih and db_ih with one
-product each), of the initial state, and of W_hh / b_hh, computed as one product over all steps after
-the loop. Sigmoid is computed through tanh, sigma(a) = (1 + tanh(a / 2)) / 2, so that one `tanh` call
-covers the whole gate block of a step.
+Conventions shared by every kind (G gate blocks of H units; B sequences; T steps):
+- Cells work in *processing order*: step p = 0..T-1 reads the state written by step p-1. The reverse
+  direction is run by handing in time-reversed views (`xw[::-1]`, `mask[::-1]`, `d_out[::-1]`), so no
+  cell knows about directions.
+- Sigmoid is computed through tanh, s(a) = (1 + tanh(a / 2)) / 2, so one `tanh` call covers a step's whole
+  gate block. The halving is folded into the weights once per forward call (`gate_scale`): the forward
+  takes `xw` (T, B, G*H) = scale * (x W_ih^T + b) and `Wt` (H, G*H) = (scale * W_hh)^T, contiguous.
+- The forward writes the gate activations over `xw` in place (the caller hands over a fresh array) and
+  returns the carried states `hs` (T, B, H) (hs[p] is the state after step p) and the output, which is `hs`
+  itself unless a step mask (T, B, 1) marks padding (then padded steps output zeros and keep the state).
+- `keep=False` (inference, `no_grad`) returns no cache; with `keep=True` the cache holds exactly what the
+  backward reads (see each `*Cache`). The backward takes the unscaled W_hh (G*H, H), returns the gradient
+  of the input pre-activations `dxw` (T, B, G*H) in processing order, of the initial state(s), and of
+  W_hh / b_hh, computed as one product over all steps after the loop.
 """
 
 from __future__ import annotations
@@ -18,247 +22,266 @@ from typing import NamedTuple
 
 from .backend import xp
 
-
-class StepCache(NamedTuple):
-    """What backward needs from forward, indexed by time step t (not processing order)."""
-
-    h_prev: xp.ndarray  # (T, B, H) state entering step t
-    acts: xp.ndarray  # (T, B, G*H) gate activations (RNN: the new state)
-    extra: tuple  # per-mode arrays, see each forward
-    mask: xp.ndarray | None  # (T, B, 1) or None
-    reverse: bool
+ACTIVATIONS = {"RNN_TANH": "t", "RNN_RELU": "r", "LSTM": "ssts", "GRU": "sst"}  # s: sigmoid, t: tanh, r: relu
 
 
-def _order(T: int, reverse: bool) -> range:
-    return range(T - 1, -1, -1) if reverse else range(T)
+def gate_scale(mode: str, H: int, dtype) -> xp.ndarray:
+    """(G*H,) factors folded into W_ih, W_hh and the biases: 1/2 on sigmoid gates (tanh(a/2)), else 1."""
+    return xp.concatenate([xp.full(H, 0.5 if k == "s" else 1.0, dtype=dtype) for k in ACTIVATIONS[mode]])
 
 
-def _sigmoid_tanh_coefs(blocks: str, H: int, dtype) -> tuple[xp.ndarray, xp.ndarray]:
-    """Scale and offset vectors (G*H,) so that offset + scale * tanh(scale_in * a) gives each gate's activation.
-
-    `blocks` spells the gate kinds in order, 's' for sigmoid and 't' for tanh (LSTM: "ssts").
-    For a sigmoid gate scale = offset = 0.5 (and the pre-activation is halved); for tanh 1 and 0.
-    """
-    scale = xp.concatenate([xp.full(H, 0.5 if k == "s" else 1.0, dtype=dtype) for k in blocks])
-    offset = xp.concatenate([xp.full(H, 0.5 if k == "s" else 0.0, dtype=dtype) for k in blocks])
-    return scale, offset
+def _sigmoid_from_tanh(block):
+    """In place: tanh(a/2) -> s(a) = tanh(a/2) / 2 + 1/2."""
+    block *= 0.5
+    block += 0.5
 
 
-def _masked_state(mask_t, new, old):
-    """State after a step: `new` on real steps, `old` where the step is padding."""
-    return old + mask_t * (new - old)
+def _masked_carry(m, new, old):
+    """In place on `new`: the carried state is `new` on real steps (m = 1), `old` on padding (m = 0)."""
+    new -= old
+    new *= m
+    new += old
+
+
+def _recurrent_weight_grad(dpre, h0, hs):
+    """sum_p dpre[p]^T h_{p-1} (G, H) with h_{-1} = h0: one product over all steps but the first."""
+    T, B, G = dpre.shape
+    dW = dpre[0].T @ h0
+    if T > 1:
+        dW += dpre[1:].reshape((T - 1) * B, G).T @ hs[:-1].reshape((T - 1) * B, -1)
+    return dW
 
 
 # ----------------------------------------------------------------------------------------------- vanilla RNN
-def rnn_forward(xw, h0, W_hh, mask, reverse, keep, relu=False):
-    """h_t = f(xw_t + h_{t-1} W_hh^T), f = tanh or relu.  xw: (T, B, H) with both biases folded in."""
+class RNNCache(NamedTuple):
+    hs: xp.ndarray  # (T, B, H) carried states after each step (= activations where not padded)
+    h0: xp.ndarray  # (B, H)
+    mask: xp.ndarray | None  # (T, B, 1)
+    relu: bool
+
+
+def rnn_cell(a, relu):
+    """One step, in place: pre-activation a (B, H) -> f(a)."""
+    return xp.maximum(a, 0, out=a) if relu else xp.tanh(a, out=a)
+
+
+def rnn_forward(xw, h0, Wt, mask, keep, relu=False):
+    """h_p = f(xw_p + h_{p-1} W_hh^T), f = tanh or relu.  xw: (T, B, H) with both biases folded in.
+
+    Returns (out (T, B, H), hs (T, B, H), cache). The states are computed in place in `xw`.
+    """
     T, B, H = xw.shape
-    Wt = W_hh.T
-    out = xp.empty((T, B, H), dtype=xw.dtype)
-    h_prev = xp.empty_like(out) if keep else None
+    hs = xw
+    out = hs if mask is None else xp.empty_like(hs)
+    hw = xp.empty((B, H), dtype=xw.dtype)
     h = h0
-    for t in _order(T, reverse):
-        a = out[t]  # the new state is computed in place in the output buffer
-        xp.matmul(h, Wt, out=a)
-        a += xw[t]
-        if relu:
-            xp.maximum(a, 0, out=a)
-        else:
-            xp.tanh(a, out=a)
-        if keep:
-            h_prev[t] = h
+    for p in range(T):
+        a = hs[p]
+        xp.matmul(h, Wt, out=hw)
+        a += hw
+        rnn_cell(a, relu)
         if mask is not None:
-            new = _masked_state(mask[t], a, h)
-            a *= mask[t]
-            h = new
-        else:
-            h = a
-    cache = StepCache(h_prev, out, (relu,), mask, reverse) if keep else None
-    return out, h, cache
+            xp.multiply(a, mask[p], out=out[p])
+            _masked_carry(mask[p], a, h)
+        h = a
+    return out, hs, (RNNCache(hs, h0, mask, relu) if keep else None)
 
 
 def rnn_backward(d_out, d_hT, cache, W_hh):
+    """Returns (dpre (T, B, H), dh0, dW_hh, db_hh)."""
+    hs, mask = cache.hs, cache.mask
     T, B, H = d_out.shape
-    states, mask, (relu,) = cache.acts, cache.mask, cache.extra
-    # f'(a) for all steps at once: relu' = [h > 0], tanh' = 1 - h^2 (padded steps are masked below)
-    deriv = (states > 0).astype(states.dtype) if relu else 1.0 - states * states
+    # f'(a) for all steps at once from the states: relu' = [h > 0], tanh' = 1 - h^2 (padding masked below)
+    deriv = (hs > 0).astype(hs.dtype) if cache.relu else 1.0 - hs * hs
     dpre = xp.empty((T, B, H), dtype=d_out.dtype)
     dh = d_hT.copy()
-    for t in _order(T, not cache.reverse):
-        dp = dpre[t]
-        xp.add(dh, d_out[t], out=dp)
+    for p in range(T - 1, -1, -1):
+        dp = dpre[p]
+        xp.add(dh, d_out[p], out=dp)
+        dp *= deriv[p]
         if mask is not None:
-            dp *= mask[t]
-            dh = dh - mask[t] * dh  # the state passes padding unchanged
-        else:
-            dh = 0
-        dp *= deriv[t]
-        dh = dh + dp @ W_hh
-    flat = dpre.reshape(T * B, H)
-    dW_hh = flat.T @ cache.h_prev.reshape(T * B, H)
-    return dpre, dh, dW_hh, flat.sum(axis=0)
+            dp *= mask[p]
+            dh_pass = dh - mask[p] * dh  # the state passes padding unchanged
+        dh = dp @ W_hh
+        if mask is not None:
+            dh += dh_pass
+    return dpre, dh, _recurrent_weight_grad(dpre, cache.h0, hs), dpre.sum(axis=(0, 1))
 
 
 # ----------------------------------------------------------------------------------------------------- LSTM
-def lstm_forward(xw, h0, c0, W_hh, mask, reverse, keep):
-    """Gates (i, f, g, o) = (s, s, tanh, s)(xw_t + h_{t-1} W_hh^T);  c_t = f c_{t-1} + i g;  h_t = o tanh(c_t).
+class LSTMCache(NamedTuple):
+    acts: xp.ndarray  # (T, B, 4H) gate activations i, f, g, o
+    hs: xp.ndarray  # (T, B, H) carried h after each step
+    cs: xp.ndarray  # (T, B, H) carried c after each step
+    tanh_c: xp.ndarray  # (T, B, H) tanh of the step's new cell state
+    h0: xp.ndarray  # (B, H)
+    c0: xp.ndarray  # (B, H)
+    mask: xp.ndarray | None
 
-    xw: (T, B, 4H) with both biases folded in. Returns (out (T, B, H), h_T, c_T, cache).
+
+def lstm_cell(a, c_prev, c_out, tanh_c_out, h_out):
+    """One step, in place: scaled pre-activations a (B, 4H) -> activations; writes c', tanh(c'), h'.
+
+    (i, f, g, o) = (s, s, tanh, s)(pre);  c' = f c + i g;  h' = o tanh(c').
     """
+    H = a.shape[1] // 4
+    xp.tanh(a, out=a)  # one call for all four gates
+    _sigmoid_from_tanh(a[:, : 2 * H])
+    _sigmoid_from_tanh(a[:, 3 * H :])
+    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    xp.multiply(f, c_prev, out=c_out)
+    xp.multiply(i, g, out=h_out)  # h_out as scratch for i g
+    c_out += h_out
+    xp.tanh(c_out, out=tanh_c_out)
+    xp.multiply(o, tanh_c_out, out=h_out)
+
+
+def lstm_forward(xw, h0, c0, Wt, mask, keep):
+    """xw: (T, B, 4H) scaled, both biases folded in. Returns (out, hs, c_T, cache)."""
     T, B, G = xw.shape
     H = G // 4
-    scale, offset = _sigmoid_tanh_coefs("ssts", H, xw.dtype)
-    Wt = W_hh.T
-    out = xp.empty((T, B, H), dtype=xw.dtype)
-    if keep:
-        acts = xp.empty((T, B, G), dtype=xw.dtype)
-        h_prev, c_prev, tanh_c = (xp.empty((T, B, H), dtype=xw.dtype) for _ in range(3))
-    else:
-        buf = xp.empty((B, G), dtype=xw.dtype)
+    hs = xp.empty((T, B, H), dtype=xw.dtype)
+    out = hs if mask is None else xp.empty_like(hs)
+    # inference keeps only the running cell state (two buffers) and one tanh(c) scratch
+    cs = xp.empty((T if keep else 2, B, H), dtype=xw.dtype)
+    tanh_c = xp.empty((T if keep else 1, B, H), dtype=xw.dtype)
+    hw = xp.empty((B, G), dtype=xw.dtype)
     h, c = h0, c0
-    for t in _order(T, reverse):
-        a = acts[t] if keep else buf
-        xp.matmul(h, Wt, out=a)
-        a += xw[t]
-        a *= scale
-        xp.tanh(a, out=a)
-        a *= scale
-        a += offset
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        c_new = f * c
-        c_new += i * g
-        tc = xp.tanh(c_new)
-        h_new = o * tc
-        if keep:
-            h_prev[t], c_prev[t], tanh_c[t] = h, c, tc
+    for p in range(T):
+        a, c_new, h_new = xw[p], cs[p if keep else p % 2], hs[p]
+        xp.matmul(h, Wt, out=hw)  # (B, H) @ (H, 4H): all gates in one product
+        a += hw
+        lstm_cell(a, c, c_new, tanh_c[p if keep else 0], h_new)
         if mask is not None:
-            m = mask[t]
-            out[t] = h_new * m
-            h, c = _masked_state(m, h_new, h), _masked_state(m, c_new, c)
-        else:
-            out[t] = h_new
-            h, c = h_new, c_new
-    cache = StepCache(h_prev, acts, (c_prev, tanh_c), mask, reverse) if keep else None
-    return out, h, c, cache
+            xp.multiply(h_new, mask[p], out=out[p])
+            _masked_carry(mask[p], h_new, h)
+            _masked_carry(mask[p], c_new, c)
+        h, c = h_new, c_new
+    cache = LSTMCache(xw, hs, cs, tanh_c, h0, c0, mask) if keep else None
+    return out, hs, c.copy() if not keep else c, cache
 
 
 def lstm_backward(d_out, d_hT, d_cT, cache, W_hh):
+    """Returns (dpre (T, B, 4H), dh0, dc0, dW_hh, db_hh)."""
     T, B, H = d_out.shape
-    acts, mask = cache.acts, cache.mask
-    c_prev, tanh_c = cache.extra
-    # Factors for all steps in a few vectorised calls: gate derivatives s(1-s) / 1-g^2, and d h/d c = o (1 - tanh^2 c)
-    deriv = acts * (1.0 - acts)
-    g = acts[:, :, 2 * H : 3 * H]
-    deriv[:, :, 2 * H : 3 * H] = 1.0 - g * g
-    o_dtanh = acts[:, :, 3 * H :] * (1.0 - tanh_c * tanh_c)
-    # d pre_{i,f,g} = dc * (g, c_prev, i) * deriv: the three multipliers side by side, (T, B, 3, H)
-    mult = xp.stack([g, c_prev, acts[:, :, :H]], axis=2)
+    acts, tc, mask = cache.acts, cache.tanh_c, cache.mask
+    i, f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
+    # Factors for all steps in a few vectorised calls: d pre = (dc g, dc c_prev, dc i, dh tanh c) * act',
+    # with act' = s(1-s) or 1-g^2; dc gathers dh o (1 - tanh^2 c) on the way.
+    fac = xp.empty((T, B, 4 * H), dtype=acts.dtype)
+    xp.multiply(acts, 1.0 - acts, out=fac)  # s(1 - s) on the sigmoid blocks, overwritten for g below
+    fac[..., :H] *= g
+    fac[..., H : 2 * H] *= xp.concatenate([cache.c0[None], cache.cs[:-1]])
+    xp.multiply(g, g, out=fac[..., 2 * H : 3 * H])
+    xp.subtract(1.0, fac[..., 2 * H : 3 * H], out=fac[..., 2 * H : 3 * H])
+    fac[..., 2 * H : 3 * H] *= i
+    fac[..., 3 * H :] *= tc
+    o_dtanh = 1.0 - tc * tc
+    o_dtanh *= o
+    fac3 = fac[..., : 3 * H].reshape(T, B, 3, H)
     dpre = xp.empty((T, B, 4 * H), dtype=d_out.dtype)
     dh, dc = d_hT.copy(), d_cT.copy()
-    for t in _order(T, not cache.reverse):
-        dht = dh + d_out[t]
-        dct = dc
+    dht, dct = xp.empty((B, H), dtype=d_out.dtype), xp.empty((B, H), dtype=d_out.dtype)
+    for p in range(T - 1, -1, -1):
+        xp.add(dh, d_out[p], out=dht)
         if mask is not None:
-            m = mask[t]
-            dht = dht * m
-            dct = dc * m
-            dh_pass, dc_pass = dh - m * dh, dc - m * dc
-        dct = dct + dht * o_dtanh[t]
-        dp = dpre[t]
-        xp.multiply(dct[:, None, :], mult[t], out=dp[:, : 3 * H].reshape(B, 3, H))
-        xp.multiply(dht, tanh_c[t], out=dp[:, 3 * H :])
-        dp *= deriv[t]
-        dc = dct * acts[t, :, H : 2 * H]
+            m = mask[p]
+            dht *= m
+            dh_pass, dc_pass = dh - m * dh, dc - m * dc  # padding passes the state gradients unchanged
+            dc *= m
+        xp.multiply(dht, o_dtanh[p], out=dct)
+        dct += dc
+        dp = dpre[p]
+        xp.multiply(dct[:, None, :], fac3[p], out=dp[:, : 3 * H].reshape(B, 3, H))
+        xp.multiply(dht, fac[p, :, 3 * H :], out=dp[:, 3 * H :])
+        xp.multiply(dct, f[p], out=dc)
         dh = dp @ W_hh
         if mask is not None:
             dh += dh_pass
             dc += dc_pass
-    flat = dpre.reshape(T * B, 4 * H)
-    dW_hh = flat.T @ cache.h_prev.reshape(T * B, H)
-    return dpre, dh, dc, dW_hh, flat.sum(axis=0)
+    return dpre, dh, dc, _recurrent_weight_grad(dpre, cache.h0, cache.hs), dpre.sum(axis=(0, 1))
 
 
 # ------------------------------------------------------------------------------------------------------ GRU
-def gru_forward(xw, h0, W_hh, b_hh, mask, reverse, keep):
-    """r, z = s(xw_{r,z} + (h W_hh^T + b_hh)_{r,z});  n = tanh(xw_n + r (h W_hn^T + b_hn));  h' = (1-z) n + z h.
+class GRUCache(NamedTuple):
+    acts: xp.ndarray  # (T, B, 3H) activations r, z, n
+    hn: xp.ndarray  # (T, B, H) h W_hn^T + b_hn, the part r gates
+    hs: xp.ndarray  # (T, B, H) carried states
+    h0: xp.ndarray  # (B, H)
+    mask: xp.ndarray | None
 
-    xw: (T, B, 3H) with b_ih only (b_hn must stay inside the product with r, as in PyTorch).
+
+def gru_cell(a, hw, b_hn, h_prev, hn_out, h_out):
+    """One step, in place: a (B, 3H) = scaled x-side pre-activations, hw (B, 3H) = h W_hh^T (scaled).
+
+    r, z = s(a_rz + hw_rz);  n = tanh(a_n + r (hw_n + b_hn));  h' = n + z (h - n).
+    """
+    H = a.shape[1] // 3
+    rz, n = a[:, : 2 * H], a[:, 2 * H :]
+    rz += hw[:, : 2 * H]
+    xp.tanh(rz, out=rz)
+    _sigmoid_from_tanh(rz)
+    xp.add(hw[:, 2 * H :], b_hn, out=hn_out)
+    xp.multiply(a[:, :H], hn_out, out=h_out)  # h_out as scratch for r hn
+    n += h_out
+    xp.tanh(n, out=n)
+    xp.subtract(h_prev, n, out=h_out)
+    h_out *= a[:, H : 2 * H]
+    h_out += n
+
+
+def gru_forward(xw, h0, Wt, b_hn, mask, keep):
+    """xw: (T, B, 3H) scaled, with b_ih and the r, z blocks of b_hh folded in (b_hn must stay inside r (...)).
+
+    Returns (out, hs, cache).
     """
     T, B, G = xw.shape
     H = G // 3
-    Wt = W_hh.T
-    out = xp.empty((T, B, H), dtype=xw.dtype)
-    if keep:
-        acts = xp.empty((T, B, G), dtype=xw.dtype)  # r, z, n
-        hn_all = xp.empty((T, B, H), dtype=xw.dtype)
-        h_prev = xp.empty((T, B, H), dtype=xw.dtype)
-    else:
-        buf = xp.empty((B, G), dtype=xw.dtype)
+    hs = xp.empty((T, B, H), dtype=xw.dtype)
+    out = hs if mask is None else xp.empty_like(hs)
+    hn = xp.empty((T if keep else 1, B, H), dtype=xw.dtype)
     hw = xp.empty((B, G), dtype=xw.dtype)
     h = h0
-    for t in _order(T, reverse):
-        a = acts[t] if keep else buf
-        xp.matmul(h, Wt, out=hw)
-        hw += b_hh
-        rz = a[:, : 2 * H]
-        xp.add(xw[t, :, : 2 * H], hw[:, : 2 * H], out=rz)
-        rz *= 0.5
-        xp.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-        xp.multiply(r, hw[:, 2 * H :], out=n)
-        n += xw[t, :, 2 * H :]
-        xp.tanh(n, out=n)
-        h_new = h - n
-        h_new *= z
-        h_new += n
-        if keep:
-            h_prev[t] = h
-            hn_all[t] = hw[:, 2 * H :]
+    for p in range(T):
+        xp.matmul(h, Wt, out=hw)  # (B, H) @ (H, 3H): all gates in one product
+        gru_cell(xw[p], hw, b_hn, h, hn[p if keep else 0], hs[p])
         if mask is not None:
-            out[t] = h_new * mask[t]
-            h = _masked_state(mask[t], h_new, h)
-        else:
-            out[t] = h_new
-            h = h_new
-    cache = StepCache(h_prev, acts, (hn_all,), mask, reverse) if keep else None
-    return out, h, cache
+            xp.multiply(hs[p], mask[p], out=out[p])
+            _masked_carry(mask[p], hs[p], h)
+        h = hs[p]
+    return out, hs, (GRUCache(xw, hn, hs, h0, mask) if keep else None)
 
 
 def gru_backward(d_out, d_hT, cache, W_hh):
-    """Returns (dxw (T, B, 3H), dh0, dW_hh, db_hh); dxw and the hidden-side gradient differ only in the n block."""
+    """Returns (dxw (T, B, 3H), dh0, dW_hh, db_hh); dxw and the hidden-side gradient differ in the n block."""
     T, B, H = d_out.shape
     acts, mask = cache.acts, cache.mask
-    (hn_all,) = cache.extra
-    r, z, n = acts[:, :, :H], acts[:, :, H : 2 * H], acts[:, :, 2 * H :]
-    one_minus_z = 1.0 - z
-    d_rz = acts[:, :, : 2 * H] * (1.0 - acts[:, :, : 2 * H])  # sigmoid' of r and z
-    d_n = 1.0 - n * n
-    h_minus_n = cache.h_prev - n
+    r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
+    h_prev = xp.concatenate([cache.h0[None], cache.hs[:-1]])
+    # Factors for all steps: d n_pre = dh (1-z)(1-n^2); d r_pre = d n_pre hn r(1-r); d z_pre = dh (h-n) z(1-z)
+    fac_n = (1.0 - z) * (1.0 - n * n)
+    fac_rz = acts[..., : 2 * H] * (1.0 - acts[..., : 2 * H])
+    fac_rz[..., :H] *= cache.hn
+    fac_rz[..., H:] *= h_prev - n
     dpre_x = xp.empty((T, B, 3 * H), dtype=d_out.dtype)
     dpre_h = xp.empty((T, B, 3 * H), dtype=d_out.dtype)
     dh = d_hT.copy()
-    for t in _order(T, not cache.reverse):
-        dht = dh + d_out[t]
+    dht = xp.empty((B, H), dtype=d_out.dtype)
+    for p in range(T - 1, -1, -1):
+        xp.add(dh, d_out[p], out=dht)
         if mask is not None:
-            m = mask[t]
-            dht *= m
-            dh_pass = dh - m * dh
-        dx, dhh = dpre_x[t], dpre_h[t]
+            dht *= mask[p]
+            dh_pass = dh - mask[p] * dh
+        dx, dhh = dpre_x[p], dpre_h[p]
         dpn = dx[:, 2 * H :]
-        xp.multiply(dht, one_minus_z[t], out=dpn)
-        dpn *= d_n[t]
-        xp.multiply(dpn, hn_all[t], out=dx[:, :H])  # d r
-        xp.multiply(dht, h_minus_n[t], out=dx[:, H : 2 * H])  # d z
-        dx[:, : 2 * H] *= d_rz[t]
+        xp.multiply(dht, fac_n[p], out=dpn)
+        xp.multiply(dpn, fac_rz[p, :, :H], out=dx[:, :H])  # d r
+        xp.multiply(dht, fac_rz[p, :, H:], out=dx[:, H : 2 * H])  # d z
         dhh[:, : 2 * H] = dx[:, : 2 * H]
-        xp.multiply(dpn, r[t], out=dhh[:, 2 * H :])
-        dh_new = dhh @ W_hh
-        dh_new += dht * z[t]
+        xp.multiply(dpn, r[p], out=dhh[:, 2 * H :])
+        dh = dhh @ W_hh
+        dht *= z[p]
+        dh += dht
         if mask is not None:
-            dh_new += dh_pass
-        dh = dh_new
-    flat_h = dpre_h.reshape(T * B, 3 * H)
-    dW_hh = flat_h.T @ cache.h_prev.reshape(T * B, H)
-    return dpre_x, dh, dW_hh, flat_h.sum(axis=0)
+            dh += dh_pass
+    return dpre_x, dh, _recurrent_weight_grad(dpre_h, cache.h0, cache.hs), dpre_h.sum(axis=(0, 1))

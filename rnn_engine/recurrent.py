@@ -14,7 +14,14 @@ from . import cells
 from .backend import as_generator, grad_enabled, xp
 from .errors import InvalidInput
 from .init import RECURRENT_INITS, recurrent_matrix, uniform, xavier_uniform
-from .validate import as_float_array, as_lengths, check_dtype, check_positive_int, check_probability, check_shape
+from .validate import (
+    as_float_array,
+    as_lengths,
+    check_dtype,
+    check_positive_int,
+    check_probability,
+    check_shape,
+)
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -73,6 +80,8 @@ class RecurrentBase:
         self.params: dict[str, xp.ndarray] = {}
         self.grads: dict[str, xp.ndarray] = {}
         self._cache = None
+        # (G,) sigmoid halving folded into the weights; depends on the mode only, never on parameter values
+        self._gate_scale = cells.gate_scale(self.mode, self.hidden_size, self.dtype)
         self.reset_parameters(init)
 
     # ------------------------------------------------------------------------------------------- parameters
@@ -162,7 +171,9 @@ class RecurrentBase:
             x = x.transpose(1, 0, 2)
         T, B, I = x.shape
         if I != self.input_size:
-            raise InvalidInput(f"x: expected {self.input_size} features in the last axis, got {I} (shape {x.shape})")
+            raise InvalidInput(
+                f"x: expected {self.input_size} features in the last axis, got {I} (shape {x.shape})"
+            )
         if T == 0 or B == 0:
             raise InvalidInput(f"x: expected at least one step and one sequence, got shape {x.shape}")
         state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
@@ -181,15 +192,26 @@ class RecurrentBase:
         return xp.ascontiguousarray(x), states[0], states[1], mask
 
     # ---------------------------------------------------------------------------------------------- forward
-    def _project(self, x, k, s):
-        """x (T, B, I) -> x W_ih^T + biases (T, B, G*H): one product for all steps."""
-        T, B, _ = x.shape
-        xw = (x.reshape(T * B, -1) @ self.params[f"weight_ih_l{k}{s}"].T).reshape(T, B, -1)
-        if self.bias:
-            xw += self.params[f"bias_ih_l{k}{s}"]
-            if self.mode != "GRU":
-                xw += self.params[f"bias_hh_l{k}{s}"]
-        return xw
+    def _forward_weights(self, k, s):
+        """Contiguous W_ih^T (I_k, G), W_hh^T (H, G), folded bias (G,) and b_hn, with `gate_scale` applied.
+
+        Rebuilt on every forward call from the current parameters and never kept across calls: optimizers
+        update the parameters in place, so a weight-derived cache could silently go stale. The copy costs
+        G (I_k + H) elements per call, small next to T products of (B, H) x (H, G); the contiguous
+        transpose makes the per-step product about 1.5-2x faster with OpenBLAS than the strided view.
+        """
+        scale = self._gate_scale
+        Wih_t = xp.ascontiguousarray((self.params[f"weight_ih_l{k}{s}"] * scale[:, None]).T)
+        Whh_t = xp.ascontiguousarray((self.params[f"weight_hh_l{k}{s}"] * scale[:, None]).T)
+        if not self.bias:
+            return Wih_t, Whh_t, None, 0.0
+        b_ih, b_hh = self.params[f"bias_ih_l{k}{s}"], self.params[f"bias_hh_l{k}{s}"]
+        if self.mode == "GRU":  # b_hn stays inside r * (h W_hn^T + b_hn); the r, z blocks of b_hh fold in
+            H = self.hidden_size
+            bias = b_ih.copy()
+            bias[: 2 * H] += b_hh[: 2 * H]
+            return Wih_t, Whh_t, bias * scale, b_hh[2 * H :]
+        return Wih_t, Whh_t, (b_ih + b_hh) * scale, 0.0
 
     def _run(self, x, h0, c0, lengths):
         x, h0, c0, mask = self._check_input(x, h0, c0, lengths)
@@ -208,9 +230,15 @@ class RecurrentBase:
             dir_caches = []
             for d, s in enumerate(self._suffixes()):
                 idx = k * D + d
-                xw = self._project(inp, k, s)
-                o, h, c, cache = self._cell_forward(xw, h0[idx], c0[idx], k, s, mask, d == 1, keep)
-                out[:, :, d * H : (d + 1) * H] = o
+                Wih_t, Whh_t, bias, b_hn = self._forward_weights(k, s)
+                xw = (inp.reshape(T * B, -1) @ Wih_t).reshape(T, B, -1)  # one product for all steps
+                if bias is not None:
+                    xw += bias
+                # the reverse direction runs the same cell on time-reversed views (processing order)
+                rev = slice(None, None, -1) if d == 1 else slice(None)
+                m = None if mask is None else mask[rev]
+                o, h, c, cache = self._cell_forward(xw[rev], h0[idx], c0[idx], Whh_t, b_hn, m, keep)
+                out[rev, :, d * H : (d + 1) * H] = o
                 h_n[idx] = h
                 if c_n is not None:
                     c_n[idx] = c
@@ -221,16 +249,16 @@ class RecurrentBase:
         output = inp.transpose(1, 0, 2) if self.batch_first else inp
         return output, h_n, c_n
 
-    def _cell_forward(self, xw, h0, c0, k, s, mask, reverse, keep):
-        W_hh = self.params[f"weight_hh_l{k}{s}"]
+    def _cell_forward(self, xw, h0, c0, Whh_t, b_hn, mask, keep):
+        """-> (output (T, B, H), h_T, c_T or None, cache), all in processing order."""
         if self.mode == "LSTM":
-            return cells.lstm_forward(xw, h0, c0, W_hh, mask, reverse, keep)
+            out, hs, c, cache = cells.lstm_forward(xw, h0, c0, Whh_t, mask, keep)
+            return out, hs[-1], c, cache
         if self.mode == "GRU":
-            b_hh = self.params[f"bias_hh_l{k}{s}"] if self.bias else xp.zeros(xw.shape[-1], dtype=self.dtype)
-            o, h, cache = cells.gru_forward(xw, h0, W_hh, b_hh, mask, reverse, keep)
-            return o, h, None, cache
-        o, h, cache = cells.rnn_forward(xw, h0, W_hh, mask, reverse, keep, relu=self.mode == "RNN_RELU")
-        return o, h, None, cache
+            out, hs, cache = cells.gru_forward(xw, h0, Whh_t, b_hn, mask, keep)
+        else:
+            out, hs, cache = cells.rnn_forward(xw, h0, Whh_t, mask, keep, relu=self.mode == "RNN_RELU")
+        return out, hs[-1], None, cache
 
     def forward(self, x, h0=None, lengths=None):
         """Run the whole sequence; returns (output, h_n). See the class docstring for shapes."""
@@ -239,10 +267,61 @@ class RecurrentBase:
 
     __call__ = forward
 
+    # ----------------------------------------------------------------------------------- one step (inference)
+    def _step(self, x, h0, c0):
+        """Generation fast path: x (B, I), states (L, B, H) -> (y (B, H), h_n, c_n); caches nothing.
+
+        Same arithmetic as `forward` on one step, but the raw parameters are used directly (no per-call weight
+        copies: at batch 1 the products are matrix-vector products bound by reading the weights once).
+        """
+        if self.bidirectional:
+            raise InvalidInput("step: expected a unidirectional layer, got a bidirectional one (use forward)")
+        x = as_float_array("x", x, self.dtype, 2)
+        B, I = x.shape
+        if I != self.input_size or B == 0:
+            raise InvalidInput(f"x: expected shape (B >= 1, {self.input_size}), got {x.shape}")
+        L, H, lstm = self.num_layers, self.hidden_size, self.mode == "LSTM"
+        h0, c0 = self._step_state("h0" if not lstm else "hx[0]", h0, B), self._step_state("hx[1]", c0, B)
+        h_n = xp.empty((L, B, H), dtype=self.dtype)
+        c_n = xp.empty_like(h_n) if lstm else None
+        inp, scale = x, self._gate_scale
+        for k in range(L):
+            if k > 0 and self.training and self.dropout > 0:
+                keep_mask = self.rng.random(inp.shape) >= self.dropout
+                inp = inp * (keep_mask / (1.0 - self.dropout)).astype(self.dtype)
+            a = inp @ self.params[f"weight_ih_l{k}"].T  # (B, G)
+            hw = h0[k] @ self.params[f"weight_hh_l{k}"].T  # (B, G)
+            if self.bias:
+                a += self.params[f"bias_ih_l{k}"]
+                hw += self.params[f"bias_hh_l{k}"]
+            if self.mode == "GRU":
+                a *= scale
+                hw *= scale
+                cells.gru_cell(a, hw, 0.0, h0[k], xp.empty((B, H), self.dtype), h_n[k])
+            else:
+                a += hw
+                if lstm:
+                    a *= scale
+                    cells.lstm_cell(a, c0[k], c_n[k], xp.empty((B, H), self.dtype), h_n[k])
+                else:
+                    h_n[k] = cells.rnn_cell(a, self.mode == "RNN_RELU")
+            inp = h_n[k]
+        return h_n[-1].copy(), h_n, c_n
+
+    def _step_state(self, name, s, B):
+        shape = (self.num_layers, B, self.hidden_size)
+        if s is None:
+            return xp.zeros(shape, dtype=self.dtype)
+        s = as_float_array(name, s, self.dtype, 3)
+        check_shape(name, s, shape)
+        return s
+
     # --------------------------------------------------------------------------------------------- backward
     def _backward(self, d_output, d_h_n, d_c_n):
         if self._cache is None:
-            raise InvalidInput("backward: no forward pass to differentiate (call forward first, outside no_grad())")
+            raise InvalidInput(
+                "backward: no forward pass to differentiate (call forward first, outside no_grad())"
+            )
         layer_cache, mask, batch_first = self._cache
         first_inp = layer_cache[0][0]
         T, B, _ = first_inp.shape
@@ -252,8 +331,9 @@ class RecurrentBase:
         check_shape("d_output", d_out, (B, T, D * H) if batch_first else (T, B, D * H))  # as the output was
         if batch_first:
             d_out = d_out.transpose(1, 0, 2)
-        d_h = xp.zeros(state_shape, self.dtype) if d_h_n is None else as_float_array("d_h_n", d_h_n, self.dtype, 3)
-        d_c = xp.zeros(state_shape, self.dtype) if d_c_n is None else as_float_array("d_c_n", d_c_n, self.dtype, 3)
+        zeros = xp.zeros(state_shape, self.dtype)
+        d_h = zeros if d_h_n is None else as_float_array("d_h_n", d_h_n, self.dtype, 3)
+        d_c = zeros if d_c_n is None else as_float_array("d_c_n", d_c_n, self.dtype, 3)
         check_shape("d_h_n", d_h, state_shape)
         check_shape("d_c_n", d_c, state_shape)
         dh0, dc0 = xp.empty(state_shape, self.dtype), xp.empty(state_shape, self.dtype)
@@ -264,10 +344,11 @@ class RecurrentBase:
             d_inp = xp.zeros(inp.shape, self.dtype)
             for d, s in enumerate(self._suffixes()):
                 idx = k * D + d
-                dxw, dh0[idx], dc0[idx] = self._cell_backward(
-                    xp.ascontiguousarray(d_out[:, :, d * H : (d + 1) * H]), d_h[idx], d_c[idx], dir_caches[d], k, s
+                rev = slice(None, None, -1) if d == 1 else slice(None)  # processing order, as in forward
+                dpre, dh0[idx], dc0[idx] = self._cell_backward(
+                    d_out[rev, :, d * H : (d + 1) * H], d_h[idx], d_c[idx], dir_caches[d], k, s
                 )
-                self._accumulate_input_grads(dxw, inp, d_inp, k, s)
+                self._accumulate_input_grads(dpre, inp[rev], d_inp[rev], k, s)
             if drop is not None:
                 d_inp *= drop
             d_out = d_inp
@@ -290,14 +371,23 @@ class RecurrentBase:
         return dxw, dh0, dc0
 
     def _accumulate_input_grads(self, dxw, inp, d_inp, k, s):
-        """dW_ih = dxw^T x, db_ih = sum dxw, dx += dxw W_ih: one product each over all steps."""
+        """dW_ih = dxw^T x, db_ih = sum dxw, dx += dxw W_ih: one product each over all steps.
+
+        dxw (T, B, G) is in processing order; `inp` and `d_inp` are views in the same order (reversed for
+        the reverse direction; a reversed `inp` is copied once to be flattened for the product).
+        """
         T, B, G = dxw.shape
         flat = dxw.reshape(T * B, G)
         W_ih = self.params[f"weight_ih_l{k}{s}"]
-        self.grads[f"weight_ih_l{k}{s}"] = flat.T @ inp.reshape(T * B, -1)
+        self.grads[f"weight_ih_l{k}{s}"] = flat.T @ xp.ascontiguousarray(inp).reshape(T * B, -1)
         if self.bias:
             self.grads[f"bias_ih_l{k}{s}"] = flat.sum(axis=0)
         d_inp += (flat @ W_ih).reshape(T, B, -1)
+
+    def step(self, x, h=None):
+        """One step for generation: x (B, I), h (L, B, H) or None -> (y (B, H), h_n (L, B, H)); no cache."""
+        y, h_n, _ = self._step(x, h, None)
+        return y, h_n
 
     def backward(self, d_output, d_h_n=None):
         """BPTT through the last forward. Fills `self.grads`; returns (dx, dh0)."""
@@ -372,6 +462,12 @@ class LSTM(RecurrentBase):
         return output, (h_n, c_n)
 
     __call__ = forward
+
+    def step(self, x, hx=None):
+        """One step for generation: x (B, I), hx = (h, c) (L, B, H) or None -> (y (B, H), (h_n, c_n))."""
+        h0, c0 = (None, None) if hx is None else hx
+        y, h_n, c_n = self._step(x, h0, c0)
+        return y, (h_n, c_n)
 
     def backward(self, d_output, d_h_n=None, d_c_n=None):
         dx, dh0, dc0 = self._backward(d_output, d_h_n, d_c_n)

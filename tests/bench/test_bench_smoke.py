@@ -1,0 +1,41 @@
+"""bench.engine runs on tiny shapes and prints the documented JSON structure (timings unchecked)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch", reason="the engine benchmark compares against PyTorch")
+pytest.importorskip("onnxruntime", reason="the generation-step case also times onnxruntime")
+
+from bench import engine  # noqa: E402
+from bench.common import format_table  # noqa: E402
+
+ROW_KEYS = {"case", "kind", "layers", "input", "hidden", "batch", "steps", "pass", "engine_ms", "torch_ms",
+            "ratio", "target", "repeats", "meets_target"}
+
+
+def test_tiny_run_reports_every_case_and_pass_with_positive_timings():
+    report = engine.run(engine.QUICK_CASES, repeats=1, threads=1, target_seconds=0.001, settle_seconds=0.0)
+    json.dumps(report)  # JSON-able as printed by --json
+    assert report["machine"]["threads"] == 1
+    assert report["machine"]["numpy_blas"], "threadpoolctl should name NumPy's BLAS"
+    rows = report["rows"]
+    assert [(r["case"], r["pass"]) for r in rows] == [
+        ("tiny", "forward"), ("tiny", "forward+backward"), ("tiny-step", "step"),
+    ]
+    for row in rows:
+        assert ROW_KEYS <= row.keys()
+        assert row["engine_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0
+    assert rows[-1]["ort_ms"] > 0 and rows[-1]["ratio_ort"] > 0
+    table = format_table(rows, engine.COLUMNS)
+    assert "tiny-step" in table and "engine/torch" in table
+
+
+def test_main_prints_json(capsys, monkeypatch):
+    monkeypatch.setattr(engine, "CASES", engine.QUICK_CASES)
+    monkeypatch.setattr(engine, "QUICK_CASES", engine.QUICK_CASES[:1])
+    engine.main(["--quick", "--repeats", "1", "--threads", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert {r["case"] for r in report["rows"]} == {"tiny", "tiny-step"}

@@ -1,0 +1,90 @@
+"""`step` (the generation fast path) computes exactly what `forward` computes one step at a time."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rnn_engine import no_grad
+from rnn_engine.errors import InvalidInput
+from tests.engine.recurrent_cases import KINDS, make_engine
+
+I, H, T, B = 3, 5, 6, 2
+
+
+def _state(m, kind, rng):
+    shape = (m.num_layers, B, H)
+    h = rng.standard_normal(shape)
+    return (h, rng.standard_normal(shape)) if kind == "lstm" else h
+
+
+GRID = list(itertools.product(KINDS, (1, 2), (True, False)))
+
+
+@pytest.mark.parametrize(("kind", "num_layers", "bias"), GRID)
+def test_chained_steps_equal_the_full_sequence_forward(kind, num_layers, bias):
+    m = make_engine(kind, I, H, num_layers=num_layers, bias=bias, dtype=np.float64, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((T, B, I))
+    state = _state(m, kind, rng)
+    with no_grad():
+        out, final = m(x, state)
+        ys = []
+        for t in range(T):
+            y, state = m.step(x[t], state)
+            ys.append(y)
+    np.testing.assert_allclose(np.stack(ys), out, rtol=0, atol=1e-12)
+    pairs = zip(state, final, strict=True) if kind == "lstm" else [(state, final)]
+    for got, want in pairs:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_step_from_zero_state_matches_forward_without_state_and_keeps_the_backward_cache(kind):
+    m = make_engine(kind, I, H, num_layers=2, dtype=np.float64, seed=5)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((T, B, I))
+    out, _ = m(x)
+    d_out = rng.standard_normal(out.shape)
+    y, _ = m.step(x[0])  # outside no_grad too: step never caches and never clears the forward's cache
+    np.testing.assert_allclose(y, out[0], rtol=0, atol=1e-12)
+    dx = m.backward(d_out)[0]
+    m(x)
+    np.testing.assert_allclose(m.backward(d_out)[0], dx, rtol=0, atol=1e-12)
+
+
+def test_step_sees_in_place_parameter_updates():
+    """No weight-derived cache survives a call: an optimizer's in-place update shows up in the next step."""
+    m = make_engine("lstm", I, H, dtype=np.float64, seed=7)
+    x = np.ones((B, I))
+    before, _ = m.step(x)
+    for p in m.params.values():
+        p *= 0.5
+    after, _ = m.step(x)
+    with no_grad():
+        ref = m(x[None])[0][0]
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "state", "message"),
+    [
+        (np.zeros((B, I + 1)), None, "x: expected shape"),
+        (np.zeros((1, B, I)), None, "x: expected a 2-D array"),
+        (np.full((B, I), np.nan), None, "x: contains NaN"),
+        (np.zeros((B, I)), np.zeros((2, B, H)), "h0: expected shape"),
+    ],
+)
+def test_step_rejects_bad_inputs_with_a_named_message(x, state, message):
+    m = make_engine("gru", I, H, seed=0)
+    with pytest.raises(InvalidInput, match=message):
+        m.step(x, state)
+
+
+def test_step_rejects_bidirectional_layers():
+    m = make_engine("tanh", I, H, bidirectional=True, seed=0)
+    with pytest.raises(InvalidInput, match="step: expected a unidirectional layer"):
+        m.step(np.zeros((B, I)))
