@@ -58,6 +58,8 @@ class UploadStore:
         if first is None or first.WhichOneof("part") != "info":
             raise invalid("info", "expected the first message to carry info (name, format)")
         info = first.info
+        if info.format not in tpb.DatasetFormat.values():
+            raise invalid("info.format", f"expected a DatasetFormat, got {info.format}")
         if info.size_bytes < 0:
             raise invalid("info.size_bytes", f"expected a size >= 0, got {info.size_bytes}")
         if info.size_bytes > self.max_bytes:
