@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
 from . import errors
 from .console import Console
+from .context import (
+    DEFAULT_ADDRESS,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    AppContext,
+    pass_app,
+)
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
-
-# Exit codes: 1 the server refused or failed the call, 2 bad usage (click's own), 3 not found,
-# 4 the server could not be reached or did not answer in time, 130 interrupted (Ctrl-C).
-EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 1, 3, 4, 130
-
-
-@dataclass
-class AppContext:
-    """What every command receives: the global options, the console and a lazily opened RnnClient."""
-
-    address: str
-    timeout: float | None
-    console: Console
-    credentials: dict[str, Any] = field(default_factory=dict)  # token / tls / PEM files for RnnClient
-    _client: Any = field(default=None, repr=False)
-
-    @property
-    def client(self):
-        """The RnnClient for --address (opened on first use, closed when the command ends)."""
-        if self._client is None:
-            from .rnn_client import RnnClient
-
-            self._client = RnnClient(self.address, timeout=self.timeout, **self.credentials)
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+__all__ = ["cli", "main", "explain", "pass_app", "AppContext", "DEFAULT_ADDRESS", "EXIT_FAILURE",
+           "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_UNREACHABLE"]
 
 
 def explain(err: errors.RnnError, address: str, timeout: float | None) -> tuple[str, str | None, int]:
@@ -105,9 +85,6 @@ def _app(ctx: click.Context) -> AppContext:
     if isinstance(ctx.obj, AppContext):
         return ctx.obj
     return AppContext(address=DEFAULT_ADDRESS, timeout=None, console=Console())
-
-
-pass_app = click.make_pass_decorator(AppContext)
 
 
 @click.group(cls=RnnGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ..cli import EXIT_FAILURE, EXIT_INTERRUPTED, AppContext
+from ..context import EXIT_FAILURE, EXIT_INTERRUPTED, AppContext
 from ..types import JobEvent
 
 

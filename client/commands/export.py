@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import pass_app
+from ..context import pass_app
 from ..rnn_client import GRAPHS
 from ._common import record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import pass_app
+from ..context import pass_app
 from ..types import ModelInfo
 from ._common import record
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..cli import pass_app
+from ..context import pass_app
 
 STEP_KEYS = ("step", "steps", "global_step")
 TRAIN_KEYS = ("train_loss", "training_loss")

@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..cli import pass_app
+from ..context import pass_app
 from ..types import Prediction
 from ._common import record
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import pass_app
+from ..context import pass_app
 from ..convert import CELLS
 from ._common import finish, follow, parse_options
 
