@@ -31,6 +31,7 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 INLINE_DATA_BYTES = 4 * 1024 * 1024  # larger training files go through UploadDataset
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 GRAPHS = ("full", "step", "encoder", "decoder_step")
+FORMAT_BY_SUFFIX = {".txt": "text", ".text": "text", ".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
 
 
 def _check_name(what: str, value: Any) -> str:
@@ -111,7 +112,8 @@ class RnnClient:
               resume_job_id: str | None = None, timeout: float | None = None) -> Iterator[types.JobEvent]:
         """Start training `model` and iterate over the job's events until it ends.
 
-        The data is exactly one of `path` (a local file; large files are uploaded first), `text`, or the
+        The data is exactly one of `path` (a local file; large files are uploaded first; its format is
+        taken from the suffix .txt/.tsv/.csv/.jsonl unless `data_format` says), `text`, or the
         `dataset_id` of an earlier `upload_dataset`. Unset settings take the engine's defaults; anything not
         named here goes in `model_options` / `training_options` by its rnn_engine.config field name.
         Leaving the iteration early does not stop the job (use `cancel_job(event.job_id)`).
@@ -142,6 +144,8 @@ class RnnClient:
         if len(given) != 1:
             raise InvalidArgument(f"data: expected exactly one of path, text or dataset_id, "
                                   f"got {given or 'none'}")
+        if path is not None and data_format is None:
+            data_format = FORMAT_BY_SUFFIX.get(Path(path).suffix.lower())
         src = training_service_pb2.DatasetSource(format=convert.dataset_format(data_format))
         if data_options:
             src.options.update(dict(data_options))

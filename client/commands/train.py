@@ -17,10 +17,10 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-n", "--name", "model", help="Name of the model to create (default: the data file's stem).")
 @click.option("--task", type=click.Choice(TASKS), default="language_model", show_default=True)
-@click.option("--format", "data_format", type=click.Choice(["text", "tsv", "csv"]),
-              help="Data file format (default: inferred from the task).")
+@click.option("--format", "data_format", type=click.Choice(["text", "tsv", "csv", "jsonl"]),
+              help="Data file format (default: from the suffix, else from the task).")
 @click.option("--data-option", "data_options", multiple=True, metavar="KEY=VALUE",
-              help="Dataset loading option, e.g. value_column=Passengers (repeatable).")
+              help="Dataset loading option, e.g. column=Passengers (repeatable).")
 @click.option("--cell", type=click.Choice(CELLS), help="Recurrent cell (default: the engine's, lstm).")
 @click.option("--hidden-size", type=click.IntRange(min=1))
 @click.option("--num-layers", type=click.IntRange(min=1))

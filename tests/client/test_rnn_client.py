@@ -170,3 +170,21 @@ def test_ctrl_c_during_training_can_cancel_the_job(client, server_address):
 def test_unknown_job_is_not_found(client):
     with pytest.raises(errors.NotFound):
         client.get_job("job-0123456789ab")
+
+
+def test_large_training_file_is_uploaded_first(client, tmp_path, monkeypatch):
+    import client.rnn_client as rc
+
+    uploads = []
+    real_upload = rc.RnnClient.upload_dataset
+
+    def spy(self, path, **kw):
+        uploads.append(path)
+        return real_upload(self, path, **kw)
+
+    monkeypatch.setattr(rc, "INLINE_DATA_BYTES", 100)
+    monkeypatch.setattr(rc.RnnClient, "upload_dataset", spy)
+    path = tmp_path / "big.txt"
+    path.write_text(LM_TEXT)
+    events = list(client.train("uploaded-path", path=path, overwrite=True, **TINY))
+    assert events[-1].state == "succeeded" and uploads == [path]
