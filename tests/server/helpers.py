@@ -31,3 +31,15 @@ def details(err: grpc.RpcError) -> dict:
 
 def trailing(err: grpc.RpcError, key: str) -> str | None:
     return dict(err.trailing_metadata() or ()).get(key)
+
+
+def eventually(check, timeout: float = 5.0):
+    """Retry `check()` until it returns a truthy value (calls are logged and counted just after they end)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.02)

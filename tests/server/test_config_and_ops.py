@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -67,7 +68,12 @@ def test_every_call_logs_one_line_with_method_model_status_duration_and_request_
     with pytest.raises(grpc.RpcError):
         stubs.models.GetModel(mpb.GetModelRequest(model="absent"), metadata=[("x-request-id", "req-42")])
     stubs.inference.Predict(ipb.PredictRequest(model="clf", inputs=[pb.SequenceInput(text="cat")]))
-    records = [r for r in caplog.records if r.name == "rnn.server.calls"]
+    deadline = time.monotonic() + 5  # the line is written when the call ends, just after the client returns
+    while time.monotonic() < deadline:
+        records = [r for r in caplog.records if r.name == "rnn.server.calls"]
+        if records and records[-1].method == "Predict":
+            break
+        time.sleep(0.02)
     assert [(r.method, r.model, r.status) for r in records[-2:]] == [
         ("GetModel", "absent", "NOT_FOUND"),
         ("Predict", "clf", "OK"),

@@ -16,6 +16,7 @@ from rnn.v1 import training_service_pb2 as tpb
 from server.sequences import SequenceRegistry
 
 from .conftest import CLASSES, LM_TEXT, MODELS
+from .helpers import eventually
 
 WORDS = ["the cat sat", "a dog on the mat", "the log", "a cat and a dog sat", "on the mat the cat"]
 LONG = pb.TrainingSettings(max_steps=400, batch_size=8, seq_len=32, checkpoint_every=5)
@@ -204,7 +205,7 @@ def test_a_crashing_worker_fails_the_job_and_the_server_keeps_serving(make_serve
     import server.jobs as jobs_module
 
     monkeypatch.setattr(jobs_module, "run_job", _crash)
-    server, stubs = make_server(worker_start_method="fork")
+    server, stubs = make_server()  # spawn: the worker imports _crash from this module
     events = [
         r.event
         for r in stubs.training.Train(
@@ -292,8 +293,9 @@ def test_reflection_lists_the_services(stubs):
 def test_metrics_count_calls_by_method_and_status(stubs, served, trained):
     with pytest.raises(grpc.RpcError):
         stubs.models.GetModel(mpb.GetModelRequest(model="nope"))
-    text = served[0].state.metrics.text()
-    assert 'rnn_grpc_calls_total{method="GetModel",status="NOT_FOUND"}' in text
+    metrics = served[0].state.metrics
+    assert eventually(lambda: 'rnn_grpc_calls_total{method="GetModel",status="NOT_FOUND"}' in metrics.text())
+    text = metrics.text()
     assert 'rnn_grpc_calls_total{method="Train",status="OK"}' in text
     assert 'rnn_training_jobs{state="SUCCEEDED"}' in text
     assert "rnn_grpc_call_seconds_bucket" in text and "rnn_tokens_generated_total" in text
