@@ -99,7 +99,7 @@ def _shape_key(model) -> tuple:
 
 def exact_min_rows(model, max_rows: int) -> int:
     """Smallest M0 >= MIN_ROWS such that batches of M0..max_rows rows give bit-identical rows (see module
-    docstring), probed once per network shape with random inputs (weights do not matter), then cached.
+    docstring), probed once per network shape with random inputs (max_rows one-step forward passes), cached.
 
     Padding a Predict batch to M0 rows makes every product of its forward pass (M = B or B*T >= M0) take the
     same arithmetic per row as well. Forecasters (value inputs) are not probed: MIN_ROWS.
@@ -132,9 +132,13 @@ def _probe_min_rows(model, n: int) -> int:
         return out, hm
 
     ref, ref_h = run(n)
-    for m in range(n - 1, MIN_ROWS - 1, -1):
+
+    def same(m: int) -> bool:
         out, hm = run(m)
-        if not (xp.array_equal(out, ref[:m]) and xp.array_equal(hm, ref_h[:, :m])):
+        return bool(xp.array_equal(out, ref[:m]) and xp.array_equal(hm, ref_h[:, :m]))
+
+    for m in range(n - 1, MIN_ROWS - 1, -1):  # every size, largest first: kernels switch below some size
+        if not same(m):
             return m + 1
     return MIN_ROWS
 
