@@ -100,13 +100,10 @@ def classify(exc: BaseException) -> ServiceError | None:
         return exc
     for kind, code in _ENGINE_CODES:
         if isinstance(exc, kind):
-            field = field_of(str(exc)) if code == grpc.StatusCode.INVALID_ARGUMENT else None
-            return ServiceError(
-                code,
-                str(exc),
-                field=field
-                or ("request" if field is None and code == grpc.StatusCode.INVALID_ARGUMENT else None),
-            )
+            field = None
+            if code == grpc.StatusCode.INVALID_ARGUMENT:  # every INVALID_ARGUMENT names a field
+                field = field_of(str(exc)) or "request"
+            return ServiceError(code, str(exc), field=field)
     return None
 
 

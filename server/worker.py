@@ -38,6 +38,26 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class EventForwarder:
+    """Sends trainer events to the server, "step" events at most every `interval` seconds (and the first and
+    last step), so a long job's event log stays small; eval, checkpoint and done events always go."""
+
+    def __init__(self, queue, interval: float = 0.2) -> None:
+        self.queue, self.interval, self.last = queue, interval, -1e9
+
+    def __call__(self, event: Any) -> None:
+        data = event_dict(event)
+        if data.get("kind") == "step":
+            import time
+
+            now = time.monotonic()
+            edge = data.get("step") in (1, data.get("total_steps"))
+            if not edge and now - self.last < self.interval:
+                return
+            self.last = now
+        self.queue.put(("event", data))
+
+
 def orphan_check():
     """A zero-argument callable: True once the server that started this worker has died (even by SIGKILL).
 
@@ -72,7 +92,7 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
             model_config,
             train_config,
             dataset,
-            on_event=lambda e: queue.put(("event", event_dict(e))),
+            on_event=EventForwarder(queue),
             should_stop=lambda: stop.is_set() or orphaned(),
             checkpoint_dir=job["checkpoint_dir"],
             resume=job["resume"],

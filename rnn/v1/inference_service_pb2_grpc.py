@@ -64,6 +64,7 @@ class InferenceServiceServicer:
     def PredictStream(self, request_iterator, context):
         """Stateful streaming: send sequences a chunk at a time under sequence ids; the server keeps each
         sequence's hidden state between chunks and answers every chunk. Several sequences may share a stream.
+        A bad message ends the whole stream with its status (naming the field); the stream's sequences are released.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
