@@ -148,7 +148,11 @@ class CallInterceptor(grpc.ServerInterceptor):
             self.metrics.active_streams.labels(info["method"]).dec()
         code = context.code()
         if code is None or code == grpc.StatusCode.OK:
-            status = "OK" if info["completed"] else "CANCELLED"
+            if info["completed"]:
+                status = "OK"
+            else:  # ended by the client or by its deadline
+                remaining = context.time_remaining()
+                status = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
         else:
             status = code.name
         seconds = time.perf_counter() - info["start"]

@@ -16,7 +16,7 @@ from rnn_engine import errors as engine_errors
 from server.errors import classify
 
 from .conftest import LM_TEXT, MODELS, TRAINING
-from .helpers import details, trailing
+from .helpers import details, eventually, trailing
 
 
 def call_error(fn, *args, **kw) -> grpc.RpcError:
@@ -119,6 +119,9 @@ def test_deadline_exceeded_stops_generation(stubs, served, trained):
     request = ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=4000, temperature=0.0)
     err = call_error(stubs.inference.StreamGenerate, request, timeout=0.1)
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    metrics = served[0].state.metrics
+    counted = 'rnn_grpc_calls_total{method="StreamGenerate",status="DEADLINE_EXCEEDED"}'
+    assert eventually(lambda: counted in metrics.text())
     time.sleep(0.3)
     before = tokens._value.get()
     time.sleep(0.3)
