@@ -160,8 +160,9 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
 
 
 def _is_abort(exc: BaseException) -> bool:
-    # grpc raises a bare Exception from context.abort(); it must pass through untouched.
-    return type(exc) is Exception and not exc.args
+    # grpc raises a bare Exception from context.abort(), and grpc.RpcError from a request iterator whose call
+    # already ended (client cancelled, message over the size limit); both must pass through untouched.
+    return (type(exc) is Exception and not exc.args) or isinstance(exc, grpc.RpcError)
 
 
 def handle_errors(method: Callable) -> Callable:
