@@ -43,3 +43,15 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    app = ctx.find_object(AppContext)
+    if value and app is not None:
+        app.console.json_mode = True
+
+
+def json_option(command):
+    """`--json` on a command too (`rnnctl models list --json`), same as the global `rnnctl --json`."""
+    return click.option("--json", "json_flag", is_flag=True, expose_value=False, callback=_set_json,
+                        is_eager=True, help="Print one JSON document on stdout, for scripts.")(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from ..context import EXIT_FAILURE, EXIT_INTERRUPTED, AppContext
+from ..errors import DeadlineExceeded
 from ..types import JobEvent
 
 
@@ -71,6 +73,10 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
     first_step: tuple[int, float] | None = None
     seen: dict[str, float] = {}  # the latest validation loss, metrics and throughput
     try:
+        first = next(events, None)  # no progress bar at all when the call fails before any event
+        if first is None:
+            return None
+        events = itertools.chain([first], events)
         with console.progress() as progress:
             bar = progress.add_task("training", total=None, stats="starting")
             for ev in events:
@@ -104,7 +110,15 @@ def _interrupted(app: AppContext, job_id: str | None, on_interrupt: str) -> None
             if sys.stdin.isatty() else "detach"
     if choice == "cancel":
         job = app.client.cancel_job(job_id)
-        console.abort(f"asked job {job_id} to stop (state now {job.state})", EXIT_INTERRUPTED)
+        console.info(f"asked job {job_id} to stop; waiting for it to write its checkpoint...")
+        try:
+            final = [e for e in app.client.watch_job(job_id, from_sequence=job.event_count, timeout=60)
+                     if e.is_final]
+            state = final[-1].state if final else app.client.get_job(job_id).state
+        except DeadlineExceeded:
+            state = "still stopping"
+        hint = f"resume it with `rnnctl train --resume {job_id}`" if state == "cancelled" else None
+        console.abort(f"interrupted: job {job_id} {state}", EXIT_INTERRUPTED, hint=hint)
     console.abort(f"detached: job {job_id} keeps running", EXIT_INTERRUPTED,
                   hint=f"follow it with `rnnctl jobs watch {job_id}`, "
                        f"stop it with `rnnctl jobs cancel {job_id}`")

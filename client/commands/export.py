@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ..rnn_client import GRAPHS
 from ._common import record
 
@@ -17,6 +17,7 @@ from ._common import record
               help="File to write (default: MODEL.onnx, or MODEL.GRAPH.onnx for other graphs).")
 @click.option("--graph", type=click.Choice(GRAPHS), default="full", show_default=True,
               help="full: the whole sequence; step: one step with explicit state inputs and outputs.")
+@json_option
 @pass_app
 def command(app, model: str, output: Path | None, graph: str) -> None:
     """Export MODEL to ONNX."""

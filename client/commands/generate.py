@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ..types import GenerationFinish
 
 
@@ -21,6 +21,7 @@ from ..types import GenerationFinish
 @click.option("--label", help="One-to-many models: the label that conditions the output.")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Seq2seq models: beam search width.")
 @click.option("--no-prompt", is_flag=True, help="Print only the generated text, not the prompt.")
+@json_option
 @pass_app
 def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...], **sampling) -> None:
     """Generate text from MODEL, continuing PROMPT."""

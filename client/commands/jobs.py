@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ._common import finish, follow, record
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -18,6 +18,7 @@ def command() -> None:
 @command.command("list")
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
 @click.option("--model", help="Only jobs training this model.")
+@json_option
 @pass_app
 def list_jobs(app, state: str | None, model: str | None) -> None:
     """List jobs, newest first."""
@@ -40,6 +41,7 @@ def list_jobs(app, state: str | None, model: str | None) -> None:
               help="First event to replay.")
 @click.option("--on-interrupt", type=click.Choice(["ask", "cancel", "detach"]), default="detach",
               show_default=True, help="What Ctrl-C does to the job.")
+@json_option
 @pass_app
 def watch(app, job_id: str, from_sequence: int, on_interrupt: str) -> None:
     """Follow JOB_ID's progress until it ends (replaying what already happened)."""
@@ -49,6 +51,7 @@ def watch(app, job_id: str, from_sequence: int, on_interrupt: str) -> None:
 
 @command.command("cancel")
 @click.argument("job_id")
+@json_option
 @pass_app
 def cancel(app, job_id: str) -> None:
     """Ask JOB_ID to stop; it writes a checkpoint and ends cancelled."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ..types import ModelInfo
 from ._common import record
 
@@ -32,6 +32,7 @@ def command() -> None:
 
 @command.command("list")
 @click.option("--task", type=click.Choice(TASKS), help="Only models of this task.")
+@json_option
 @pass_app
 def list_models(app, task: str | None) -> None:
     """List models by name."""
@@ -50,6 +51,7 @@ def list_models(app, task: str | None) -> None:
 
 @command.command("show")
 @click.argument("model")
+@json_option
 @pass_app
 def show(app, model: str) -> None:
     """Describe MODEL: task, architecture, sizes, labels, metrics, training settings."""
@@ -72,6 +74,7 @@ def show(app, model: str) -> None:
 @command.command("delete")
 @click.argument("model")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
 @pass_app
 def delete(app, model: str, yes: bool) -> None:
     """Delete MODEL from the server."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 
 STEP_KEYS = ("step", "steps", "global_step")
 TRAIN_KEYS = ("train_loss", "training_loss")
@@ -103,6 +103,7 @@ def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="PNG file to write (default: MODEL.png).")
+@json_option
 @pass_app
 def command(app, model: str, output: Path | None) -> None:
     """Plot MODEL's training and validation curves to a PNG."""

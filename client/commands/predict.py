@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ..types import Prediction
 from ._common import record
 
@@ -58,6 +58,7 @@ def _summary(p: Prediction) -> str:
 @click.option("-k", "--top-k", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--output", type=click.Choice(["top_k", "distribution", "values"]),
               help="What to return (default: the task's natural output).")
+@json_option
 @pass_app
 def command(app, model: str, inputs: tuple[str, ...], input_file, kind: str, top_k: int,
             output: str | None) -> None:

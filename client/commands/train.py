@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..context import pass_app
+from ..context import json_option, pass_app
 from ..convert import CELLS
 from ._common import finish, follow, parse_options
 
@@ -48,6 +48,7 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @click.option("--detach", is_flag=True, help="Start the job and return at once, printing its id.")
 @click.option("--on-interrupt", type=click.Choice(["ask", "cancel", "detach"]), default="ask",
               show_default=True, help="What Ctrl-C does to the job.")
+@json_option
 @pass_app
 def command(app, data: Path | None, model: str | None, data_options, model_options, training_options,
             detach: bool, on_interrupt: str, resume_job_id: str | None, **settings) -> None:

@@ -137,3 +137,8 @@ def test_delete_model(server_address, client, tmp_path):
     assert json.loads(ok(run(server_address, "models", "delete", "to-delete", "--yes", json_mode=True))) == {
         "deleted": "to-delete"}
     assert run(server_address, "models", "show", "to-delete").exit_code == EXIT_NOT_FOUND
+
+
+def test_json_flag_also_works_after_the_command(server_address, cli_lm):
+    result = CliRunner().invoke(cli, ["--address", server_address, "models", "list", "--json"])
+    assert cli_lm in [m["name"] for m in json.loads(ok(result))]
