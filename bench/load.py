@@ -1,0 +1,318 @@
+"""Serving under load: `python -m bench.load [--seconds S] [--quick] [--soak SECONDS] [--json]`.
+
+Starts the real server (`python -m server`) in a subprocess on 127.0.0.1, once with batching on and once with
+`--no-batching`, over a temporary model directory holding an untrained 2-layer, 512-hidden character LSTM
+(random weights: speed does not depend on training). For 1, 8, 32 and 64 concurrent clients it drives, with a
+grpc.aio load generator of its own:
+  - StreamGenerate streams (64 new tokens each, every stream its own seed), back to back for S seconds:
+    aggregate tokens/s, time to first token and per-token latency (gap between a stream's tokens) percentiles;
+  - Predict calls (one 32-character text each), back to back for S seconds: calls/s and latency percentiles.
+Then prints the targets as ratios measured in this run (64 streams vs 1, p99 token latency at 64 vs p50 at 1,
+Predict at 32 clients batched vs unbatched). `--soak SECONDS` instead runs 64 streams against the batching
+server for that long and reports the server's resident memory at start, end and peak.
+
+Bounds: only 127.0.0.1, at most 64 streams, every phase ends after its time budget (calls still open then
+are cancelled), each call has a deadline, and the server processes are stopped at the end (killed if they
+do not stop within 15 s). BLAS runs one thread per server (OPENBLAS_NUM_THREADS=1 etc.): with concurrent
+requests, threaded BLAS only fights the request threads for the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+HOST = "127.0.0.1"
+CONCURRENCY = (1, 8, 32, 64)
+NEW_TOKENS = 64
+PREDICT_TEXT = "To be, or not to be, that is the"  # 32 characters
+BLAS_ENV = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+# ---------------------------------------------------------------------------------------------- server
+def make_model_dir(root: Path) -> Path:
+    """A model directory with "lm": untrained 2-layer, 512-hidden char LSTM over printable ASCII."""
+    from rnn_engine.checkpoint import save_model
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.model import Model
+    from rnn_engine.tokenizers import CharTokenizer
+
+    model = Model(ModelConfig(hidden_size=512, num_layers=2, embedding_dim=64, seed=0),
+                  tokenizer=CharTokenizer.fit([string.printable]))
+    save_model(model, root / "lm")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """Resident (VmRSS) and peak resident (VmHWM) memory of a process, KiB (Linux /proc)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key = line.split(":")[0]
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(line.split()[1])
+    return out
+
+
+@contextmanager
+def server(model_dir: Path, batching: bool):
+    """A server subprocess on 127.0.0.1 (yields (address, pid)); stopped (SIGTERM, then SIGKILL) on exit."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "server", "--host", HOST, "--port", str(port), "--model-dir", str(model_dir),
+           "--metrics-port", "0", "--max-concurrent-streams", "96", "--log-level", "WARNING",
+           "--batching" if batching else "--no-batching"]
+    env = {**os.environ, **BLAS_ENV}
+    proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        address = f"{HOST}:{port}"
+        wait_serving(address, proc)
+        yield address, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    end = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < end:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise RuntimeError(f"server at {address} not serving after {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------------- load
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def _stream_worker(stub, i: int, stop_at: float, out: dict) -> None:
+    from rnn.v1 import inference_service_pb2 as ipb
+
+    n = 0
+    while time.perf_counter() < stop_at and n < 10_000:
+        n += 1
+        request = ipb.StreamGenerateRequest(model="lm", prompt="The ", max_new_tokens=NEW_TOKENS,
+                                            seed=1000 * i + n, temperature=1.0)
+        start = last = time.perf_counter()
+        call = stub.StreamGenerate(request, timeout=max(1.0, stop_at - start + 30))
+        try:
+            async for reply in call:
+                now = time.perf_counter()
+                if now > stop_at:
+                    call.cancel()
+                    return
+                if reply.HasField("token"):
+                    out["tokens"] += 1
+                    (out["gaps"] if last != start else out["ttft"]).append(now - last)
+                    last = now
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                out["errors"].append(exc.code().name)
+                return
+
+
+async def _predict_worker(stub, stop_at: float, out: dict) -> None:
+    from rnn.v1 import common_pb2 as pb
+    from rnn.v1 import inference_service_pb2 as ipb
+
+    request = ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(text=PREDICT_TEXT)])
+    n = 0
+    while time.perf_counter() < stop_at and n < 100_000:
+        n += 1
+        start = time.perf_counter()
+        try:
+            await stub.Predict(request, timeout=60)
+        except grpc.aio.AioRpcError as exc:
+            out["errors"].append(exc.code().name)
+            return
+        end = time.perf_counter()
+        if end <= stop_at:
+            out["calls"] += 1
+            out["latency"].append(end - start)
+
+
+async def load(address: str, kind: str, clients: int, seconds: float) -> dict:
+    """Run `clients` concurrent workers of `kind` ("generate" | "predict") for `seconds`; summary dict."""
+    from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
+
+    out = {"tokens": 0, "calls": 0, "gaps": [], "ttft": [], "latency": [], "errors": []}
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = ipb_grpc.InferenceServiceStub(channel)
+        start = time.perf_counter()
+        stop_at = start + seconds
+        if kind == "generate":
+            workers = [_stream_worker(stub, i, stop_at, out) for i in range(clients)]
+        else:
+            workers = [_predict_worker(stub, stop_at, out) for _ in range(clients)]
+        await asyncio.wait_for(asyncio.gather(*workers), timeout=seconds + 90)
+    ms = 1000.0
+    if kind == "generate":
+        return {"clients": clients, "tokens_per_s": out["tokens"] / seconds,
+                "ttft_p50_ms": pct(out["ttft"], 50) * ms, "ttft_p99_ms": pct(out["ttft"], 99) * ms,
+                "token_p50_ms": pct(out["gaps"], 50) * ms, "token_p99_ms": pct(out["gaps"], 99) * ms,
+                "errors": sorted(set(out["errors"]))}
+    return {"clients": clients, "calls_per_s": out["calls"] / seconds,
+            "latency_p50_ms": pct(out["latency"], 50) * ms, "latency_p99_ms": pct(out["latency"], 99) * ms,
+            "errors": sorted(set(out["errors"]))}
+
+
+def warm_up(address: str) -> None:
+    """One StreamGenerate and one Predict to completion: model load, batching probe, first-call costs."""
+    from rnn.v1 import common_pb2 as pb
+    from rnn.v1 import inference_service_pb2 as ipb
+    from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = ipb_grpc.InferenceServiceStub(channel)
+        list(stub.StreamGenerate(ipb.StreamGenerateRequest(model="lm", prompt="The ", max_new_tokens=4),
+                                 timeout=300))
+        request = ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(text=PREDICT_TEXT)])
+        stub.Predict(request, timeout=300)
+
+
+def run_mode(model_dir: Path, batching: bool, seconds: float, levels: tuple[int, ...]) -> dict:
+    with server(model_dir, batching) as (address, _pid):
+        warm_up(address)
+        result = {"generate": [], "predict": []}
+        for n in levels:
+            result["generate"].append(asyncio.run(load(address, "generate", n, seconds)))
+            result["predict"].append(asyncio.run(load(address, "predict", n, seconds)))
+        return result
+
+
+def soak(model_dir: Path, seconds: float) -> dict:
+    with server(model_dir, True) as (address, pid):
+        warm_up(address)
+        asyncio.run(load(address, "generate", 64, 2.0))
+        before = rss_kib(pid)
+        samples = []
+
+        async def sample():
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                samples.append(rss_kib(pid)["VmRSS"])
+                await asyncio.sleep(1.0)
+
+        async def both():
+            return (await asyncio.gather(load(address, "generate", 64, seconds), sample()))[0]
+
+        result = asyncio.run(both())
+        after = rss_kib(pid)
+    return {"seconds": seconds, "streams": 64, "tokens_per_s": result["tokens_per_s"],
+            "rss_start_mib": before["VmRSS"] / 1024, "rss_end_mib": after["VmRSS"] / 1024,
+            "rss_max_sampled_mib": max(samples, default=0) / 1024, "peak_hwm_mib": after["VmHWM"] / 1024,
+            "errors": result["errors"]}
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def ratios(on: dict, off: dict) -> dict:
+    g = {r["clients"]: r for r in on["generate"]}
+    p_on = {r["clients"]: r for r in on["predict"]}
+    p_off = {r["clients"]: r for r in off["predict"]}
+    out = {}
+    if 1 in g and 64 in g:
+        out["tokens_per_s_64_over_1"] = (_div(g[64]["tokens_per_s"], g[1]["tokens_per_s"]), 10.0, ">=")
+        out["token_p99_at_64_over_p50_at_1"] = (_div(g[64]["token_p99_ms"], g[1]["token_p50_ms"]), 3.0, "<=")
+    if 32 in p_on and 32 in p_off:
+        value = _div(p_on[32]["calls_per_s"], p_off[32]["calls_per_s"])
+        out["predict_32_batched_over_unbatched"] = (value, 5.0, ">=")
+    return {k: {"value": v, "target": t, "met": v >= t if op == ">=" else v <= t, "op": op}
+            for k, (v, t, op) in out.items()}
+
+
+def print_table(results: dict) -> None:
+    for mode in ("batching_on", "batching_off"):
+        if mode not in results:
+            continue
+        print(f"\n{mode}: StreamGenerate ({NEW_TOKENS} new tokens per call)")
+        print(f"{'streams':>8} {'tok/s':>9} {'ttft p50':>9} {'ttft p99':>9} {'tok p50':>8} {'tok p99':>8}"
+              "  errors")
+        for r in results[mode]["generate"]:
+            print(f"{r['clients']:>8} {r['tokens_per_s']:>9.0f} {r['ttft_p50_ms']:>7.1f}ms "
+                  f"{r['ttft_p99_ms']:>7.1f}ms {r['token_p50_ms']:>6.1f}ms {r['token_p99_ms']:>6.1f}ms  "
+                  f"{','.join(r['errors']) or '-'}")
+        print(f"{mode}: Predict (one {len(PREDICT_TEXT)}-character text per call)")
+        print(f"{'clients':>8} {'calls/s':>9} {'lat p50':>9} {'lat p99':>9}  errors")
+        for r in results[mode]["predict"]:
+            print(f"{r['clients']:>8} {r['calls_per_s']:>9.1f} {r['latency_p50_ms']:>7.1f}ms "
+                  f"{r['latency_p99_ms']:>7.1f}ms  {','.join(r['errors']) or '-'}")
+    if "ratios" in results:
+        print("\ntargets (ratios measured in this run)")
+        for name, r in results["ratios"].items():
+            print(f"  {name:<36} {r['value']:7.2f}  target {r['op']} {r['target']:g}  "
+                  f"{'met' if r['met'] else 'NOT met'}")
+    if "soak" in results:
+        s = results["soak"]
+        print(f"\nsoak: {s['streams']} streams for {s['seconds']:g} s, {s['tokens_per_s']:.0f} tok/s; "
+              f"server RSS start {s['rss_start_mib']:.1f} MiB, end {s['rss_end_mib']:.1f} MiB, max sampled "
+              f"{s['rss_max_sampled_mib']:.1f} MiB, peak (VmHWM) {s['peak_hwm_mib']:.1f} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each measured phase")
+    parser.add_argument("--quick", action="store_true", help="2-second phases (smoke use)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="only run 64 streams this long and report server memory")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+    seconds = 2.0 if args.quick else args.seconds
+    if not 0.5 <= seconds <= 600 or not 0 <= args.soak <= 3600:
+        parser.error("--seconds must be in [0.5, 600] and --soak in [0, 3600]")
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                     "model": "char LSTM, 2 layers, hidden 512, embedding 64, untrained", "seconds": seconds}
+    with tempfile.TemporaryDirectory(prefix="rnn-load-") as tmp:
+        model_dir = make_model_dir(Path(tmp))
+        if args.soak:
+            results["soak"] = soak(model_dir, args.soak)
+        else:
+            results["batching_on"] = run_mode(model_dir, True, seconds, CONCURRENCY)
+            results["batching_off"] = run_mode(model_dir, False, seconds, CONCURRENCY)
+            results["ratios"] = ratios(results["batching_on"], results["batching_off"])
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
