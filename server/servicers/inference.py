@@ -118,12 +118,15 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
             )
         else:
             records = model.generate(prompt, config, should_stop=stop.is_set)
-        for i, item in enumerate(records):
-            if hasattr(item, "finish_reason"):
-                yield io.summary_to_pb(item, list(request.stop_sequences))
-                return
-            tokens.inc()
-            yield io.token_to_pb(item, i)
+        try:
+            for i, item in enumerate(records):
+                if hasattr(item, "finish_reason"):
+                    yield io.summary_to_pb(item, list(request.stop_sequences))
+                    return
+                tokens.inc()
+                yield io.token_to_pb(item, i)
+        finally:
+            stop.set()  # however the call ends, a batched generation leaves its batch
 
     def _prompt(self, model, request):
         """The prompt text, or for a forecaster the series in prompt_values."""
