@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from rnn.v1 import (
 from . import convert, types
 from .credentials import make_channel
 from .errors import InvalidArgument, RnnError, translate_errors, translate_stream
+from .files import atomic_write
 from .predict_stream import PredictSession
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -261,16 +261,8 @@ class RnnClient:
             raise InvalidArgument(f"path: expected a file in an existing directory, got {str(path)!r}")
         req = model_service_pb2.ExportOnnxRequest(
             model=model, graph=model_service_pb2.OnnxGraph.Value("ONNX_GRAPH_" + graph.upper()))
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                size, digest = self._receive_export(self._models.ExportOnnx(req, timeout=self.timeout), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(target) as f:
+            size, digest = self._receive_export(self._models.ExportOnnx(req, timeout=self.timeout), f)
         return types.ExportedModel(str(target), size, digest)
 
     @staticmethod

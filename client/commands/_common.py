@@ -90,7 +90,8 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
                     val = ev.validation_loss if ev.validation_loss is not None else ev.metrics.get("loss")
                     if val is not None:
                         seen["validation_loss"] = val
-                    now = time.monotonic()
+                    # rate from the events' own times, so replayed events (jobs watch) show the real pace
+                    now = ev.time.timestamp() if ev.time else time.monotonic()
                     first_step = first_step or (ev.step, now)
                     rate = (ev.step - first_step[0]) / (now - first_step[1]) if now > first_step[1] else None
                     progress.update(bar, completed=ev.step, total=ev.total_steps or None,

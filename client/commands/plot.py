@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..context import json_option, pass_app
+from ..files import atomic_write
 
 STEP_KEYS = ("step", "steps", "global_step")
 TRAIN_KEYS = ("train_loss", "training_loss")
 VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
+MAIN_METRICS = ("accuracy", "macro_f1", "token_accuracy", "perplexity", "mse", "mae")
 SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", *STEP_KEYS, *TRAIN_KEYS, *VAL_KEYS}
 
 
@@ -37,9 +37,12 @@ def history_from_job(client, job_id: str) -> list[dict[str, Any]]:
     """Rebuild the history from the job's replayed progress events."""
     rows = []
     for ev in client.watch_job(job_id):
-        if ev.kind == "progress":
-            rows.append({**ev.metrics, "step": ev.step, "train_loss": ev.loss,
-                         "validation_loss": ev.validation_loss})
+        if ev.kind != "progress":
+            continue
+        if ev.validation_loss is None and not ev.metrics:  # a training step: its own loss
+            rows.append({"step": ev.step, "train_loss": ev.loss})
+        else:  # an evaluation: its loss field is the mean training loss since the last one, not plotted
+            rows.append({**ev.metrics, "step": ev.step, "validation_loss": ev.validation_loss})
     return rows
 
 
@@ -73,7 +76,8 @@ def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    metrics = [k for k in series if k not in ("train_loss", "validation_loss")]
+    others = [k for k in series if k not in ("train_loss", "validation_loss")]
+    metrics = [k for k in MAIN_METRICS if k in others][:1] or others[:1]  # one metric: scales differ
     fig = Figure(figsize=(10 if metrics else 6, 4))
     axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)[0]
     for name, label in (("train_loss", "training"), ("validation_loss", "validation")):
@@ -82,21 +86,13 @@ def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -
             axes[0].plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
     axes[0].set(xlabel="step", ylabel="loss", title=title)
     axes[0].legend()
-    for name in metrics[:4]:
+    for name in metrics:
         xs, ys = zip(*series[name], strict=True)
-        axes[1].plot(xs, ys, label=name, marker="o" if len(xs) < 20 else None)
-    if metrics:
-        axes[1].set(xlabel="step", title="validation metrics")
-        axes[1].legend()
+        axes[1].plot(xs, ys, marker="o" if len(xs) < 20 else None)
+        axes[1].set(xlabel="step", ylabel=name, title=f"validation {name}")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
 
 
 @click.command("plot")

@@ -58,3 +58,13 @@ def test_bad_graph_and_missing_directory_are_rejected(fake, tmp_path):
         client.export_onnx("m", tmp_path / "m.onnx", graph="half")
     with pytest.raises(errors.InvalidArgument, match="existing directory"):
         client.export_onnx("m", tmp_path / "nowhere" / "m.onnx")
+
+
+def test_exported_file_gets_normal_permissions_not_the_temp_files(fake, tmp_path):
+    import os
+
+    client, _ = fake
+    client.export_onnx("m", tmp_path / "m.onnx")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~mask
