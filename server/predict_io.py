@@ -61,6 +61,8 @@ def sequence_input(model, x: pb.SequenceInput, field: str, max_len: int, *, allo
     if kind == "values":
         raise invalid(f"{field}.values", f"a {model.task} model takes text or token_ids, not values")
     if kind == "token_ids":
+        if model.task == "one_to_many":
+            raise invalid(f"{field}.token_ids", "a one_to_many model takes its label as text")
         return _token_ids(model, list(x.token_ids.ids), f"{field}.token_ids.ids", max_len, allow_empty)
     text = x.text
     if not text and not allow_empty:
@@ -68,7 +70,7 @@ def sequence_input(model, x: pb.SequenceInput, field: str, max_len: int, *, allo
     if model.task == "one_to_many" and text not in model.label_index:
         shown = model.labels if len(model.labels) <= 20 else [*model.labels[:20], "..."]
         raise invalid(f"{field}.text", f"expected one of the trained labels {shown}, got {text!r}")
-    if model.tokenizer is not None and model.task not in TEXT_OUTPUT_TASKS:
+    if model.task != "one_to_many":  # (a one_to_many input is a label, checked above)
         n = len(model.tokenizer.encode(text)) if len(text) > max_len else len(text)
         if n > max_len:
             raise too_long(f"{field}.text", n, max_len)

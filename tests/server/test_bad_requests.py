@@ -169,6 +169,13 @@ CASES = [
     ),
     ("generate-label-unknown", generate(model="namer", label="X"), INV, "label"),
     ("generate-label-missing", generate(model="namer"), INV, "label"),
+    (
+        "predict-label-as-token-ids",
+        predict(model="namer", inputs=(pb.SequenceInput(token_ids=pb.TokenIds(ids=[5])),)),
+        INV,
+        "inputs[0].token_ids",
+    ),
+    ("predict-source-too-long", predict(model="rev", inputs=(text("a" * 10001),)), RE, "inputs[0].text"),
     ("predict-label-unknown", predict(model="namer", inputs=(text("X"),)), INV, "inputs[0].text"),
     # Train
     ("train-model-missing", train(model=""), INV, "model"),
