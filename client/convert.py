@@ -202,10 +202,20 @@ def prediction(out: Any, task: str = "") -> types.Prediction:
                             task=task)
 
 
-def generate_request(model: str, prompt: str, options: Mapping[str, Any], stop: Sequence[str],
+def generate_request(model: str, prompt: Any, options: Mapping[str, Any], stop: Sequence[str],
                      label: str | None = None) -> Any:
-    req = inference_service_pb2.StreamGenerateRequest(model=model, prompt=prompt, stop_sequences=list(stop),
+    """A StreamGenerateRequest; a non-str prompt is a series of floats (T,) or (T, F) for forecasters."""
+    req = inference_service_pb2.StreamGenerateRequest(model=model, stop_sequences=list(stop),
                                                       label=label or "")
+    if isinstance(prompt, str):
+        req.prompt = prompt
+    else:
+        if isinstance(prompt, list | tuple):
+            prompt = np.asarray(prompt, dtype=np.float64)
+        seq = sequence_input(prompt, "prompt")
+        if seq.WhichOneof("content") != "values":
+            raise InvalidArgument("prompt: expected text or a float series, got integer token ids")
+        req.prompt_values.CopyFrom(seq.values)
     set_fields(req, options)
     return req
 

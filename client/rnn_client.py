@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rnn.v1 import (
@@ -309,19 +310,21 @@ class RnnClient:
         _check_int("top_k", top_k, 1)
         return PredictSession(self._inference, model, top_k=top_k, output=output, timeout=timeout)
 
-    def generate(self, model: str, prompt: str = "", *, max_new_tokens: int | None = None,
+    def generate(self, model: str, prompt: str | Sequence[float] | np.ndarray = "", *,
+                 max_new_tokens: int | None = None,
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                  repetition_penalty: float | None = None, stop: Sequence[str] = (), seed: int | None = None,
                  label: str | None = None, beam_size: int | None = None,
                  timeout: float | None = None) -> Iterator[types.GeneratedToken | types.GenerationFinish]:
         """Stream tokens from a language model as they are sampled, then one GenerationFinish record.
 
+        `prompt` is the text to continue (language models), the source text (seq2seq), an optional prefix
+        (one-to-many), or for forecasting models the series to continue (floats; each token has a `value`).
+
         `label` conditions one-to-many models (the prompt is then ignored); `beam_size` > 1 asks seq2seq
         models for beam search. Stopping the iteration early (break, close()) cancels the generation.
         """
         _check_name("model", model)
-        if not isinstance(prompt, str):
-            raise InvalidArgument(f"prompt: expected a str, got {type(prompt).__name__}")
         _check_int("max_new_tokens", max_new_tokens, 1)
         _check_int("top_k", top_k, 0)
         _check_int("seed", seed, 0)

@@ -6,6 +6,7 @@ import click
 
 from ..context import json_option, pass_app
 from ..types import GenerationFinish
+from .predict import parse_numbers
 
 
 @click.command("generate")
@@ -21,13 +22,17 @@ from ..types import GenerationFinish
 @click.option("--label", help="One-to-many models: the label that conditions the output.")
 @click.option("--beam-size", type=click.IntRange(min=1), help="Seq2seq models: beam search width.")
 @click.option("--no-prompt", is_flag=True, help="Print only the generated text, not the prompt.")
+@click.option("--values", "prompt_is_values", is_flag=True,
+              help="PROMPT is a series of numbers to continue (forecasting models), e.g. 1.5,2,2.5.")
 @json_option
 @pass_app
-def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...], **sampling) -> None:
-    """Generate text from MODEL, continuing PROMPT."""
+def command(app, model: str, prompt: str, no_prompt: bool, prompt_is_values: bool, stop: tuple[str, ...],
+            **sampling) -> None:
+    """Generate text from MODEL, continuing PROMPT (or forecast values after the series PROMPT)."""
     console = app.console
-    stream = app.client.generate(model, prompt, stop=stop, **sampling)
-    if not console.json_mode and not no_prompt and prompt:
+    series = parse_numbers(prompt, "PROMPT") if prompt_is_values else None
+    stream = app.client.generate(model, prompt if series is None else series, stop=stop, **sampling)
+    if not console.json_mode and not no_prompt and prompt and series is None:
         console.stream(prompt)
     tokens, finish = [], None
     try:
@@ -48,7 +53,8 @@ def command(app, model: str, prompt: str, no_prompt: bool, stop: tuple[str, ...]
             "tokens": [{"text": t.text, "id": t.id, "logprob": t.logprob, "value": t.value} for t in tokens],
         })
         return
-    console.stream("\n")
+    if not (tokens and tokens[-1].value is not None):  # values already end their lines
+        console.stream("\n")
     if finish is None:
         console.abort("the generation stream ended without a summary")
     console.debug(f"[{finish.reason}: {finish.generated_tokens} tokens after a {finish.prompt_tokens}-token "

@@ -13,16 +13,22 @@ from ._common import record
 _SPLIT = re.compile(r"[,\s]+")
 
 
+def parse_numbers(raw: str, what: str, kind: type = float) -> list:
+    """"1.5, 2 2.5" -> [1.5, 2.0, 2.5]: numbers separated by commas or spaces."""
+    items = [x for x in _SPLIT.split(raw.strip()) if x]
+    try:
+        return [kind(x) for x in items]
+    except ValueError:
+        name = "integers" if kind is int else "numbers"
+        raise click.BadParameter(f"expected {name} separated by commas or spaces, got {raw!r}",
+                                 param_hint=what) from None
+
+
 def _parse(raw: str, kind: str) -> object:
     """One input line as text, token ids ("1,2,3") or float values ("0.5 0.7 0.1")."""
     if kind == "text":
         return raw
-    items = [x for x in _SPLIT.split(raw.strip()) if x]
-    try:
-        return [int(x) for x in items] if kind == "ids" else [float(x) for x in items]
-    except ValueError:
-        what = "integers" if kind == "ids" else "numbers"
-        raise click.BadParameter(f"expected {what} separated by commas or spaces, got {raw!r}") from None
+    return parse_numbers(raw, "INPUTS", int if kind == "ids" else float)
 
 
 def _scores(scores) -> str:
@@ -34,7 +40,7 @@ def _summary(p: Prediction) -> str:
         return f"next: {_scores(p.top_k[-1])}"
     if p.text or p.token_ids:
         return p.text or " ".join(map(str, p.token_ids))
-    if p.values is not None and not p.top_k:
+    if p.values is not None and not any(p.top_k):
         return " ".join(f"{v:.6g}" for v in p.values.ravel())
     if len(p.top_k) == 1:
         return "  ".join(f"{s.label} ({s.probability:.3f})" for s in p.top_k[0])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from client import RnnClient
@@ -45,3 +48,27 @@ def classifier(client) -> str:
                                cell="lstm", overwrite=True, **TINY))
     assert events[-1].state == "succeeded", events[-1]
     return "tiny-clf"
+
+
+TAGGED = "\n".join(json.dumps({"tokens": t.split(), "tags": g.split()}) for t, g in [
+    ("the cat sat", "DET NOUN VERB"), ("a dog ran", "DET NOUN VERB"), ("the owl flew", "DET NOUN VERB")] * 6)
+SERIES = "t,value\n" + "\n".join(f"{t},{math.sin(t / 3):.4f}" for t in range(80))
+
+
+@pytest.fixture(scope="session")
+def tagger(client) -> str:
+    """Name of a tiny word-level RNN tagger (DET/NOUN/VERB) trained from JSONL."""
+    events = list(client.train("tiny-tagger", task="tagging", text=TAGGED, data_format="jsonl", cell="rnn",
+                               tokenizer="word", overwrite=True, **TINY))
+    assert events[-1].state == "succeeded", events[-1]
+    return "tiny-tagger"
+
+
+@pytest.fixture(scope="session")
+def forecaster(client) -> str:
+    """Name of a tiny LSTM forecaster (window 6) trained on a sine series from CSV."""
+    tiny = {k: v for k, v in TINY.items() if k not in ("embedding_dim", "seq_len")}
+    events = list(client.train("tiny-fc", task="forecasting", text=SERIES, data_format="csv", cell="lstm",
+                               model_options={"window": 6}, overwrite=True, **tiny))
+    assert events[-1].state == "succeeded", events[-1]
+    return "tiny-fc"

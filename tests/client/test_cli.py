@@ -142,3 +142,17 @@ def test_delete_model(server_address, client, tmp_path):
 def test_json_flag_also_works_after_the_command(server_address, cli_lm):
     result = CliRunner().invoke(cli, ["--address", server_address, "models", "list", "--json"])
     assert cli_lm in [m["name"] for m in json.loads(ok(result))]
+
+
+def test_predict_tagger_prints_word_label_pairs(server_address, tagger):
+    out = ok(run(server_address, "predict", tagger, "the cat ran"))
+    pairs = out.split("->")[1].split()
+    assert [p.split("/")[0] for p in pairs] == ["the", "cat", "ran"]
+
+
+def test_forecast_predict_and_generate_with_values(server_address, forecaster):
+    series = "0,0.33,0.62,0.84,0.97,1.0"
+    predicted = float(ok(run(server_address, "predict", forecaster, "--values", series)).split("->")[1])
+    out = ok(run(server_address, "generate", forecaster, series, "--values", "-n", "3"))
+    values = [float(x) for x in out.split()]
+    assert len(values) == 3 and values[0] == pytest.approx(predicted, rel=1e-5)

@@ -188,3 +188,21 @@ def test_large_training_file_is_uploaded_first(client, tmp_path, monkeypatch):
     path.write_text(LM_TEXT)
     events = list(client.train("uploaded-path", path=path, overwrite=True, **TINY))
     assert events[-1].state == "succeeded" and uploads == [path]
+
+
+def test_tagger_returns_one_label_per_word(client, tagger):
+    [p] = client.predict(tagger, ["the cat ran"])
+    assert p.tokens == ["the", "cat", "ran"] and len(p.labels) == 3
+    assert set(p.labels) <= {"DET", "NOUN", "VERB"}
+
+
+def test_forecaster_values_and_rollout(client, forecaster):
+    series = np.sin(np.arange(6) / 3)
+    [p] = client.predict(forecaster, [series])
+    assert p.values is not None and p.values.shape == (1, 1) and np.isfinite(p.values).all()
+    *tokens, finish = client.generate(forecaster, series, max_new_tokens=3)
+    assert [t.index for t in tokens] == [0, 1, 2] and all(isinstance(t.value, float) for t in tokens)
+    assert tokens[0].value == pytest.approx(p.values[0, 0], rel=1e-6)
+    assert finish.reason == "length"
+    with pytest.raises(errors.InvalidArgument, match="prompt: expected text or a float series"):
+        client.generate(forecaster, np.arange(6))
