@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -24,8 +22,8 @@ from rnn.v1 import (
 
 from . import convert, types
 from .credentials import make_channel
-from .errors import InvalidArgument, RnnError, translate_errors, translate_stream
-from .files import atomic_write
+from .errors import InvalidArgument, translate_errors, translate_stream
+from .files import atomic_write, receive_chunks
 from .predict_stream import PredictSession
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -263,26 +261,8 @@ class RnnClient:
         req = model_service_pb2.ExportOnnxRequest(
             model=model, graph=model_service_pb2.OnnxGraph.Value("ONNX_GRAPH_" + graph.upper()))
         with atomic_write(target) as f:
-            size, digest = self._receive_export(self._models.ExportOnnx(req, timeout=self.timeout), f)
+            size, digest = receive_chunks(self._models.ExportOnnx(req, timeout=self.timeout), f)
         return types.ExportedModel(str(target), size, digest)
-
-    @staticmethod
-    def _receive_export(call: Any, f: Any) -> tuple[int, str]:
-        h, written, total, expected = hashlib.sha256(), 0, None, ""
-        for resp in translate_stream(call):
-            if resp.offset != written:
-                raise RnnError(f"export: expected a chunk at offset {written}, got offset {resp.offset}",
-                               code=grpc.StatusCode.DATA_LOSS)
-            f.write(resp.chunk)
-            h.update(resp.chunk)
-            written += len(resp.chunk)
-            total, expected = resp.total_bytes, resp.sha256
-        if total is None or written != total:
-            raise RnnError(f"export: expected {total} bytes, got {written}", code=grpc.StatusCode.DATA_LOSS)
-        if expected and h.hexdigest() != expected:
-            raise RnnError("export: SHA-256 of the received file does not match the server's",
-                           code=grpc.StatusCode.DATA_LOSS)
-        return written, h.hexdigest()
 
     # -- inference ------------------------------------------------------------------------------------------
     @translate_errors
