@@ -190,3 +190,18 @@ def test_train_language_model_text_dataset_is_accepted(stubs):
         )
     )
     assert events[-1].event.state == pb.JOB_STATE_SUCCEEDED
+
+
+def test_drain_lets_in_flight_streams_finish_within_the_grace_period(make_server, trained, served):
+    server, stubs = make_server(model_dir=served[0].state.config.model_dir)
+    request = ipb.StreamGenerateRequest(model="lm", prompt="t", max_new_tokens=300, temperature=0.0)
+    stream = stubs.inference.StreamGenerate(request, timeout=30)
+    first = next(stream)
+    drainer = threading.Thread(target=server.drain, args=(5,))
+    drainer.start()
+    rest = [first, *stream]
+    drainer.join(10)
+    assert rest[-1].WhichOneof("event") == "summary" and rest[-1].summary.generated_tokens == 300
+    with pytest.raises(grpc.RpcError) as err:
+        stubs.models.ListModels(mpb.ListModelsRequest(), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
