@@ -316,3 +316,31 @@ def test_forecaster_generates_a_rollout_of_values(stubs, served, trained):
     with pytest.raises(grpc.RpcError) as err:
         list(stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(model="fc", prompt="1 2 3")))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "prompt" in err.value.details()
+
+
+def test_forecaster_with_an_exogenous_series_takes_rows_of_features(stubs, served, trained):
+    import math
+
+    rows = "\n".join(f"{t},{math.sin(t / 4):.4f},{math.cos(t / 4):.4f}" for t in range(60))
+    dataset = tpb.DatasetSource(text="date,value,x\n" + rows, options={"exog_columns": ["x"]})
+    request = tpb.TrainRequest(
+        model="fc2",
+        task=pb.TASK_FORECASTING,
+        dataset=dataset,
+        overwrite=True,
+        spec=pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=8, extra={"window": 5}),
+        training=pb.TrainingSettings(max_steps=3, batch_size=4),
+    )
+    events = [r.event for r in stubs.training.Train(request, timeout=60)]
+    assert events[-1].state == pb.JOB_STATE_SUCCEEDED
+    series = [[0.1 * t, 0.5 - 0.05 * t] for t in range(8)]
+    flat = [v for row in series for v in row]
+    reply = stubs.inference.Predict(
+        ipb.PredictRequest(
+            model="fc2", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=flat, feature_size=2))]
+        )
+    )
+    expected = engine_model(served, "fc2").predict([series])[0]["values"]
+    assert list(reply.outputs[0].steps[0].values) == pytest.approx(expected)
+    info = stubs.models.GetModel(mpb.GetModelRequest(model="fc2")).model
+    assert info.input_size == 2
