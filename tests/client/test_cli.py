@@ -156,3 +156,11 @@ def test_forecast_predict_and_generate_with_values(server_address, forecaster):
     out = ok(run(server_address, "generate", forecaster, series, "--values", "-n", "3"))
     values = [float(x) for x in out.split()]
     assert len(values) == 3 and values[0] == pytest.approx(predicted, rel=1e-5)
+
+
+def test_train_on_unusable_data_fails_with_a_readable_message(server_address, tmp_path):
+    data = tmp_path / "plain.tsv"
+    data.write_text("no tabs here\njust lines\n")
+    result = run(server_address, "train", str(data), "--task", "classification", *TINY_FLAGS)
+    assert result.exit_code == 1, result.output
+    assert "invalid request: dataset" in result.stderr and "Traceback" not in result.output
