@@ -26,7 +26,7 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @click.option("--num-layers", type=click.IntRange(min=1))
 @click.option("--embedding-dim", type=click.IntRange(min=1))
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True))
-@click.option("--bidirectional/--unidirectional", default=None)
+@click.option("--bidirectional/--unidirectional", default=None, help="Classification and tagging only.")
 @click.option("--tokenizer", type=click.Choice(["char", "word", "byte"]))
 @click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
               help="Any other ModelConfig setting, e.g. init=orthogonal (repeatable).")
@@ -52,7 +52,11 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @pass_app
 def command(app, data: Path | None, model: str | None, data_options, model_options, training_options,
             detach: bool, on_interrupt: str, resume_job_id: str | None, **settings) -> None:
-    """Train a model on DATA (a text, TSV or CSV file) and show its progress."""
+    """Train a model on a data file, with a live progress bar.
+
+    DATA is plain text (language models), TSV text<TAB>label rows (classification, one-to-many, seq2seq),
+    JSONL {"tokens", "tags"} lines (tagging) or a CSV series (forecasting).
+    """
     if resume_job_id is None and data is None:
         raise click.UsageError("expected a DATA file (or --resume JOB_ID)")
     if resume_job_id is None:
