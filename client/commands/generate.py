@@ -28,7 +28,10 @@ from .predict import parse_numbers
 @pass_app
 def command(app, model: str, prompt: str, no_prompt: bool, prompt_is_values: bool, stop: tuple[str, ...],
             **sampling) -> None:
-    """Generate text from MODEL, continuing PROMPT (or forecast values after the series PROMPT)."""
+    """Stream text from MODEL, continuing PROMPT, printing tokens as they arrive.
+
+    With --values, PROMPT is a series of numbers and a forecasting model continues it, one value per line.
+    """
     console = app.console
     series = parse_numbers(prompt, "PROMPT") if prompt_is_values else None
     stream = app.client.generate(model, prompt if series is None else series, stop=stop, **sampling)
