@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -102,6 +103,11 @@ class JobFiles:
             except json.JSONDecodeError:  # a torn last line after a crash
                 break
         return out
+
+    def release_working_files(self, record: JobRecord) -> None:
+        """Delete the dataset copy and checkpoints of a finished job (its record and events stay)."""
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.data_path(record).unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())

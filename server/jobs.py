@@ -306,6 +306,7 @@ class JobManager:
         kind = outcome[0]
         if kind == "done":
             live.record.metrics.update(outcome[1].get("metrics", {}))
+            live.files.release_working_files(live.record)  # the model is saved; data and checkpoints go
             self._end(live, jr.SUCCEEDED, "")
         elif kind == "cancelled":
             if self._closing:

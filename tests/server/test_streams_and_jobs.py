@@ -299,3 +299,27 @@ def test_metrics_count_calls_by_method_and_status(stubs, served, trained):
     assert 'rnn_grpc_calls_total{method="Train",status="OK"}' in text
     assert 'rnn_training_jobs{state="SUCCEEDED"}' in text
     assert "rnn_grpc_call_seconds_bucket" in text and "rnn_tokens_generated_total" in text
+
+
+def test_jobs_beyond_max_training_jobs_wait_queued_and_start_in_turn(make_server, tmp_path):
+    server, stubs = make_server(model_dir=tmp_path / "q")  # max_training_jobs=1
+    call, first = _start_long_job(stubs, "first")
+    small = pb.TrainingSettings(max_steps=2, batch_size=2, seq_len=8)
+    task, spec, dataset = MODELS["lm"]
+    second = stubs.training.Train(
+        tpb.TrainRequest(model="second", task=task, spec=spec, training=small, dataset=dataset), timeout=60
+    )
+    queued = next(second).event
+    assert queued.state == pb.JOB_STATE_QUEUED
+    time.sleep(0.3)
+    assert stubs.training.GetJob(tpb.GetJobRequest(job_id=queued.job_id)).job.state == pb.JOB_STATE_QUEUED
+    stubs.training.CancelJob(tpb.CancelJobRequest(job_id=first))
+    rest = [r.event for r in second]
+    assert [e.state for e in rest if e.kind == tpb.JOB_EVENT_KIND_STATE] == [
+        pb.JOB_STATE_RUNNING,
+        pb.JOB_STATE_SUCCEEDED,
+    ]
+    job_dir = tmp_path / "q" / ".jobs" / queued.job_id
+    assert (job_dir / "job.json").is_file() and not (job_dir / "ckpt").exists()  # working files released
+    assert not list(job_dir.glob("data*"))
+    call.cancel()
