@@ -8,8 +8,8 @@ grpc.aio load generator of its own:
     aggregate tokens/s, time to first token and per-token latency (gap between a stream's tokens) percentiles;
   - Predict calls (one 32-character text each), back to back for S seconds: calls/s and latency percentiles.
 Then prints the targets as ratios measured in this run (64 streams vs 1, p99 token latency at 64 vs p50 at 1,
-Predict at 32 clients batched vs unbatched). `--soak SECONDS` instead runs 64 streams against the batching
-server for that long and reports the server's resident memory at start, end and peak.
+Predict at 32 clients batched vs unbatched). `--soak [SECONDS]` (default 30) instead runs 64 streams against
+the batching server for that long and reports the server's resident memory at start, end and peak.
 
 Bounds: only 127.0.0.1, at most 64 streams, every phase ends after its time budget (calls still open then
 are cancelled), each call has a deadline, and the server processes are stopped at the end (killed if they
@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="duration of each measured phase")
     parser.add_argument("--quick", action="store_true", help="2-second phases (smoke use)")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
-                        help="only run 64 streams this long and report server memory")
+    parser.add_argument("--soak", type=float, nargs="?", const=30.0, default=0.0, metavar="SECONDS",
+                        help="only run 64 streams this long (default 30) and report server memory")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     seconds = 2.0 if args.quick else args.seconds

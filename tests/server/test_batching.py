@@ -229,3 +229,17 @@ def test_swapped_model_in_flight_calls_finish_on_old_weights_new_calls_see_new(t
     with pytest.raises(NotFound):
         store.get("m")
     assert ids_of(list(another)) == ids_of(lm(seed=2).generate("dog", cfg))[1:]
+
+
+def test_batching_flags_reach_the_settings_and_bad_values_name_the_flag():
+    from server.config import ConfigError, load_config
+
+    settings = BatchSettings.from_config(load_config(
+        ["--no-batching", "--batch-max-size", "8", "--batch-window-ms", "0.5", "--queue-depth", "3"], env={}))
+    assert settings == BatchSettings(enabled=False, max_batch_size=8, window_ms=0.5, queue_depth=3)
+    assert BatchSettings.from_config(load_config([], env={"RNN_BATCHING": "1"})).enabled
+    bad = ((["--queue-depth", "0"], "queue_depth"), (["--batch-window-ms", "-1"], "batch_window_ms"),
+           (["--batch-max-size", "x"], "batch_max_size"))
+    for argv, name in bad:
+        with pytest.raises(ConfigError, match=name):
+            load_config(argv, env={})
