@@ -127,6 +127,7 @@ def machine_info(threads: int) -> dict:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "numpy_blas": blas,
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
     }
 
@@ -152,5 +153,6 @@ def emit(report: dict, table: str, as_json: bool) -> None:
         return
     m = report["machine"]
     blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in m["numpy_blas"])
-    print(f"{m['cpu']}, {m['cpu_count']} cores, {m['threads']} threads; numpy {m['numpy']} with {blas}")
+    print(f"{m['cpu']}, {m['cpu_count']} cores, {m['threads']} threads; numpy {m['numpy']} with {blas}; "
+          f"load average {m['load_average_1min']} at the end")
     print(table)

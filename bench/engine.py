@@ -143,7 +143,12 @@ def _median_ratio(a: list[float], b: list[float]) -> float:
 
 
 def run(
-    cases: list[Case], repeats: int, threads: int, *, target_seconds: float = 0.05, settle_seconds: float = 0.05
+    cases: list[Case],
+    repeats: int,
+    threads: int,
+    *,
+    target_seconds: float = 0.05,
+    settle_seconds: float = 0.05,
 ) -> dict:
     """Time every case and return the JSON-able report (machine, one row per case and pass)."""
     rows = []
@@ -155,7 +160,8 @@ def run(
                     contenders = _step_contenders(case, threads)
                 else:
                     contenders = _sequence_contenders(case, backward)
-                t = alternate(contenders, repeats, target_seconds=target_seconds, settle_seconds=settle_seconds)
+                t = alternate(contenders, repeats, target_seconds=target_seconds,
+                              settle_seconds=settle_seconds)
                 row = {
                     "case": case.name, "kind": case.kind, "layers": case.num_layers, "input": case.input_size,
                     "hidden": case.hidden_size, "batch": case.batch, "steps": case.steps, "pass": pass_name,
@@ -182,12 +188,17 @@ COLUMNS = [
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.splitlines()[0])
     add_common_args(parser, default_repeats=11)
+    parser.add_argument("--cases", default=",".join(c.name for c in CASES), help="comma-separated case names")
     args = parser.parse_args(argv)
+    wanted = args.cases.split(",")
+    unknown = sorted(set(wanted) - {c.name for c in CASES})
+    if unknown:
+        parser.error(f"--cases: unknown {unknown}, expected names from {[c.name for c in CASES]}")
     if args.quick:
         report = run(QUICK_CASES + CASES[-1:], repeats=min(args.repeats, 3), threads=args.threads,
                      target_seconds=0.01, settle_seconds=0.01)
     else:
-        report = run(CASES, repeats=args.repeats, threads=args.threads)
+        report = run([c for c in CASES if c.name in wanted], repeats=args.repeats, threads=args.threads)
     emit(report, format_table(report["rows"], COLUMNS), args.json)
 
 

@@ -112,8 +112,7 @@ def rnn_backward(d_out, d_hT, cache, W_hh):
 class LSTMCache(NamedTuple):
     acts: xp.ndarray  # (T, B, 4H) gate activations i, f, g, o
     hs: xp.ndarray  # (T, B, H) carried h after each step
-    cs: xp.ndarray  # (T, B, H) carried c after each step
-    tanh_c: xp.ndarray  # (T, B, H) tanh of the step's new cell state
+    cs: xp.ndarray  # (T, B, H) carried c after each step (tanh(c) is recomputed by the backward in one call)
     h0: xp.ndarray  # (B, H)
     c0: xp.ndarray  # (B, H)
     mask: xp.ndarray | None
@@ -142,29 +141,28 @@ def lstm_forward(xw, h0, c0, Wt, mask, keep):
     H = G // 4
     hs = xp.empty((T, B, H), dtype=xw.dtype)
     out = hs if mask is None else xp.empty_like(hs)
-    # inference keeps only the running cell state (two buffers) and one tanh(c) scratch
-    cs = xp.empty((T if keep else 2, B, H), dtype=xw.dtype)
-    tanh_c = xp.empty((T if keep else 1, B, H), dtype=xw.dtype)
+    cs = xp.empty((T if keep else 2, B, H), dtype=xw.dtype)  # inference keeps only the running c
+    tanh_c = xp.empty((B, H), dtype=xw.dtype)  # scratch
     hw = xp.empty((B, G), dtype=xw.dtype)
     h, c = h0, c0
     for p in range(T):
         a, c_new, h_new = xw[p], cs[p if keep else p % 2], hs[p]
         xp.matmul(h, Wt, out=hw)  # (B, H) @ (H, 4H): all gates in one product
         a += hw
-        lstm_cell(a, c, c_new, tanh_c[p if keep else 0], h_new)
+        lstm_cell(a, c, c_new, tanh_c, h_new)
         if mask is not None:
             xp.multiply(h_new, mask[p], out=out[p])
             _masked_carry(mask[p], h_new, h)
             _masked_carry(mask[p], c_new, c)
         h, c = h_new, c_new
-    cache = LSTMCache(xw, hs, cs, tanh_c, h0, c0, mask) if keep else None
-    return out, hs, c.copy() if not keep else c, cache
+    return out, hs, c, (LSTMCache(xw, hs, cs, h0, c0, mask) if keep else None)
 
 
 def lstm_backward(d_out, d_hT, d_cT, cache, W_hh):
     """Returns (dpre (T, B, 4H), dh0, dc0, dW_hh, db_hh)."""
     T, B, H = d_out.shape
-    acts, tc, mask = cache.acts, cache.tanh_c, cache.mask
+    acts, mask = cache.acts, cache.mask
+    tc = xp.tanh(cache.cs)  # on padded steps cs holds the carried state, but those factors are masked to 0
     i, f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
     # Factors for all steps in a few vectorised calls: d pre = (dc g, dc c_prev, dc i, dh tanh c) * act',
     # with act' = s(1-s) or 1-g^2; dc gathers dh o (1 - tanh^2 c) on the way.
