@@ -34,8 +34,11 @@ def command(app, model: str, prompt: str, no_prompt: bool, prompt_is_values: boo
     """
     console = app.console
     series = parse_numbers(prompt, "PROMPT") if prompt_is_values else None
+    echo = not console.json_mode and not no_prompt and prompt and series is None
+    # a language model continues its prompt; seq2seq and one-to-many prompts are not part of the output
+    echo = echo and app.client.get_model(model).task == "language_model"
     stream = app.client.generate(model, prompt if series is None else series, stop=stop, **sampling)
-    if not console.json_mode and not no_prompt and prompt and series is None:
+    if echo:
         console.stream(prompt)
     tokens, finish = [], None
     try:

@@ -72,3 +72,18 @@ def forecaster(client) -> str:
                                model_options={"window": 6}, overwrite=True, **tiny))
     assert events[-1].state == "succeeded", events[-1]
     return "tiny-fc"
+
+
+NAMES = "\n".join(f"{n}\t{lang}" for n, lang in [
+    ("Khoury", "Arabic"), ("Nahas", "Arabic"), ("Hanania", "Arabic"),
+    ("Abe", "Japanese"), ("Abukara", "Japanese"), ("Ando", "Japanese")] * 4)
+
+
+@pytest.fixture(scope="session")
+def name_generator(client) -> str:
+    """Name of a tiny one-to-many model generating names conditioned on a language label."""
+    tiny = {k: v for k, v in TINY.items() if k != "seq_len"}
+    events = list(client.train("tiny-names", task="one_to_many", text=NAMES, data_format="tsv", cell="gru",
+                               overwrite=True, **tiny))
+    assert events[-1].state == "succeeded", events[-1]
+    return "tiny-names"

@@ -164,3 +164,12 @@ def test_train_on_unusable_data_fails_with_a_readable_message(server_address, tm
     result = run(server_address, "train", str(data), "--task", "classification", *TINY_FLAGS)
     assert result.exit_code == 1, result.output
     assert "invalid request: dataset" in result.stderr and "Traceback" not in result.output
+
+
+def test_one_to_many_generates_from_a_label_without_echoing_a_prompt(server_address, name_generator):
+    args = ["generate", name_generator, "--label", "Japanese", "-n", "8", "--seed", "2"]
+    data = json.loads(ok(run(server_address, *args, json_mode=True)))
+    assert ok(run(server_address, *args)) == data["text"] + "\n"
+    assert 0 < len(data["tokens"]) <= 8
+    bad = run(server_address, "generate", name_generator, "--label", "Klingon")
+    assert bad.exit_code == 1 and "Klingon" in bad.stderr
