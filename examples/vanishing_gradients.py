@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> Path:
         norms = delta_norms(make(I, H, np.random.default_rng(args.seed)), x, w)
         distance = T - 1 - np.arange(T)
         ax.semilogy(distance, np.maximum(norms, 1e-300), label=name)
-        print(f"{name:27s} ||delta|| at distance 0: {norms[-1]:.3g}, 10: {norms[-11]:.3g}, "
+        mid = min(10, T - 1)
+        print(f"{name:27s} ||delta|| at distance 0: {norms[-1]:.3g}, {mid}: {norms[-1 - mid]:.3g}, "
               f"{T - 1}: {norms[0]:.3g}")
     ax.set_xlabel("distance from the loss, T - t (steps)")
     ax.set_ylabel("mean ||delta_t||  (LSTM: ||(dL/dh_t, dL/dc_t)||)")

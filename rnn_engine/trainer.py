@@ -37,7 +37,7 @@ class TrainEvent:
     epoch: int  # epoch of the last step (0-based)
     train_loss: float | None  # this step's loss ("step"); mean since the last evaluation otherwise
     metrics: dict[str, float] = field(default_factory=dict)  # validation metrics ("eval", "done")
-    items_per_sec: float = 0.0  # tokens (language model) or sequences per second
+    items_per_sec: float = 0.0  # tokens (language model) or sequences per second (this step, or run average)
     elapsed: float = 0.0  # seconds of training in this run and the runs it resumes
     eta: float = 0.0  # seconds left at the current pace
     checkpoint: str | None = None  # "checkpoint": the directory written
@@ -156,10 +156,12 @@ def train(
         run.restore(ckpt)
     emit = on_event or (lambda event: None)
     start_time, start_elapsed = time.perf_counter(), run.elapsed
-    first_step = run.step
+    first_step, seen = run.step, [0]  # items trained on in this run
 
-    def event(kind: str, loss, metrics=None, rate: float = 0.0, path=None) -> TrainEvent:
+    def event(kind: str, loss, metrics=None, rate: float | None = None, path=None) -> TrainEvent:
         run.elapsed = start_elapsed + time.perf_counter() - start_time
+        if rate is None:  # "eval", "checkpoint", "done": the average over this run
+            rate = seen[0] / max(time.perf_counter() - start_time, 1e-9)
         done = max(run.step - first_step, 1)
         eta = (total - run.step) * (time.perf_counter() - start_time) / done
         return TrainEvent(
@@ -193,6 +195,7 @@ def train(
         opt.step(grads)
         run.step += 1
         run.recent.append(loss)
+        seen[0] += items
         emit(event("step", loss, rate=items / max(time.perf_counter() - t0, 1e-9)))
         if run.step % tcfg.eval_every == 0 or run.step == total:
             stopped_early = _evaluate(run, objective, emit, event, ckpt)
