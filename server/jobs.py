@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import queue as queue_mod
 import secrets
 import threading
 import time
@@ -23,6 +22,7 @@ from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
 from . import jobrecord as jr
 from .errors import exhausted
+from .jobprocess import WorkerProcess
 from .worker import run_job
 
 log = logging.getLogger("rnn.server.jobs")
@@ -35,8 +35,7 @@ class _Live:
     def __init__(self, files: jr.JobFiles, record: jr.JobRecord, events: list[dict]) -> None:
         self.files, self.record, self.events = files, record, events
         self.cond = threading.Condition()
-        self.process = None
-        self.stop = None
+        self.worker: WorkerProcess | None = None
         self.resume = False
 
 
@@ -224,8 +223,8 @@ class JobManager:
             if live.record.state == jr.QUEUED:
                 self._queue.remove(job_id)
                 self._end(live, jr.CANCELLED, "cancelled before it started")
-            elif live.record.state == jr.RUNNING and live.stop is not None:
-                live.stop.set()
+            elif live.record.state == jr.RUNNING and live.worker is not None:
+                live.worker.stop.set()
             return live.record
 
     def _running(self) -> int:
@@ -248,44 +247,20 @@ class JobManager:
             "model_path": str(self.model_dir / rec.model),
             "job_id": rec.job_id,
         }
-        events = self.ctx.Queue()
-        live.stop = self.ctx.Event()
-        live.process = self.ctx.Process(
-            target=run_job, args=(job, events, live.stop), daemon=True, name=f"rnn-train-{rec.job_id}"
+        live.worker = WorkerProcess(
+            self.ctx,
+            run_job,
+            job,
+            f"rnn-train-{rec.job_id}",
+            on_event=lambda event: self._progress(live, event),
+            on_end=lambda outcome: self._ended(live, outcome),
         )
         rec.attempts += 1
         self._set_state(live, jr.RUNNING)
-        live.process.start()
-        threading.Thread(
-            target=self._read,
-            args=(live, live.process, events),
-            daemon=True,
-            name=f"rnn-jobreader-{rec.job_id}",
-        ).start()
+        live.worker.start()
 
     # ------------------------------------------------------------------------------------------ progress
-    def _read(self, live: _Live, process, events) -> None:
-        outcome: tuple = ()
-        while not outcome:
-            try:
-                msg = events.get(timeout=0.2)
-            except queue_mod.Empty:
-                if not process.is_alive():
-                    try:
-                        msg = events.get(timeout=0.5)
-                    except queue_mod.Empty:
-                        outcome = (
-                            "crash",
-                            f"worker process exited with code {process.exitcode} without reporting a result",
-                        )
-                        break
-                else:
-                    continue
-            if msg[0] == "event":
-                self._progress(live, msg[1])
-            else:
-                outcome = msg
-        process.join(timeout=5)
+    def _ended(self, live: _Live, outcome: tuple) -> None:
         with self._lock:
             self._finish(live, outcome)
             self._start_queued()
@@ -348,15 +323,12 @@ class JobManager:
             for job_id in list(self._queue):
                 self._queue.remove(job_id)
                 self._end(self._jobs[job_id], jr.INTERRUPTED, "the server shut down before the job started")
-            running = [lv for lv in self._jobs.values() if lv.process is not None and lv.process.is_alive()]
+            running = [lv for lv in self._jobs.values() if lv.worker is not None and lv.worker.is_alive()]
             for live in running:
-                live.stop.set()
+                live.worker.stop.set()
         deadline = time.monotonic() + timeout
         for live in running:
-            live.process.join(max(0.0, deadline - time.monotonic()))
-            if live.process.is_alive():
-                live.process.kill()
-                live.process.join(2)
+            live.worker.join_or_kill(deadline - time.monotonic())
         for live in running:  # let reader threads record the outcome
             with live.cond:
                 while not live.record.terminal and time.monotonic() < deadline + 3:
