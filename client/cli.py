@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import traceback
 from typing import Any
 
@@ -69,13 +71,15 @@ class RnnGroup(click.Group):
             app.console.abort(message, code, hint=hint)
         except KeyboardInterrupt:
             _app(ctx).console.abort("interrupted", EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `rnnctl generate ... | head`: the reader left; not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(0) from None
         except Exception as err:  # unexpected: a bug in rnnctl, or an environment problem
             app = _app(ctx)
             if app.console.verbose:
                 app.console.err.print(traceback.format_exc(), markup=False)
-                app.console.abort(f"unexpected error: {type(err).__name__}: {err}", EXIT_FAILURE)
-            app.console.abort(f"unexpected error: {type(err).__name__}: {err}", EXIT_FAILURE,
-                              hint="run again with --verbose to see the traceback")
+            hint = None if app.console.verbose else "run again with --verbose to see the traceback"
+            app.console.abort(f"unexpected error: {type(err).__name__}: {err}", EXIT_FAILURE, hint=hint)
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.close()
