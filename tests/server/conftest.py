@@ -133,7 +133,7 @@ def train(stubs: Stubs, name: str, task, spec, dataset, training=TRAINING) -> li
 
 @pytest.fixture(scope="session")
 def trained(stubs):
-    """Names of the tiny trained models, by task name ("lm", "clf", "tagger", "fc") -> their last events."""
+    """The tiny trained models ("lm", "clf", "tagger", "fc", "namer", "rev") -> their Train events."""
     results, errors = {}, []
 
     def run(name):
