@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m rnn_engine.demo
+	$(PY) -m client.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
