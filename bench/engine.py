@@ -42,6 +42,7 @@ CASES = [
 # The targets for the median ratio engine / PyTorch (D: also no slower than onnxruntime).
 TARGETS = {"forward": {"A": 1.5}, "default": 1.0, "step": 0.25}
 QUICK_CASES = [Case("tiny", "lstm", 8, 16, 4, 5), Case("tiny-step", "lstm", 8, 16, 1, 1, 2, step_only=True)]
+QUICK_CASE = QUICK_CASES[0]  # the tiny sequence case (bench/onnx.py reuses it)
 
 
 def _models(case: Case, seed: int = 0):
@@ -187,7 +188,7 @@ COLUMNS = [
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.splitlines()[0])
-    add_common_args(parser, default_repeats=11)
+    add_common_args(parser, default_repeats=7)
     parser.add_argument("--cases", default=",".join(c.name for c in CASES), help="comma-separated case names")
     args = parser.parse_args(argv)
     wanted = args.cases.split(",")
