@@ -1,6 +1,7 @@
 """Continuous batching of StreamGenerate: one worker thread per model steps every running generation together.
 
-A call's prompt is run in the caller's thread (prefill, `rnn_engine.batched.Sampler`), then the request waits
+A call's prompt is run in the caller's thread (prefill, `rnn_engine.batched.Sampler`; at most PREFILL_SLOTS at
+once per model, which bounds memory: each forward pass copies the weights), then the request waits
 in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is cancelled or
 hits a stop condition. Each request keeps its own settings and random generator, and the batched step computes
 rows independently (`rnn_engine.batched.step_logits`), so its tokens are those it would produce alone.
@@ -26,6 +27,7 @@ from rnn_engine.config import GenerationConfig
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 
 IDLE_EXIT_SECONDS = 5.0  # a worker with nothing to do for this long exits (restarted by the next call)
+PREFILL_SLOTS = 2  # prompts run at once per model: each forward pass holds its own copies of the weights
 _END = object()
 
 
@@ -91,6 +93,7 @@ class GenerationScheduler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._min_rows: int | None = None  # rows a step is padded to, so rows never depend on the batch
+        self._prefill = threading.BoundedSemaphore(PREFILL_SLOTS)
         self._depth = self.metrics.queue_depth.labels(name, "generate")
 
     # ------------------------------------------------------------------------------------------ callers
@@ -108,7 +111,8 @@ class GenerationScheduler:
             self._reserved += 1
         try:
             stream = TokenStream(should_stop)
-            sampler = Sampler(self.model, prompt, cfg, stream.should_stop)  # validation and prefill
+            with self._prefill:  # bounded, so that 64 arriving calls do not hold 64 weight copies at once
+                sampler = Sampler(self.model, prompt, cfg, stream.should_stop)  # validation and prefill
         except BaseException:
             with self._lock:
                 self._reserved -= 1
