@@ -97,7 +97,11 @@ class LanguageModelObjective(Objective):
                 if count >= budget:
                     break
         mean = total / count
-        return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "bits_per_token": mean / math.log(2)}
+        bits = mean / math.log(2)
+        metrics = {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "bits_per_token": bits}
+        if self.model.tokenizer.kind == "char":  # one token per character
+            metrics["bits_per_char"] = bits
+        return metrics
 
 
 class _ExampleObjective(Objective):

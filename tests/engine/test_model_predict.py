@@ -138,3 +138,37 @@ def test_info_is_json_able_and_describes_the_model():
     info = json.loads(json.dumps(model.info()))
     assert info["task"] == "classification" and info["labels"] == model.labels
     assert info["num_parameters"] == sum(p.size for p in model.params.values())
+
+
+def test_forecaster_with_exogenous_series_predicts_and_forecasts_from_rows(tmp_path):
+    from rnn_engine.tasks import load_dataset
+
+    t = np.arange(60.0)
+    rows = "\n".join(f"{i},{np.sin(i / 3) * 5 + i:.4f},{np.cos(i / 3):.4f}" for i in range(60))
+    (tmp_path / "s.csv").write_text("step,y,x\n" + rows + "\n")
+    ds = load_dataset("forecasting", tmp_path / "s.csv", column="y", exog_columns=["x"])
+    assert ds.exog.shape == (60, 1) and len(t) == 60
+    model, _ = prepare(tiny_config("forecasting", dtype="float64"), tiny_train(), ds)
+    assert model.num_features == 2 and len(model.norm["mean"]) == 2
+    history = [[float(v), float(np.cos(i / 3))] for i, v in enumerate(np.sin(t[:10] / 3) * 5 + t[:10])]
+    (res,) = model.predict([history])
+    forecast = model.forecast(history, 3, future_exog=[[0.1], [0.2], [0.3]])
+    assert len(forecast) == 3 and forecast[0] == pytest.approx(res["values"][0])
+    with pytest.raises(InvalidInput, match="future_exog"):
+        model.forecast(history, 3)
+    with pytest.raises(InvalidInput, match="2 value"):
+        model.predict([[1.0, 2.0, 3.0]])
+
+
+@pytest.mark.parametrize("kind", ["word", "byte"])
+def test_word_and_byte_language_models_predict_and_generate(kind):
+    from rnn_engine.config import GenerationConfig
+    from rnn_engine.generate import GenerationEnd
+
+    model = fresh("language_model", tokenizer=kind)
+    (res,) = model.predict(["the cat sat"], top_k=2)
+    assert len(res["top_tokens"]) == len(model.tokenizer.encode("the cat sat"))
+    records = list(model.generate("the cat", GenerationConfig(max_new_tokens=20, seed=0)))
+    end = records[-1]
+    assert isinstance(end, GenerationEnd)
+    assert end.text.startswith("".join(r.text for r in records[:-1]))

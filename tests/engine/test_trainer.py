@@ -35,6 +35,8 @@ def test_every_kind_trains_and_reports_events(task):
     assert all(np.isfinite(e.train_loss) and e.items_per_sec > 0 for e in steps)
     evals = [e for e in events if e.kind == "eval"]
     assert "loss" in evals[-1].metrics and model.trained
+    if task == "language_model":
+        assert evals[-1].metrics["bits_per_char"] == pytest.approx(evals[-1].metrics["loss"] / np.log(2))
     assert model.history[-1]["step"] == 6 and model.metrics
 
 
