@@ -104,7 +104,7 @@ class _Run:
         if state["train_config"] != self.tcfg.to_dict():
             raise InvalidInput("train_config: resume needs the settings the checkpoint was trained with")
         model.net.load_arrays(saved.params)
-        model.history = saved.history
+        model.history, model.metrics = saved.history, saved.metrics
         buffers = {k[len("optimizer.") :]: v for k, v in extras.items() if k.startswith("optimizer.")}
         self.opt.load_state_dict({**state["optimizer"], "buffers": buffers})
         if "carry.h" in extras:

@@ -69,7 +69,7 @@ def test_resume_after_cancel_ends_bit_identical_to_an_uninterrupted_run(task, tm
         )
     resumed = train(cfg, tcfg, ds, checkpoint_dir=tmp_path, resume=True)
     assert_same_weights(weights(whole), weights(resumed))
-    assert whole.history == resumed.history
+    assert whole.history == resumed.history and whole.metrics == resumed.metrics
 
 
 def test_checkpoints_at_intervals_and_best(tmp_path):
