@@ -1,29 +1,33 @@
-"""Serving under load: `python -m bench.load [--seconds S] [--quick] [--soak SECONDS] [--json]`.
+"""Serving under load: `python -m bench.load [--seconds S] [--repeats R] [--quick] [--soak [S]] [--json]`.
 
-Starts the real server (`python -m server`) in a subprocess on 127.0.0.1, once with batching on and once with
+Starts two real servers (`python -m server`) as subprocesses on 127.0.0.1, one with batching on and one with
 `--no-batching`, over a temporary model directory holding an untrained 2-layer, 512-hidden character LSTM
 (random weights: speed does not depend on training). For 1, 8, 32 and 64 concurrent clients it drives, with a
 grpc.aio load generator of its own:
   - StreamGenerate streams (64 new tokens each, every stream its own seed), back to back for S seconds:
     aggregate tokens/s, time to first token and per-token latency (gap between a stream's tokens) percentiles;
   - Predict calls (one 32-character text each), back to back for S seconds: calls/s and latency percentiles.
+Phases alternate between the two servers and the order of concurrency levels rotates between `--repeats`
+repeats; every figure is the median over repeats (the machine may be shared: ratios come from one run).
 Then prints the targets as ratios measured in this run (64 streams vs 1, p99 token latency at 64 vs p50 at 1,
 Predict at 32 clients batched vs unbatched). `--soak [SECONDS]` (default 30) instead runs 64 streams against
 the batching server for that long and reports the server's resident memory at start, end and peak.
 
-Bounds: only 127.0.0.1, at most 64 streams, every phase ends after its time budget (calls still open then
-are cancelled), each call has a deadline, and the server processes are stopped at the end (killed if they
-do not stop within 15 s). BLAS runs one thread per server (OPENBLAS_NUM_THREADS=1 etc.): with concurrent
-requests, threaded BLAS only fights the request threads for the cores.
+Bounds: only 127.0.0.1, at most 64 streams, every phase ends after its time budget (streams still open then
+are cancelled, Predict calls in flight finish), each call has a deadline, and the server processes are
+stopped at the end (killed if they do not stop within 15 s). BLAS runs one thread per server
+(OPENBLAS_NUM_THREADS=1 etc.): with concurrent requests, threaded BLAS only fights the request threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import statistics
 import string
 import subprocess
 import sys
@@ -204,14 +208,36 @@ def warm_up(address: str) -> None:
         stub.Predict(request, timeout=300)
 
 
-def run_mode(model_dir: Path, batching: bool, seconds: float, levels: tuple[int, ...]) -> dict:
-    with server(model_dir, batching) as (address, _pid):
-        warm_up(address)
-        result = {"generate": [], "predict": []}
-        for n in levels:
-            result["generate"].append(asyncio.run(load(address, "generate", n, seconds)))
-            result["predict"].append(asyncio.run(load(address, "predict", n, seconds)))
-        return result
+def _median_summary(runs: list[dict]) -> dict:
+    """Per metric, the median over repeats (errors: their union)."""
+    out = {}
+    for key, value in runs[0].items():
+        if key == "errors":
+            out[key] = sorted({e for r in runs for e in r[key]})
+        elif key == "clients":
+            out[key] = value
+        else:
+            out[key] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def run_both(model_dir: Path, seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
+    """Both servers run side by side; phases alternate between them and the concurrency order rotates
+    between repeats, so that the other jobs on the machine weigh on every contender alike."""
+    runs: dict = {mode: {kind: {n: [] for n in levels} for kind in ("generate", "predict")}
+                  for mode in ("batching_on", "batching_off")}
+    with server(model_dir, True) as (on, _), server(model_dir, False) as (off, _):
+        warm_up(on)
+        warm_up(off)
+        for rep in range(repeats):
+            order = levels[rep % len(levels):] + levels[: rep % len(levels)]
+            modes = [("batching_on", on), ("batching_off", off)][:: 1 if rep % 2 == 0 else -1]
+            for n in order:
+                for kind in ("generate", "predict"):
+                    for mode, address in modes:
+                        runs[mode][kind][n].append(asyncio.run(load(address, kind, n, seconds)))
+    return {mode: {kind: [_median_summary(runs[mode][kind][n]) for n in levels] for kind in runs[mode]}
+            for mode in runs}
 
 
 def soak(model_dir: Path, seconds: float) -> dict:
@@ -259,6 +285,10 @@ def ratios(on: dict, off: dict) -> dict:
 
 
 def print_table(results: dict) -> None:
+    m = results.get("machine", {})
+    print(f"{results.get('model', '')}; {m.get('cpus')} CPUs, load average before "
+          f"{m.get('load_average_before')}, after {m.get('load_average_after')}; phases of "
+          f"{results.get('seconds')} s, medians of {results.get('repeats')} repeats")
     for mode in ("batching_on", "batching_off"):
         if mode not in results:
             continue
@@ -288,24 +318,29 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=6.0, help="duration of each measured phase")
-    parser.add_argument("--quick", action="store_true", help="2-second phases (smoke use)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each measured phase")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per phase (medians reported)")
+    parser.add_argument("--quick", action="store_true", help="one repeat of 1.5-second phases (smoke use)")
     parser.add_argument("--soak", type=float, nargs="?", const=30.0, default=0.0, metavar="SECONDS",
                         help="only run 64 streams this long (default 30) and report server memory")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    seconds = 2.0 if args.quick else args.seconds
-    if not 0.5 <= seconds <= 600 or not 0 <= args.soak <= 3600:
-        parser.error("--seconds must be in [0.5, 600] and --soak in [0, 3600]")
+    seconds, repeats = (1.5, 1) if args.quick else (args.seconds, args.repeats)
+    if not 0.5 <= seconds <= 600 or not 1 <= repeats <= 20 or not 0 <= args.soak <= 3600:
+        parser.error("--seconds must be in [0.5, 600], --repeats in [1, 20] and --soak in [0, 3600]")
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                     "model": "char LSTM, 2 layers, hidden 512, embedding 64, untrained", "seconds": seconds}
+                     "model": "char LSTM, 2 layers, hidden 512, embedding 64, untrained", "seconds": seconds,
+                     "repeats": repeats}
+    with contextlib.suppress(OSError):
+        results["machine"]["load_average_before"] = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rnn-load-") as tmp:
         model_dir = make_model_dir(Path(tmp))
         if args.soak:
             results["soak"] = soak(model_dir, args.soak)
         else:
-            results["batching_on"] = run_mode(model_dir, True, seconds, CONCURRENCY)
-            results["batching_off"] = run_mode(model_dir, False, seconds, CONCURRENCY)
+            results.update(run_both(model_dir, seconds, CONCURRENCY, repeats))
+            with contextlib.suppress(OSError):
+                results["machine"]["load_average_after"] = os.getloadavg()
             results["ratios"] = ratios(results["batching_on"], results["batching_off"])
     if args.json:
         print(json.dumps(results, indent=2))
