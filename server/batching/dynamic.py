@@ -98,6 +98,11 @@ class DynamicBatcher:
             raise job.error
         return job.results, job.new_states
 
+    def waiting(self) -> int:
+        """Calls queued for the next batch."""
+        with self._cond:
+            return len(self._queue)
+
     # ------------------------------------------------------------------------------------------ worker
     def _collect(self) -> list[_Job] | None:
         """Wait for a first call, then for the window to pass or the batch to fill; None: exit."""

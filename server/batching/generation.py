@@ -134,6 +134,11 @@ class GenerationScheduler:
         with self._lock:
             return len(self._active) + len(self._waiting) + self._reserved
 
+    def in_batch(self) -> int:
+        """Requests currently in the running batch."""
+        with self._lock:
+            return len(self._active)
+
     # ------------------------------------------------------------------------------------------ worker
     def _admit(self) -> None:
         """Move waiting requests into the batch (those past their deadline end instead)."""
