@@ -10,6 +10,7 @@ import pytest
 
 from rnn.v1 import common_pb2 as pb
 from rnn.v1 import inference_service_pb2 as ipb
+from rnn.v1 import model_service_pb2 as mpb
 from rnn_engine.checkpoint import save_model
 from rnn_engine.config import GenerationConfig, ModelConfig
 from rnn_engine.generate import GeneratedToken
@@ -105,3 +106,25 @@ def test_batching_off_gives_the_same_results(lm_server):
     assert generate(stubs, "fox", **SETTINGS[2]) == engine_ids(model, "fox", **SETTINGS[2])
     reply = stubs.inference.Predict(ipb.PredictRequest(model="lm", inputs=[pb.SequenceInput(text="the dog")]))
     assert len(reply.outputs[0].steps) == len("the dog")
+
+
+def test_retrained_model_serves_new_calls_while_a_running_stream_finishes_on_the_old(lm_server, tmp_path):
+    old_model, stubs, server = lm_server(model_cache_size=2)
+    assert server.state.store.cache_size == 2 and server.state.batching.max_models == 2
+    request = ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=3000, seed=9)
+    running = stubs.inference.StreamGenerate(request, timeout=60)
+    first = next(running)  # then unread: flow control and the stream's backlog limit pause it mid-way
+    old_scheduler = server.state.batching.entry("lm", server.state.store.get("lm")).generation
+    new_model = Model(ModelConfig(hidden_size=40, num_layers=2, embedding_dim=12, seed=77),
+                      tokenizer=CharTokenizer.fit([TEXT]))
+    save_model(new_model, tmp_path / "models" / "lm")  # what a finished retraining job does
+    cfg = GenerationConfig(max_new_tokens=3000, seed=9)
+    assert generate(stubs, "the", seed=9) == engine_ids(new_model, "the", seed=9)
+    assert old_scheduler.running() == 1  # the first stream was still generating on the old weights
+    rest = [r.token.id for r in running if r.HasField("token")]
+    want = [r.id for r in old_model.generate("the", cfg) if isinstance(r, GeneratedToken)]
+    assert [first.token.id, *rest] == want
+    stubs.models.DeleteModel(mpb.DeleteModelRequest(model="lm"), timeout=10)
+    with pytest.raises(grpc.RpcError) as err:
+        generate(stubs, "the")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
