@@ -2,13 +2,18 @@
 
 A server steps every running generation together (continuous batching): each request keeps its own prompt
 state, sampling settings and random generator in a `Sampler`, and `step_logits` advances all of them by one
-token with one product per layer. The per-token logic is `generate._sample`'s, so a request produces the same
-tokens whether it runs alone or among others, provided the batched step computes each row independently of
-the others. BLAS does so for a fixed number of rows M (a row's result does not depend on its position or on
-the other rows), but rounds differently for different M when M is small: gemv for M == 1, and small-matrix
-kernels below a shape-dependent size. `exact_min_rows(model, max_rows)` finds, once per network shape, the
-smallest M0 such that every M in [M0, max_rows] gives the same rows, and `step_logits` pads smaller batches
-to M0 rows (repeating the last row), so a stream gets the same logits alone or in any batch up to max_rows.
+token with one product per layer, through the recurrent layers' `step` fast path (no per-call weight copies).
+The per-token logic is `generate._sample`'s and the prompt runs through `generate._start`, so a request gets
+Model.generate's tokens, except where the step path's rounding (it differs from the forward pass in the last
+bits, about 1e-7 relative in float32) flips a sampled token: rare, but possible.
+
+What is exact is that a request produces the same tokens whether it runs alone or among others, provided the
+batched step computes each row independently of the others. BLAS does so for a fixed number of rows M (a row's
+result does not depend on its position or on the other rows), but may round differently for different M when
+M is small: gemv for M == 1, and small-matrix kernels below a shape-dependent size. `exact_min_rows(model,
+max_rows)` finds, once per network shape, the smallest M0 such that every M in [M0, max_rows] gives the same
+rows, and `step_logits` pads smaller batches to M0 rows (repeating the last row), so a stream gets the same
+logits alone or in any batch up to max_rows.
 
 States are the networks' `(h, c)` pairs, h (L, B, H) (c None unless LSTM): `stack_states` joins the rows of
 several, `split_state` takes them apart again.
@@ -80,16 +85,26 @@ def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS) -> tup
         ids = xp.concatenate([ids, xp.repeat(ids[-1:], pad)])
         h = xp.concatenate([h, xp.repeat(h[:, -1:], pad, axis=1)], axis=1)
         c = None if c is None else xp.concatenate([c, xp.repeat(c[:, -1:], pad, axis=1)], axis=1)
-    net = model.net
     with no_grad():
-        net.eval()
-        if model.task == "language_model":
-            out, (h, c) = net.forward(ids[:, None], None, (h, c))
-        else:
-            out, (h, c) = net.decode(ids[:, None], (h, c))
+        out, (h, c) = _fast_step(model, ids, (h, c))
     if pad:
         out, h, c = out[:B], h[:, :B], None if c is None else c[:, :B]
-    return out[:, -1], (h, c)
+    return out, (h, c)
+
+
+def _fast_step(model, ids, state: State) -> tuple[Any, State]:
+    """embedding -> recurrent `step` (no per-call weight copies) -> head: ids (B,) -> logits (B, V), state."""
+    net = model.net
+    net.eval()
+    decoder = model.task != "language_model"
+    emb, rnn = (net.dec_embedding, net.decoder) if decoder else (net.embedding, net.rnn)
+    x = net.drop_in(emb(ids))  # (B, E)
+    if state[1] is not None:
+        y, (h, c) = rnn.step(x, state)
+    else:
+        y, h = rnn.step(x, state[0])
+        c = None
+    return net.head(net.drop_out(y)), (h, c)  # (B, V)
 
 
 def _shape_key(model) -> tuple:
@@ -97,24 +112,27 @@ def _shape_key(model) -> tuple:
             tuple(sorted((k, tuple(p.shape), str(p.dtype)) for k, p in model.params.items())))
 
 
-def exact_min_rows(model, max_rows: int) -> int:
+def exact_min_rows(model, max_rows: int, path: str = "step") -> int:
     """Smallest M0 >= MIN_ROWS such that batches of M0..max_rows rows give bit-identical rows (see module
-    docstring), probed once per network shape with random inputs (max_rows one-step forward passes), cached.
+    docstring), probed once per network shape with random inputs (max_rows one-step passes), then cached.
 
-    Padding a Predict batch to M0 rows makes every product of its forward pass (M = B or B*T >= M0) take the
-    same arithmetic per row as well. Forecasters (value inputs) are not probed: MIN_ROWS.
+    path "step": the products of `step_logits` (generation). path "forward": those of the networks' forward
+    pass (`Model.predict` / `predict_chunk`); padding a Predict batch to M0 rows makes every recurrent product
+    (M = B >= M0) round the same way batched or not. Forecasters (value inputs) are not probed: MIN_ROWS.
     """
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
-    if model.task == "forecasting":
+    if path not in ("step", "forward"):
+        raise InvalidInput(f"path: expected 'step' or 'forward', got {path!r}")
+    if model.task == "forecasting" or (path == "step" and model.task not in BATCHED_TASKS):
         return MIN_ROWS
-    key = (_shape_key(model), max_rows)
+    key = (_shape_key(model), max_rows, path)
     if key not in _EXACT_ROWS:
-        _EXACT_ROWS[key] = _probe_min_rows(model, max(max_rows, MIN_ROWS))
+        _EXACT_ROWS[key] = _probe_min_rows(model, max(max_rows, MIN_ROWS), path == "step")
     return _EXACT_ROWS[key]
 
 
-def _probe_min_rows(model, n: int) -> int:
+def _probe_min_rows(model, n: int, generating: bool) -> int:
     net = model.net
     decoder = model.task in ("one_to_many", "seq2seq")
     rnn = net.decoder if decoder else net.rnn
@@ -128,7 +146,12 @@ def _probe_min_rows(model, n: int) -> int:
         state = (h[:, :m], None if c is None else c[:, :m])
         with no_grad():
             net.eval()
-            out, (hm, _) = net.decode(ids[:m], state) if decoder else net.forward(ids[:m], None, state)
+            if generating:  # the products of step_logits ...
+                out, (hm, _) = _fast_step(model, ids[:m, 0], state)
+            elif decoder:  # ... or of a one-step forward pass
+                out, (hm, _) = net.decode(ids[:m], state)
+            else:
+                out, (hm, _) = net.forward(ids[:m], None, state)
         return out, hm
 
     ref, ref_h = run(n)

@@ -151,7 +151,7 @@ class DynamicBatcher:
         results = new_states = None
         try:
             if self._min_rows is None:
-                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size)
+                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size, "forward")
             results, new_states = self.run(self.model, inputs, states, top_k, self._min_rows)
         except Exception as exc:  # noqa: BLE001 - retried one by one so each call gets its own error
             if len(jobs) > 1:

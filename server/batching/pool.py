@@ -80,7 +80,7 @@ class BatchingPool:
     def predict(self, name: str, model, inputs: list, top_k: int = 1, deadline: float | None = None) -> list:
         """`model.predict(inputs, top_k)`, run together with other calls arriving within the window."""
         if not self.settings.enabled:
-            rows = exact_min_rows(model, self.settings.max_batch_size)
+            rows = exact_min_rows(model, self.settings.max_batch_size, "forward")
             return run_predict(model, inputs, None, top_k, rows)[0]
         results, _ = self.entry(name, model).predict.call(inputs, top_k, None, deadline)
         return results

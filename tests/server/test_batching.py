@@ -167,7 +167,7 @@ def test_predict_calls_within_the_window_run_as_one_batch_with_unbatched_results
     assert sample(batcher.metrics, "rnn_batch_size_count", kind="predict") == 1  # one batch ...
     assert sample(batcher.metrics, "rnn_batch_size_sum", kind="predict") == 8  # ... of all 8 sequences
     for t, results in zip(texts, got, strict=True):
-        alone = run_predict(model, t, None, 2, exact_min_rows(model, 64))[0]
+        alone = run_predict(model, t, None, 2, exact_min_rows(model, 64, "forward"))[0]
         for r, a, want in zip(results, alone, model.predict(t, top_k=2), strict=True):
             assert_same_prediction(r, a)  # what the call gives when it runs on its own ...
             assert_same_prediction(r, want)  # ... and through Model.predict
