@@ -110,4 +110,5 @@ class JobFiles:
         self.data_path(record).unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
-        return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
+        """A complete `latest` checkpoint exists (a save cut short by a crash leaves only a hidden temp dir)."""
+        return (self.checkpoints / "latest" / "manifest.json").is_file()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rnn_engine import modelfile
 from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
 from . import jobrecord as jr
@@ -203,6 +204,8 @@ class JobManager:
                 )
             if self.model_busy(live.record.model):
                 raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
+            if live.files.checkpoints.is_dir():  # the job is not running: repair a checkpoint save cut short
+                modelfile.cleanup_partial(live.files.checkpoints)
             live.resume = live.files.has_checkpoint()
             live.record.finished = None
             self._set_state(
