@@ -111,6 +111,7 @@ def _kill_when_saving(server: ServerProcess, models, name: str, timeout: float =
             return True
         if server.proc.poll() is not None:
             return False
+        time.sleep(0.001)
     return False
 
 
@@ -174,3 +175,26 @@ def test_kill9_during_an_upload_leaves_no_partial_dataset(tmp_path, servers):
         training=pb.TrainingSettings(max_steps=3, batch_size=2, seq_len=8),
         dataset=tpb.DatasetSource(dataset_id=done.dataset_id)), timeout=120)]
     assert events[-1].state == pb.JOB_STATE_SUCCEEDED, events[-1]
+
+
+def test_kill9_during_the_first_checkpoint_save_still_resumes(tmp_path, servers):
+    """A checkpoint cut short leaves only a temp dir: the job is resumable and restarts cleanly, not FAILED."""
+    models = tmp_path / "models"
+    server = _start(servers, models)
+    big = pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=512, embedding_dim=64)
+    call = server.stubs.training.Train(_train_request("ckpt", big, steps=3, checkpoint_every=1), timeout=120)
+    job_id = next(call).event.job_id
+    ckpt = models / ".jobs" / job_id / "ckpt"
+    deadline = time.monotonic() + 60
+    while not (ckpt.is_dir() and any(p.name.startswith(".latest.tmp-") for p in ckpt.iterdir())):
+        assert time.monotonic() < deadline and server.proc.poll() is None, "the checkpoint save was never seen"
+        time.sleep(0.001)
+    server.kill_all()
+    assert not (ckpt / "latest").exists(), "killed too late: the first checkpoint was already complete"
+
+    server = _start(servers, models)
+    job = server.stubs.training.GetJob(tpb.GetJobRequest(job_id=job_id), timeout=20).job
+    assert job.state == pb.JOB_STATE_INTERRUPTED
+    events = _resume_to_the_end(server, job_id)
+    assert "restarting (no checkpoint was written)" in " ".join(e.message for e in events)
+    assert not ckpt.exists() or not [p.name for p in ckpt.iterdir() if ".tmp-" in p.name]
