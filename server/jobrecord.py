@@ -110,5 +110,5 @@ class JobFiles:
         self.data_path(record).unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
-        """A complete `latest` checkpoint exists (a save cut short by a crash leaves only a hidden temp dir)."""
+        """A complete `latest` checkpoint exists (a save cut short by a crash leaves only a temp dir)."""
         return (self.checkpoints / "latest" / "manifest.json").is_file()

@@ -178,7 +178,7 @@ def test_kill9_during_an_upload_leaves_no_partial_dataset(tmp_path, servers):
 
 
 def test_kill9_during_the_first_checkpoint_save_still_resumes(tmp_path, servers):
-    """A checkpoint cut short leaves only a temp dir: the job is resumable and restarts cleanly, not FAILED."""
+    """A checkpoint cut short leaves only a temp dir: the job resumes (restarting cleanly), not FAILED."""
     models = tmp_path / "models"
     server = _start(servers, models)
     big = pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=512, embedding_dim=64)
@@ -187,7 +187,7 @@ def test_kill9_during_the_first_checkpoint_save_still_resumes(tmp_path, servers)
     ckpt = models / ".jobs" / job_id / "ckpt"
     deadline = time.monotonic() + 60
     while not (ckpt.is_dir() and any(p.name.startswith(".latest.tmp-") for p in ckpt.iterdir())):
-        assert time.monotonic() < deadline and server.proc.poll() is None, "the checkpoint save was never seen"
+        assert time.monotonic() < deadline and server.proc.poll() is None, "never saw the checkpoint save"
         time.sleep(0.001)
     server.kill_all()
     assert not (ckpt / "latest").exists(), "killed too late: the first checkpoint was already complete"
