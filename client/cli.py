@@ -98,10 +98,12 @@ def _app(ctx: click.Context) -> AppContext:
               help="Deadline in seconds for each unary call (streams are not limited).")
 @click.option("--token", envvar="RNN_TOKEN", help="Bearer token (env RNN_TOKEN).")
 @click.option("--tls", is_flag=True, envvar="RNN_TLS", help="Connect with TLS (implied by --ca-file).")
-@click.option("--ca-file", envvar="RNN_CA_FILE", type=click.Path(exists=True, dir_okay=False),
-              help="PEM roots to trust (env RNN_CA_FILE).")
-@click.option("--cert-file", type=click.Path(exists=True, dir_okay=False), help="Client certificate (mTLS).")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False), help="Client key (mTLS).")
+@click.option("--ca-file", "--tls-ca", "ca_file", envvar="RNN_CA_FILE",
+              type=click.Path(exists=True, dir_okay=False), help="PEM roots to trust (env RNN_CA_FILE).")
+@click.option("--cert-file", "--tls-cert", "cert_file", type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate (mTLS).")
+@click.option("--key-file", "--tls-key", "key_file", type=click.Path(exists=True, dir_okay=False),
+              help="Client key (mTLS).")
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout, for scripts.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug messages.")
 @click.version_option(package_name="rnn-service", prog_name="rnnctl")
