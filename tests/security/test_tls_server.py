@@ -129,6 +129,21 @@ def test_rnn_client_and_rnnctl_connect_with_tls_and_a_token(tls_server, pki):
     assert '"lm"' in result.output
 
 
+def test_rnnctl_presents_a_client_certificate_with_the_tls_flags(mtls_server, pki):
+    from click.testing import CliRunner
+
+    from client.cli import cli
+
+    base = ["--address", f"localhost:{mtls_server}", "--tls-ca", pki["ca"]]
+    ok = CliRunner().invoke(cli, [*base, "--tls-cert", pki["cli"], "--tls-key", pki["cli_key"], "--json",
+                                  "models", "list"])
+    assert ok.exit_code == 0, ok.output
+    assert '"lm"' in ok.output
+    refused = CliRunner().invoke(cli, [*base, "--tls-cert", pki["rogue"], "--tls-key", pki["rogue_key"],
+                                       "--timeout", "5", "models", "list"])
+    assert refused.exit_code != 0
+
+
 def test_server_refuses_half_a_tls_configuration(tmp_path, pki):
     with pytest.raises(ValueError, match="--tls-cert and --tls-key go together"):
         start_server(tmp_path, tls_cert=pki["srv"])
