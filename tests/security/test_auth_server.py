@@ -7,6 +7,8 @@ import logging
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rnn.v1 import inference_service_pb2, model_service_pb2, training_service_pb2
 from server.__main__ import main as server_main
@@ -73,6 +75,17 @@ def test_every_rpc_needs_a_known_token_and_the_role(secured, rpc):
     else:
         assert inference_code == grpc.StatusCode.PERMISSION_DENIED
     assert status_of(rpc, stubs, bearer(ADMIN_TOKEN)) == rpc.admin_code  # the call reached its servicer
+
+
+@settings(max_examples=80, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(scheme=st.sampled_from(["Bearer ", "bearer ", "BEARER ", "Basic ", "", "Bearer  ", "Token "]),
+       token=st.one_of(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=80),
+                       st.sampled_from([ADMIN_TOKEN[:-1], ADMIN_TOKEN.upper(), INFER_TOKEN + "x", "Bearer"])))
+def test_fuzzed_authorization_headers_are_unauthenticated(secured, scheme, token):
+    stubs = secured[0]
+    predict = next(r for r in RPCS if r.method.endswith("/Predict"))
+    assert status_of(predict, stubs, [("authorization", scheme + token)]) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_permission_denied_names_the_missing_role(secured):
