@@ -85,9 +85,9 @@ def alternate(
 
     Each sample is the mean over enough back-to-back calls to last about `target_seconds`, so that
     microsecond-scale calls (one generation step) are not lost in timer noise. Before each sample the
-    process sleeps `settle_seconds` and makes one unrecorded call: the thread pools of the library that ran
-    before (OpenMP, onnxruntime, OpenBLAS) busy-wait for a while after their last call, and on a 2-core
-    machine that spinning would otherwise be billed to whoever runs next.
+    process sleeps `settle_seconds`, and short calls get one unrecorded call: the thread pools of the
+    library that ran before (OpenMP, onnxruntime, OpenBLAS) busy-wait for a while after their last call,
+    and on a 2-core machine that spinning would otherwise be billed to whoever runs next.
     """
     if repeats < 1:
         raise ValueError(f"repeats: expected an int >= 1, got {repeats!r}")
@@ -101,7 +101,8 @@ def alternate(
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             time.sleep(settle_seconds)
-            contenders[name]()
+            if number[name] > 1:
+                contenders[name]()
             timings[name].samples.append(seconds_per_call(contenders[name], number[name]))
     return timings
 
