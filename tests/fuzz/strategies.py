@@ -78,9 +78,12 @@ HINTS: dict[str, st.SearchStrategy[Any]] = {
     "page_size": st.integers(-1, 1001),
     "page_token": st.sampled_from(["", "0", "1", "99", "-1", "x"]),
 }
-JSON = st.recursive(st.none() | st.booleans() | DOUBLES | STRINGS | _edge_ints(-(10**18), 10**18),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(STRINGS, inner, max_size=4),
-                    max_leaves=8)
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=4) | st.dictionaries(STRINGS, inner, max_size=4)
+
+
+LEAVES = st.none() | st.booleans() | DOUBLES | STRINGS | _edge_ints(-(10**18), 10**18)
+JSON = st.recursive(LEAVES, _containers, max_leaves=8)
 KEYS = st.sampled_from(["window", "tokenizer", "column", "header", "fmt", "bptt", "lr", "steps", "cell",
                         "validation"])
 STRUCTS = st.dictionaries(st.one_of(STRINGS, KEYS), JSON, max_size=4)
