@@ -211,3 +211,27 @@ def test_training_jobs_are_limited_to_the_running_and_queued_slots(tmp_path):
         for call in calls:
             call.cancel()
         server.drain(5)
+
+
+SHAPES = [("language_model", 1, False), ("language_model", 3, False), ("classification", 2, True),
+          ("forecasting", 2, False)]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("task,layers,bidirectional", SHAPES)
+def test_the_parameter_estimate_never_undercounts_a_real_model(cell, task, layers, bidirectional):
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.model import Model
+    from rnn_engine.tokenizers import ByteTokenizer
+    from server.limits import estimated_parameters
+
+    config = ModelConfig(task=task, cell=cell, hidden_size=24, num_layers=layers, embedding_dim=10,
+                         bidirectional=bidirectional)
+    norm = {"mean": [0.0], "std": [1.0]}
+    extra = {"tokenizer": ByteTokenizer()} if task != "forecasting" else {"norm": norm}
+    if task == "classification":
+        extra["labels"] = ["a", "b", "c"]
+    model = Model(config, **extra)
+    actual = sum(p.size for p in model.params.values())
+    estimate = estimated_parameters(config.to_dict())
+    assert actual <= estimate <= 3 * actual + 2 * 1024 * 25  # never under, and not absurdly over
