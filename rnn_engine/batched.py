@@ -1,11 +1,11 @@
 """Batched single-step decoding for serving: one step of many independent generations at once.
 
-A server steps every running generation together (continuous batching): each request keeps its own prompt
-state, sampling settings and random generator in a `Sampler`, and `step_logits` advances all of them by one
-token with one product per layer, through the recurrent layers' `step` fast path (no per-call weight copies).
-The per-token logic is `generate._sample`'s and the prompt runs through `generate._start`, so a request gets
-Model.generate's tokens, except where the step path's rounding (it differs from the forward pass in the last
-bits, about 1e-7 relative in float32) flips a sampled token: rare, but possible.
+A server steps every running generation together (continuous batching): each request keeps its own state,
+sampling settings and random generator in a `batched_sampler.Sampler`, and `step_logits` advances all of them
+by one token with one product per layer, through the recurrent layers' `step` fast path (no per-call weight
+copies). The per-token logic is `generate._sample`'s, so a request gets Model.generate's tokens, except where
+the step path's rounding (it differs from the forward pass in the last bits, about 1e-7 relative in float32)
+flips a sampled token: rare, but possible.
 
 What is exact is that a request produces the same tokens whether it runs alone or among others, provided the
 batched step computes each row independently of the others. BLAS does so for a fixed number of rows M (a row's
@@ -21,24 +21,16 @@ several, `split_state` takes them apart again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .backend import no_grad, xp
-from .config import GenerationConfig
-from .errors import Cancelled, FailedPrecondition, InvalidInput
-from .losses import log_softmax
+from .batched_sampler import BATCHED_TASKS
+from .errors import FailedPrecondition, InvalidInput
 from .models.base import State
-from .tokenizers import BOS_ID, EOS_ID, StreamDecoder
 
 MIN_ROWS = 2  # a product of one row would take BLAS's gemv path and round differently
 _EXACT_ROWS: dict[tuple, int] = {}  # network shape -> M0 (see exact_min_rows)
-BATCHED_TASKS = ("language_model", "one_to_many", "seq2seq")
-
-
-def can_batch(model, cfg: GenerationConfig) -> bool:
-    """True when `model.generate(prompt, cfg)` can run as a `Sampler` (not beam search, not forecasting)."""
-    return model.task in BATCHED_TASKS and not (model.task == "seq2seq" and cfg.beam_size > 1)
 
 
 def stack_states(states: Sequence[State]) -> State:
@@ -164,78 +156,6 @@ def _probe_min_rows(model, n: int, generating: bool) -> int:
         if not same(m):
             return m + 1
     return MIN_ROWS
-
-
-class Sampler:
-    """One generation request, advanced by a scheduler; the same records `generate._sample` yields.
-
-    Construction validates the settings and runs the prompt (prefill). Then, repeatedly: `emit()` picks the
-    next token from the pending logits and returns the records it produces (a GeneratedToken, and a final
-    GenerationEnd when the request finished); while not `done`, `token` must be fed through `step_logits`
-    and the result handed back with `feed(logits_row, state_row)`.
-    """
-
-    def __init__(self, model, prompt: Any, cfg: GenerationConfig,
-                 should_stop: Callable[[], bool] | None = None) -> None:
-        from .generate import _start  # the same prefill as Model.generate
-
-        if not isinstance(cfg, GenerationConfig):
-            raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
-        cfg.validate()
-        if should_stop is not None and not callable(should_stop):
-            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
-        if not can_batch(model, cfg):
-            raise FailedPrecondition(f"Sampler: a {model.task} model with beam_size={cfg.beam_size} "
-                                     "cannot be batched; use Model.generate")
-        self.model, self.cfg, self.should_stop = model, cfg, should_stop
-        with no_grad():
-            model.net.eval()
-            _, logits, self.state, prompt_ids = _start(model, prompt, cfg)
-        self.logits = logits
-        self.prompt_tokens = len(prompt_ids)
-        self.rng = xp.random.default_rng(cfg.seed)
-        previous = prompt_ids[-1] if len(prompt_ids) > 1 else None
-        self.decoder = StreamDecoder(model.tokenizer, previous=previous)
-        self.history = [i for i in prompt_ids if i != BOS_ID] if model.task != "seq2seq" else []
-        self.text, self.count, self.done, self.token = "", 0, False, -1
-
-    def emit(self) -> list:
-        """The records of the next token (raises Cancelled when should_stop() says so)."""
-        from .generate import GeneratedToken, choose
-
-        if self.done:
-            raise FailedPrecondition("emit: the generation has finished")
-        if self.count >= self.cfg.max_new_tokens:
-            return self._end("length")
-        if self.should_stop is not None and self.should_stop():
-            self.done = True
-            raise Cancelled("generation cancelled")
-        token = choose(self.logits, self.cfg, self.history, self.rng)
-        if token == EOS_ID:
-            return self._end("eos")
-        logprob = float(log_softmax(xp.asarray(self.logits, dtype=xp.float64))[token])
-        piece = self.decoder.push(token)
-        self.text += piece
-        self.count += 1
-        self.history.append(token)
-        records: list = [GeneratedToken(token, piece, logprob)]
-        if any(s in self.text[-(len(s) + len(piece)):] for s in self.cfg.stop):
-            return records + self._end("stop")
-        if self.count >= self.cfg.max_new_tokens:
-            return records + self._end("length")
-        self.token = token
-        return records
-
-    def feed(self, logits_row, state_row: State) -> None:
-        """The step result of this request's `token`: logits (V,) and its single-row state."""
-        self.logits, self.state = logits_row, state_row
-
-    def _end(self, reason: str) -> list:
-        from .generate import GenerationEnd
-
-        self.done = True
-        tail = self.decoder.flush()
-        return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail)]
 
 
 def stack_stream_states(states: Sequence[dict]) -> dict:

@@ -21,7 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rnn_engine.batched import Sampler, exact_min_rows, split_state, stack_states, step_logits
+from rnn_engine.batched import exact_min_rows, split_state, stack_states, step_logits
+from rnn_engine.batched_sampler import Sampler
 from rnn_engine.config import GenerationConfig
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
@@ -186,7 +187,7 @@ class GenerationScheduler:
                 continue
             worked = True
             try:
-                records = req.sampler.emit()
+                records = req.sampler.advance()
             except Exception as exc:  # noqa: BLE001 - Cancelled, or a failure handed to this call only
                 req.stream.put(exc)
                 done.append(req)

@@ -17,7 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from rnn_engine.batched import can_batch, exact_min_rows
+from rnn_engine.batched import exact_min_rows
+from rnn_engine.batched_sampler import can_batch
 from rnn_engine.config import GenerationConfig
 
 from .dynamic import DynamicBatcher, run_chunks, run_predict

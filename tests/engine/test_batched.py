@@ -7,7 +7,6 @@ import pytest
 
 from rnn_engine.batched import (
     MIN_ROWS,
-    Sampler,
     exact_min_rows,
     split_state,
     split_stream_state,
@@ -15,6 +14,7 @@ from rnn_engine.batched import (
     stack_stream_states,
     step_logits,
 )
+from rnn_engine.batched_sampler import PROMPT_STEPS, Sampler
 from rnn_engine.config import GenerationConfig, ModelConfig
 from rnn_engine.errors import FailedPrecondition, InvalidInput
 from rnn_engine.generate import GeneratedToken, GenerationEnd
@@ -30,7 +30,7 @@ def lm(cell="lstm", dtype="float32", seed=0, hidden=48) -> Model:
 
 
 def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
-    """Drive several Samplers as a scheduler does: emit, then one batched step of those still running."""
+    """Drive several Samplers as a scheduler does: advance, then one batched step of those still running."""
     m0 = exact_min_rows(model, max_rows)
     samplers = [Sampler(model, p, c) for p, c in prompts_cfgs]
     records = [[] for _ in samplers]
@@ -38,7 +38,7 @@ def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
         ready = []
         for i, s in enumerate(samplers):
             if not s.done:
-                records[i] += s.emit()
+                records[i] += s.advance()
                 if not s.done:
                     ready.append(s)
         if not ready:
@@ -78,7 +78,8 @@ def test_sampler_gives_model_generate_tokens_alone_and_in_a_batch():
              ("qu", GenerationConfig(max_new_tokens=30, temperature=1.0, seed=2)),
              ("", GenerationConfig(max_new_tokens=20, temperature=0.8, top_k=5, seed=3)),
              ("dog", GenerationConfig(max_new_tokens=40, top_p=0.9, repetition_penalty=1.3, seed=4)),
-             ("fox", GenerationConfig(max_new_tokens=40, stop=[free[5:7]], seed=5))]
+             ("fox", GenerationConfig(max_new_tokens=40, stop=[free[5:7]], seed=5)),
+             ("x" * PROMPT_STEPS, GenerationConfig(max_new_tokens=20, seed=6))]  # prefilled in one pass
     together = run_batched(model, cases)
     for (prompt, cfg), got in zip(cases, together, strict=True):
         alone = run_batched(model, [(prompt, cfg)])[0]
@@ -121,6 +122,5 @@ def test_bad_inputs_are_named():
     with pytest.raises(InvalidInput, match="temperature"):
         Sampler(model, "a", GenerationConfig(temperature=-1.0))
     sampler = Sampler(model, "a", GenerationConfig(max_new_tokens=1))
-    sampler.emit()
-    with pytest.raises(FailedPrecondition):
+    with pytest.raises(FailedPrecondition):  # the prompt has not been fed yet
         sampler.emit()

@@ -1,0 +1,142 @@
+"""One generation request as a scheduler advances it: the prompt fed step by step, then `generate._sample`.
+
+A `Sampler` holds what `generate._sample` keeps in local variables (state, logits, random generator, history,
+stream decoder, text) so that a scheduler can advance many requests together with `batched.step_logits`:
+
+    s = Sampler(model, prompt, cfg)    # validates; short prompts are not run yet
+    while not s.done:
+        records = s.advance()          # [] while the prompt is fed; then GeneratedToken, ..., GenerationEnd
+        if not s.done:
+            logits, state = step_logits(model, [s.token], s.state)  # batched with other requests' rows
+            s.feed(logits[0], state)
+
+A prompt of up to PROMPT_STEPS tokens is fed through the same batched steps (so a new request costs one row
+per prompt token and needs no pass of its own); a longer one runs in one forward pass at construction, as
+Model.generate's does. Either way a request's arithmetic does not depend on the other rows of a batch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .backend import no_grad, xp
+from .config import GenerationConfig
+from .errors import Cancelled, FailedPrecondition, InvalidInput
+from .losses import log_softmax
+from .models.base import State, zero_state
+from .tokenizers import BOS_ID, EOS_ID, StreamDecoder
+
+PROMPT_STEPS = 16  # prompts up to this many tokens (with <bos>) ride along in batched steps
+BATCHED_TASKS = ("language_model", "one_to_many", "seq2seq")
+
+
+def can_batch(model, cfg: GenerationConfig) -> bool:
+    """True when `model.generate(prompt, cfg)` can run as a `Sampler` (not beam search, not forecasting)."""
+    return model.task in BATCHED_TASKS and not (model.task == "seq2seq" and cfg.beam_size > 1)
+
+
+def _prompt(model, prompt: Any, cfg: GenerationConfig) -> tuple[list[int], State, list[int]]:
+    """(ids to feed, state before them, prompt ids as generate counts them) per task."""
+    net = model.net
+    if model.task == "language_model":
+        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
+        return ids, zero_state(net.rnn, 1), ids
+    if model.task == "one_to_many":
+        if cfg.label is None:
+            raise InvalidInput("label: a one_to_many model needs GenerationConfig.label, got None")
+        lid = model.label_id("label", cfg.label)
+        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
+        return ids, net.initial_state([lid]), ids
+    src = model.encode_text("prompt", prompt)
+    return [BOS_ID], net.encode(xp.asarray([src])), src
+
+
+class Sampler:
+    """One generation request (see the module docstring); `token` is the id to feed next."""
+
+    def __init__(self, model, prompt: Any, cfg: GenerationConfig,
+                 should_stop: Callable[[], bool] | None = None) -> None:
+        if not isinstance(cfg, GenerationConfig):
+            raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+        cfg.validate()
+        if should_stop is not None and not callable(should_stop):
+            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+        if not can_batch(model, cfg):
+            raise FailedPrecondition(f"Sampler: a {model.task} model with beam_size={cfg.beam_size} "
+                                     "cannot be batched; use Model.generate")
+        self.model, self.cfg, self.should_stop = model, cfg, should_stop
+        with no_grad():
+            model.net.eval()
+            feed, self.state, prompt_ids = _prompt(model, prompt, cfg)
+            self.logits = None
+            if len(feed) > PROMPT_STEPS:  # one forward pass over the whole prompt, as Model.generate
+                from .generate import _start
+
+                _, self.logits, self.state, _ = _start(model, prompt, cfg)
+                feed = []
+        self._feed = deque(feed)
+        self.token = self._feed.popleft() if self._feed else -1
+        self.prompt_tokens = len(prompt_ids)
+        self.rng = xp.random.default_rng(cfg.seed)
+        previous = prompt_ids[-1] if len(prompt_ids) > 1 else None
+        self.decoder = StreamDecoder(model.tokenizer, previous=previous)
+        self.history = [i for i in prompt_ids if i != BOS_ID] if model.task != "seq2seq" else []
+        self.text, self.count, self.done = "", 0, False
+
+    @property
+    def prefilling(self) -> bool:
+        """True while prompt tokens are still being fed (no logits to sample from yet)."""
+        return self.logits is None
+
+    def advance(self) -> list:
+        """Records of this step: [] while the prompt is fed, else those of `emit()`."""
+        if self.prefilling:
+            if self.should_stop is not None and self.should_stop():
+                self.done = True
+                raise Cancelled("generation cancelled")
+            return []
+        return self.emit()
+
+    def emit(self) -> list:
+        """The records of the next token (raises Cancelled when should_stop() says so)."""
+        from .generate import GeneratedToken, choose
+
+        if self.done or self.prefilling:
+            raise FailedPrecondition("emit: the generation has finished or its prompt is still being fed")
+        if self.count >= self.cfg.max_new_tokens:
+            return self._end("length")
+        if self.should_stop is not None and self.should_stop():
+            self.done = True
+            raise Cancelled("generation cancelled")
+        token = choose(self.logits, self.cfg, self.history, self.rng)
+        if token == EOS_ID:
+            return self._end("eos")
+        logprob = float(log_softmax(xp.asarray(self.logits, dtype=xp.float64))[token])
+        piece = self.decoder.push(token)
+        self.text += piece
+        self.count += 1
+        self.history.append(token)
+        records: list = [GeneratedToken(token, piece, logprob)]
+        if any(s in self.text[-(len(s) + len(piece)):] for s in self.cfg.stop):
+            return records + self._end("stop")
+        if self.count >= self.cfg.max_new_tokens:
+            return records + self._end("length")
+        self.token = token
+        return records
+
+    def feed(self, logits_row, state_row: State) -> None:
+        """The step result of this request's `token`: logits (V,) and its single-row state."""
+        self.state = state_row
+        if self._feed:
+            self.token = self._feed.popleft()
+        else:
+            self.logits = logits_row
+
+    def _end(self, reason: str) -> list:
+        from .generate import GenerationEnd
+
+        self.done = True
+        tail = self.decoder.flush()
+        return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail)]
