@@ -161,3 +161,17 @@ def test_public_address_starts_with_tokens_and_tls(tmp_path, pki):
         assert [m.name for m in _list(port, pki["ca"]).models] == []
     finally:
         server.drain(0.5)
+
+
+def test_the_container_healthcheck_probes_tls_and_mtls_servers(tls_server, mtls_server, pki):
+    from server import healthcheck
+
+    plain = ["--timeout", "5"]
+    assert healthcheck.main(["--address", f"localhost:{tls_server}", *plain]) == 1  # plaintext probe fails
+    assert healthcheck.main(["--address", f"127.0.0.1:{tls_server}", "--tls-ca", pki["ca"],
+                             "--server-name", "localhost", *plain]) == 0
+    wrong_ca = ["--address", f"localhost:{tls_server}", "--tls-ca", pki["other_ca"], *plain]
+    assert healthcheck.main(wrong_ca) == 1
+    mtls = ["--address", f"localhost:{mtls_server}", "--tls-ca", pki["ca"], *plain]
+    assert healthcheck.main(mtls) == 1  # no client certificate
+    assert healthcheck.main([*mtls, "--tls-cert", pki["cli"], "--tls-key", pki["cli_key"]]) == 0
