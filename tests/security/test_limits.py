@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -235,3 +236,36 @@ def test_the_parameter_estimate_never_undercounts_a_real_model(cell, task, layer
     actual = sum(p.size for p in model.params.values())
     estimate = estimated_parameters(config.to_dict())
     assert actual <= estimate <= 3 * actual + 2 * 1024 * 25  # never under, and not absurdly over
+
+
+def test_cancelled_and_timed_out_streams_give_their_slots_back(tmp_path):
+    """50 streams cut off by the client (cancel or deadline) in mid-flight leak no slot and no sequence."""
+    save_tiny_models(tmp_path, ("lm",))
+    server, port = start_server(tmp_path, max_concurrent_streams=3, max_open_sequences=3)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stubs, opened, done = Stubs(channel), [], threading.Event()
+
+    def hanging():  # one start message, then nothing until the test ends
+        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True)
+        done.wait(30)
+
+    try:
+        for i in range(50):
+            if i % 3 == 0:
+                call = stubs.inference.StreamGenerate(ipb.StreamGenerateRequest(
+                    model="lm", prompt="the", max_new_tokens=20), timeout=10)
+                next(call)
+                call.cancel()
+            elif i % 3 == 1:
+                _OpenStream(stubs, None).call.cancel()
+            else:
+                with pytest.raises(grpc.RpcError) as err:
+                    list(stubs.inference.PredictStream(hanging(), timeout=0.3))
+                assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        opened = [_retry(lambda: _OpenStream(stubs, None)) for _ in range(3)]  # every slot came back
+    finally:
+        done.set()
+        for stream in opened:
+            stream.close()
+        channel.close()
+        server.drain(1)
