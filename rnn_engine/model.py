@@ -67,8 +67,10 @@ class Model:
         self.tokenizer = tokenizer if self.task in TEXT_TASKS else None
         self.labels = list(labels) if needs_labels else None
         self.label_index = {lab: i for i, lab in enumerate(self.labels or [])}
-        self.num_features = int(num_features)
-        self.norm = norm
+        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
+            raise InvalidInput(f"num_features: expected an int >= 1, got {num_features!r}")
+        self.num_features = num_features
+        self.norm = self._check_norm(norm) if self.task == "forecasting" else None
         vocab = tokenizer.vocab_size if self.tokenizer is not None else 0
         self.net: Network = build_network(
             config, vocab_size=vocab, num_labels=len(self.labels or []), num_features=self.num_features
@@ -78,6 +80,20 @@ class Model:
         self.training: dict[str, Any] = {}
         self.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.trained = False
+
+    def _check_norm(self, norm: dict | None) -> dict:
+        """Per-feature {"mean": [F], "std": [F]} (std > 0); None means no normalisation."""
+        F = self.num_features
+        if norm is None:
+            return {"mean": [0.0] * F, "std": [1.0] * F}
+        try:
+            mean = [float(v) for v in norm["mean"]]
+            std = [float(v) for v in norm["std"]]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput(f"norm: expected {{'mean': [{F} numbers], 'std': [{F} numbers]}}") from None
+        if len(mean) != F or len(std) != F or not all(s > 0 for s in std):
+            raise InvalidInput(f"norm: expected {F} means and {F} positive stds, got {norm!r}")
+        return {"mean": mean, "std": std}
 
     # ----------------------------------------------------------------------------------------- metadata
     @property
@@ -132,7 +148,7 @@ class Model:
             )
 
     def label_id(self, name: str, label: Any) -> int:
-        if label not in self.label_index:
+        if not isinstance(label, str) or label not in self.label_index:
             shown = self.labels if len(self.labels) <= 20 else self.labels[:20] + ["..."]
             raise InvalidInput(f"{name}: expected one of the trained labels {shown}, got {label!r}")
         return self.label_index[label]
