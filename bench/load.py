@@ -286,9 +286,12 @@ def ratios(on: dict, off: dict) -> dict:
 
 def print_table(results: dict) -> None:
     m = results.get("machine", {})
-    print(f"{results.get('model', '')}; {m.get('cpus')} CPUs, load average before "
-          f"{m.get('load_average_before')}, after {m.get('load_average_after')}; phases of "
-          f"{results.get('seconds')} s, medians of {results.get('repeats')} repeats")
+    load = {k: "/".join(f"{x:.1f}" for x in m.get(k) or ())
+            for k in ("load_average_before", "load_average_after")}
+    phases = "" if "soak" in results else \
+        f"; phases of {results.get('seconds')} s, medians of {results.get('repeats')} repeats"
+    print(f"{results.get('model', '')}; {m.get('cpus')} CPUs, load average (1/5/15 min) before "
+          f"{load['load_average_before']}, after {load['load_average_after']}{phases}")
     for mode in ("batching_on", "batching_off"):
         if mode not in results:
             continue
@@ -339,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
             results["soak"] = soak(model_dir, args.soak)
         else:
             results.update(run_both(model_dir, seconds, CONCURRENCY, repeats))
-            with contextlib.suppress(OSError):
-                results["machine"]["load_average_after"] = os.getloadavg()
+        with contextlib.suppress(OSError):
+            results["machine"]["load_average_after"] = os.getloadavg()
+        if not args.soak:
             results["ratios"] = ratios(results["batching_on"], results["batching_off"])
     if args.json:
         print(json.dumps(results, indent=2))
