@@ -63,3 +63,18 @@ def test_padded_batch_gradient_is_the_mean_of_each_sequence_alone(task):
     for name, g in together.items():
         expected = sum(w * a[name] for w, a in zip(weights, alone, strict=True)) / 3
         np.testing.assert_allclose(g, expected, atol=1e-12, err_msg=name)
+
+
+def test_forecaster_with_an_exogenous_series_gradient_matches_finite_differences():
+    from rnn_engine.tasks import Dataset
+
+    t = np.arange(60.0)
+    ds = Dataset("forecasting", np.sin(t / 4) * 3 + 0.1 * t, exog=np.cos(t / 5)[:, None])
+    model, objective = prepare(tiny_config("forecasting", "lstm", dtype="float64"), tiny_train(), ds)
+    assert model.num_features == 2
+    batch = objective.batch(0)
+    objective.train_step(batch, None)
+    analytic = model.net.grads()
+    for name, p in model.params.items():
+        numeric = numeric_grad(lambda: objective.train_step(batch, None)[0], p, eps=1e-5)
+        assert rel_error(analytic[name], numeric) < 1e-4, name
