@@ -8,6 +8,7 @@ and never logged.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,13 @@ def server_credentials(cert_file: str | None, key_file: str | None,
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+    """True for `localhost` and loopback IP literals (127.0.0.0/8, ::1); a DNS name 127.x.example is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_exposure(host: str, has_auth: bool, has_tls: bool, allow_insecure: bool) -> None:
