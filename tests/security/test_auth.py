@@ -9,7 +9,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from server.auth import AuthInterceptor, check_exposure, parse_tokens, required_role, server_credentials
+from server.auth import (
+    AuthInterceptor,
+    check_exposure,
+    is_loopback,
+    parse_tokens,
+    required_role,
+    server_credentials,
+)
 
 ADMIN, INFER = "admin-token-0123456789", "infer-token-0123456789"
 METHODS = {
@@ -104,6 +111,14 @@ def test_bad_token_configuration_is_refused_without_echoing_secrets(text):
         parse_tokens(text, "RNN_AUTH_TOKENS")
     assert "RNN_AUTH_TOKENS" in str(err.value)
     assert "abcdefghijklmnopqrst" not in str(err.value)
+
+
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("127.1.2.3", True), ("localhost", True),
+                                           ("::1", True), ("[::1]", True), ("0.0.0.0", False), ("::", False),
+                                           ("10.0.0.1", False), ("127.0.0.1.nip.io", False),
+                                           ("127.attacker.example", False), ("", False)])
+def test_only_loopback_literals_and_localhost_count_as_loopback(host, loopback):
+    assert is_loopback(host) is loopback
 
 
 def test_non_loopback_needs_auth_and_tls_or_an_explicit_flag():
