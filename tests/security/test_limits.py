@@ -260,7 +260,7 @@ def test_cancelled_and_timed_out_streams_give_their_slots_back(tmp_path):
                 _OpenStream(stubs, None).call.cancel()
             else:
                 with pytest.raises(grpc.RpcError) as err:
-                    list(stubs.inference.PredictStream(hanging(), timeout=0.3))
+                    list(stubs.inference.PredictStream(hanging(), timeout=0.15))
                 assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         opened = [_retry(lambda: _OpenStream(stubs, None)) for _ in range(3)]  # every slot came back
     finally:
