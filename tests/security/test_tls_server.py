@@ -14,11 +14,13 @@ from rnn.v1 import model_service_pb2 as mpb  # noqa: E402
 from .helpers import (  # noqa: E402
     ADMIN_TOKEN,
     INFER_TOKEN,
+    RPCS,
     Stubs,
     bearer,
     make_pki,
     save_tiny_models,
     start_server,
+    status_of,
     write_tokens,
 )
 
@@ -79,6 +81,17 @@ def test_tls_serves_a_client_that_trusts_the_server_ca(tls_server, pki):
 
 def test_tls_still_checks_tokens(tls_server, pki):
     assert _code(_list, tls_server, pki["ca"], token=None) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_every_rpc_and_role_over_tls(tls_server, pki):
+    creds = grpc.ssl_channel_credentials(_pem(pki["ca"]))
+    with grpc.secure_channel(f"localhost:{tls_server}", creds, options=OVERRIDE) as channel:
+        stubs = Stubs(channel)
+        for rpc in RPCS:
+            assert status_of(rpc, stubs, None) == grpc.StatusCode.UNAUTHENTICATED, rpc.method
+            expected = grpc.StatusCode.OK if rpc.role == "inference" else grpc.StatusCode.PERMISSION_DENIED
+            assert status_of(rpc, stubs, bearer(INFER_TOKEN)) == expected, rpc.method
+            assert status_of(rpc, stubs, bearer(ADMIN_TOKEN)) == rpc.admin_code, rpc.method
 
 
 def test_a_client_trusting_another_ca_cannot_connect(tls_server, pki):
