@@ -167,7 +167,9 @@ class Soak:
         if rss:
             last_quarter = statistics.median(rss[-max(1, len(rss) // 4):])
             out["rss_mib"] = {"start": round(rss[0], 1), "end": round(rss[-1], 1), "peak": round(max(rss), 1),
-                              "median_last_quarter": round(last_quarter, 1)}
+                              "median_last_quarter": round(last_quarter, 1),
+                              "at_quarters": [round(rss[min(len(rss) - 1, len(rss) * q // 4)], 1)
+                                              for q in range(5)]}
         return out
 
 
@@ -187,7 +189,8 @@ def print_table(report: dict) -> None:
               f"{o['p99_ms']:>10.1f}{o['max_ms']:>10.1f}")
     if "rss_mib" in report:
         r = report["rss_mib"]
-        print(f"server RSS MiB: start {r['start']}, end {r['end']}, peak {r['peak']}")
+        print(f"server RSS MiB: start {r['start']}, end {r['end']}, peak {r['peak']} "
+              f"(at 0/25/50/75/100%: {r['at_quarters']})")
     for line in report["error_examples"]:
         print("error:", line)
 
