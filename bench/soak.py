@@ -70,12 +70,12 @@ def start_server(model_dir: str) -> tuple[subprocess.Popen, int]:
 class Soak:
     """The traffic generator: per-operation latencies and errors, collected from every thread."""
 
-    def __init__(self, address: str, seconds: float, clients: int, seed: int) -> None:
+    def __init__(self, address: str, seconds: float, clients: int, seed: int, train: bool = True) -> None:
         self.channel = grpc.insecure_channel(address)
         self.inference = ipb_grpc.InferenceServiceStub(self.channel)
         self.models = mpb_grpc.ModelServiceStub(self.channel)
         self.training = tpb_grpc.TrainingServiceStub(self.channel)
-        self.seconds, self.clients, self.seed = seconds, clients, seed
+        self.seconds, self.clients, self.seed, self.with_training = seconds, clients, seed, train
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.error_examples: list[str] = []
@@ -139,7 +139,8 @@ class Soak:
     def run(self, pid: int | None) -> dict:
         """Drive traffic for `seconds`; returns the report (RSS figures when the server pid is known)."""
         threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(self.clients)]
-        threads.append(threading.Thread(target=self._trainer, daemon=True))
+        if self.with_training:
+            threads.append(threading.Thread(target=self._trainer, daemon=True))
         rss = [rss_mib(pid)] if pid else []
         t0 = time.monotonic()
         for t in threads:
@@ -180,7 +181,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def print_table(report: dict) -> None:
-    print(f"soak: {report['seconds']} s, {report['clients']} clients + 1 trainer, {report['calls']} calls, "
+    print(f"soak: {report['seconds']} s, {report['clients']} clients (+ a trainer unless --no-train), "
+          f"{report['calls']} calls, "
           f"{report['errors']} errors")
     print(f"{'operation':<15}{'calls':>7}{'errors':>8}"
           f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}")
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help="use a running server (its RSS is read only with --pid)")
     parser.add_argument("--pid", type=int, help="pid of the server given by --address, for RSS")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-train", action="store_true", help="leave out the training thread")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     if not args.seconds > 0 or args.clients < 1:
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         proc, port = start_server(tmp.name)
         address, pid = f"127.0.0.1:{port}", proc.pid
     try:
-        soak = Soak(address, args.seconds, args.clients, args.seed)
+        soak = Soak(address, args.seconds, args.clients, args.seed, train=not args.no_train)
         soak.train(LM, 200)  # the model the traffic uses
         report = soak.run(pid)
     finally:
