@@ -49,7 +49,16 @@ class BatchingPool:
         self._lock = threading.Lock()
 
     def entry(self, name: str, model) -> _Entry:
-        """The entry serving `model` under `name` (replacing one that serves another object)."""
+        """The entry serving `model` under `name`: it replaces one serving another object, unless that one
+        holds the latest model and `model` is a stale one (a call that looked it up just before a swap),
+        which then gets an entry of its own that is not kept."""
+        with self._lock:
+            current = self._entries.get(name)
+            if current is not None and current.model is model:
+                self._entries.move_to_end(name)
+                return current
+        if current is not None and self._is_latest(name, current.model):
+            return _Entry(model, name, self.settings, self.metrics)
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.model is not model:
@@ -90,14 +99,11 @@ class BatchingPool:
                       deadline: float | None = None) -> tuple[dict, dict]:
         """(result, new state) of one PredictStream sequence's chunk, stepped with other sequences' chunks.
 
-        A sequence started on a model that has since been replaced runs alone on its own (old) model.
+        A sequence started on a model that has since been replaced keeps its own (old) model (see `entry`).
         """
         if self.settings.enabled:
-            with self._lock:
-                current = self._entries.get(name)
-            if current is None or current.model is model or self._is_latest(name, model):
-                results, states = self.entry(name, model).chunks.call([chunk], top_k, [state], deadline)
-                return results[0], states[0]
+            results, states = self.entry(name, model).chunks.call([chunk], top_k, [state], deadline)
+            return results[0], states[0]
         results, new = model.predict_chunk([chunk], state, top_k=top_k)
         return results[0], new
 

@@ -250,3 +250,13 @@ def test_batching_flags_reach_the_settings_and_bad_values_name_the_flag():
     for argv, name in bad:
         with pytest.raises(ConfigError, match=name):
             load_config(argv, env={})
+
+
+def test_a_call_with_a_stale_model_does_not_evict_the_entry_of_the_new_one():
+    old, new = lm(seed=1), lm(seed=2)
+    pool = BatchingPool(BatchSettings(), latest=lambda name: new)
+    pool.predict("m", new, ["the"])
+    kept = pool.entry("m", new)
+    cfg = GenerationConfig(max_new_tokens=10, seed=1)
+    assert ids_of(list(pool.generate("m", old, "a", cfg))) == ids_of(old.generate("a", cfg))  # old weights
+    assert pool.entry("m", new) is kept
