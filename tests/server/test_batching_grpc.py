@@ -111,13 +111,13 @@ def test_batching_off_gives_the_same_results(lm_server):
 def test_retrained_model_serves_new_calls_while_a_running_stream_finishes_on_the_old(lm_server, tmp_path):
     old_model, stubs, server = lm_server(model_cache_size=2)
     assert server.state.store.cache_size == 2 and server.state.batching.max_models == 2
-    request = ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=3000, seed=9)
-    running = stubs.inference.StreamGenerate(request, timeout=60)
+    request = ipb.StreamGenerateRequest(model="lm", prompt="the", max_new_tokens=1000, seed=9)
+    running = stubs.inference.StreamGenerate(request, timeout=180)
     first = next(running)  # started on the old weights (the pool-level test pins it mid-way; here it may end)
     new_model = Model(ModelConfig(hidden_size=40, num_layers=2, embedding_dim=12, seed=77),
                       tokenizer=CharTokenizer.fit([TEXT]))
     save_model(new_model, tmp_path / "models" / "lm")  # what a finished retraining job does
-    cfg = GenerationConfig(max_new_tokens=3000, seed=9)
+    cfg = GenerationConfig(max_new_tokens=1000, seed=9)
     assert generate(stubs, "the", seed=9) == engine_ids(new_model, "the", seed=9)
     rest = [r.token.id for r in running if r.HasField("token")]
     want = [r.id for r in old_model.generate("the", cfg) if isinstance(r, GeneratedToken)]
