@@ -3,9 +3,8 @@
 A server steps every running generation together (continuous batching): each request keeps its own state,
 sampling settings and random generator in a `batched_sampler.Sampler`, and `step_logits` advances all of them
 by one token with one product per layer, through the recurrent layers' `step` fast path (no per-call weight
-copies). The per-token logic is `generate._sample`'s, so a request gets Model.generate's tokens, except where
-the step path's rounding (it differs from the forward pass in the last bits, about 1e-7 relative in float32)
-flips a sampled token: rare, but possible.
+copies). Model.generate runs the same `Sampler` and step for one request alone, so a request gets
+Model.generate's tokens.
 
 What is exact is that a request produces the same tokens whether it runs alone or among others, provided the
 batched step computes each row independently of the others. BLAS does so for a fixed number of rows M (a row's
@@ -14,6 +13,8 @@ M is small: gemv for M == 1, and small-matrix kernels below a shape-dependent si
 max_rows)` finds, once per network shape, the smallest M0 such that every M in [M0, max_rows] gives the same
 rows, and `step_logits` pads smaller batches to M0 rows (repeating the last row), so a stream gets the same
 logits alone or in any batch up to max_rows.
+Model.generate runs each request this way alone, with max_rows = GENERATE_ROWS (the server's default
+`--batch-max-size`), so it gives the server's tokens too.
 
 States are the networks' `(h, c)` pairs, h (L, B, H) (c None unless LSTM): `stack_states` joins the rows of
 several, `split_state` takes them apart again.
@@ -30,6 +31,7 @@ from .errors import FailedPrecondition, InvalidInput
 from .models.base import State
 
 MIN_ROWS = 2  # a product of one row would take BLAS's gemv path and round differently
+GENERATE_ROWS = 64  # max_rows of Model.generate's padding: the server's default batch size
 _EXACT_ROWS: dict[tuple, int] = {}  # network shape -> M0 (see exact_min_rows)
 
 

@@ -1,7 +1,7 @@
-"""One generation request as a scheduler advances it: the prompt fed step by step, then `generate._sample`.
+"""One generation request as a scheduler (or Model.generate) advances it: prompt fed step by step, sampling.
 
-A `Sampler` holds what `generate._sample` keeps in local variables (state, logits, random generator, history,
-stream decoder, text) so that a scheduler can advance many requests together with `batched.step_logits`:
+A `Sampler` holds one request's state, logits, random generator, history, stream decoder and text, so that
+a scheduler can advance many requests together with `batched.step_logits`:
 
     s = Sampler(model, prompt, cfg)    # validates; short prompts are not run yet
     while not s.done:

@@ -11,6 +11,12 @@ sequences), beam search for seq2seq, and forecast rollout.
   was yielded) or "eos" (the model produced `<eos>`, which is not yielded).
 `should_stop()` is checked before every token; when it returns True, `Cancelled` is raised.
 The prompt conditions the output but is not repeated. Same seed and settings: the same tokens.
+
+Sampled generation (language model, one_to_many, seq2seq without beam search) runs exactly as a server's
+continuous batching runs one request: a `batched_sampler.Sampler` stepped with `batched.step_logits` through
+the recurrent layers' `step()` fast path, padded to `exact_min_rows(model, GENERATE_ROWS)` rows. So a request
+gets the same tokens from Model.generate as from StreamGenerate alone or batched (at the server's default
+batch size), and a token costs one step, not a forward pass that copies every weight matrix.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .backend import no_grad, xp
+from .batched import GENERATE_ROWS, exact_min_rows, step_logits
+from .batched_sampler import Sampler, can_batch
 from .config import GenerationConfig
 from .errors import Cancelled, FailedPrecondition, InvalidInput
 from .losses import log_softmax
@@ -96,12 +104,14 @@ def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], boo
         raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
     if model.task == "forecasting":
         return _rollout(model, prompt, cfg, should_stop)
+    if can_batch(model, cfg):
+        return _stepped(model, Sampler(model, prompt, cfg, should_stop))  # validates and runs a long prompt
     with no_grad():
         model.net.eval()
         start = _start(model, prompt, cfg)
     if model.task == "seq2seq" and cfg.beam_size > 1:
         return _beam(model, start, cfg, should_stop)
-    return _sample(model, start, cfg, should_stop)
+    raise FailedPrecondition(f"generate: a {model.task} model does not generate text")
 
 
 def _check_stop(should_stop) -> None:
@@ -109,32 +119,15 @@ def _check_stop(should_stop) -> None:
         raise Cancelled("generation cancelled")
 
 
-def _sample(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
-    step, logits, state, prompt_ids = start
-    rng = xp.random.default_rng(cfg.seed)
-    decoder = StreamDecoder(model.tokenizer, previous=prompt_ids[-1] if len(prompt_ids) > 1 else None)
-    history = [i for i in prompt_ids if i != BOS_ID] if model.task != "seq2seq" else []
-    text, count, reason = "", 0, "length"
-    while count < cfg.max_new_tokens:
-        _check_stop(should_stop)
-        token = choose(logits, cfg, history, rng)
-        if token == EOS_ID:
-            reason = "eos"
-            break
-        logprob = float(log_softmax(xp.asarray(logits, dtype=xp.float64))[token])
-        piece = decoder.push(token)
-        text += piece
-        count += 1
-        history.append(token)
-        yield GeneratedToken(token, piece, logprob)
-        if any(s in text[-(len(s) + len(piece)) :] for s in cfg.stop):
-            reason = "stop"
-            break
-        with no_grad():
-            out, state = step(token, state)
-        logits = out[0, -1]
-    tail = decoder.flush()
-    yield GenerationEnd(reason, len(prompt_ids), count, text + tail)
+def _stepped(model, sampler: Sampler) -> Iterator:
+    """One request alone, as the server's scheduler steps it (see the module docstring)."""
+    rows = exact_min_rows(model, GENERATE_ROWS)
+    while True:
+        yield from sampler.advance()  # [] while the prompt is fed; Cancelled when should_stop() says so
+        if sampler.done:
+            return
+        logits, state = step_logits(model, xp.asarray([sampler.token]), sampler.state, min_rows=rows)
+        sampler.feed(logits[0], state)
 
 
 def _beam(model, start, cfg: GenerationConfig, should_stop) -> Iterator:

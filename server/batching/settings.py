@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from rnn_engine.batched import GENERATE_ROWS
+
 from ..errors import ServiceError
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -19,7 +21,7 @@ class BatchSettings:
     --queue-depth)."""
 
     enabled: bool = True  # off: every call runs alone in its own thread, as before
-    max_batch_size: int = 64  # rows stepped / predicted together (generation: running streams per model)
+    max_batch_size: int = GENERATE_ROWS  # rows stepped / predicted together (generation: streams per model)
     window_ms: float = 2.0  # Predict / PredictStream: wait this long for more requests to join a batch
     queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
     max_backlog: int = 64  # generation: undelivered tokens per stream before that stream pauses

@@ -163,3 +163,38 @@ def test_classifier_cannot_generate_and_bad_configs_are_rejected():
             model.generate("the", GenerationConfig(**bad))
     with pytest.raises(InvalidInput, match="max_length"):
         fresh("language_model", max_length=3).generate("the cat")
+
+
+def test_sampled_generation_steps_the_layers_and_never_reruns_the_forward_pass(monkeypatch):
+    model = fresh("language_model")
+    want = run(model, max_new_tokens=20, seed=4)[1].text
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("a short prompt and every new token go through the step() path")
+
+    monkeypatch.setattr(model.net, "forward", no_forward)
+    assert run(model, max_new_tokens=20, seed=4)[1].text == want
+
+
+def test_generate_gives_the_batched_servers_tokens_among_other_requests():
+    from rnn_engine.batched import GENERATE_ROWS, exact_min_rows, split_state, stack_states, step_logits
+    from rnn_engine.batched_sampler import Sampler
+
+    model = fresh("language_model", hidden_size=64)
+    cases = [("the ", GenerationConfig(max_new_tokens=30, seed=s, temperature=1.5)) for s in range(6)]
+    samplers = [Sampler(model, p, c) for p, c in cases]
+    rows, got = exact_min_rows(model, GENERATE_ROWS), [[] for _ in cases]
+    while not all(s.done for s in samplers):  # the scheduler's loop: advance all, then one batched step
+        ready = []
+        for i, s in enumerate(samplers):
+            if not s.done:
+                got[i] += [r.id for r in s.advance() if isinstance(r, GeneratedToken)]
+                ready += [] if s.done else [s]
+        if ready:
+            logits, state = step_logits(model, np.array([s.token for s in ready]),
+                                        stack_states([s.state for s in ready]), min_rows=rows)
+            for s, row, st in zip(ready, logits, split_state(state), strict=True):
+                s.feed(row, st)
+    for (prompt, cfg), ids in zip(cases, got, strict=True):
+        assert ids == [t.id for t in run(model, prompt, **vars(cfg))[0]]
+    assert len({tuple(ids) for ids in got}) == len(cases)
