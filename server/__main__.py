@@ -10,6 +10,7 @@ import threading
 from . import logs
 from .app import create_server
 from .config import ConfigError, load_config
+from .threads import limit_blas_threads
 
 log = logging.getLogger("rnn.server")
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnn-server: {exc}", file=sys.stderr)
         return 2
     logs.configure(config.log_level)
+    blas_threads = limit_blas_threads(config.blas_threads)  # process-wide, before any model work
     try:
         server, port = create_server(config)
     except (ValueError, OSError) as exc:
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.set())
     server.start()
-    log.info("serving", extra={"host": config.host, "port": port, "metrics_port": server.metrics_port})
+    log.info("serving", extra={"host": config.host, "port": port, "metrics_port": server.metrics_port,
+                               "blas_threads": blas_threads})
     while not stop.wait(0.5):
         pass
     log.info("draining", extra={"grace_seconds": config.shutdown_grace})

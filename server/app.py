@@ -110,6 +110,7 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
         max_running=config.max_training_jobs,
         max_queued=config.max_queued_jobs,
         start_method=config.worker_start_method,
+        blas_threads=config.blas_threads,
         on_change=lambda counts: metrics.set_job_counts(counts.items()),
     )
     state = ServerState(

@@ -55,6 +55,7 @@ class ServerConfig:
     batch_window_ms: float = 2.0  # Predict / PredictStream: wait this long for more calls to join a batch
     queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
     model_cache_size: int = 16  # loaded models kept in memory (least recently used dropped first)
+    blas_threads: int = 1  # BLAS threads of the server and of each training worker (server/threads.py)
 
     def validate(self) -> ServerConfig:
         """Check every field; raise ConfigError naming the first bad one. Returns self."""
@@ -78,6 +79,7 @@ class ServerConfig:
             ("batch_max_size", 1, 4096),
             ("queue_depth", 1, 10**6),
             ("model_cache_size", 1, 10**4),
+            ("blas_threads", 1, 256),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -50,6 +50,7 @@ class JobManager:
         max_running: int = 1,
         max_queued: int = MAX_QUEUED,
         start_method: str = "spawn",
+        blas_threads: int = 1,
         on_change: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
@@ -57,6 +58,7 @@ class JobManager:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running, self.max_queued = max_running, max_queued
         self.ctx = mp.get_context(start_method)
+        self.blas_threads = blas_threads  # each worker limits its own BLAS pool (server/threads.py)
         self.on_change = on_change
         self._lock = threading.RLock()
         self._jobs: dict[str, _Live] = {}
@@ -249,6 +251,7 @@ class JobManager:
             "resume": live.resume,
             "model_path": str(self.model_dir / rec.model),
             "job_id": rec.job_id,
+            "blas_threads": self.blas_threads,
         }
         live.worker = WorkerProcess(
             self.ctx,

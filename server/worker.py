@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .threads import DEFAULT_BLAS_THREADS, limit_blas_threads
+
 
 def event_dict(event: Any) -> dict[str, Any]:
     """A trainer event (dataclass, NamedTuple, dict or object) as a JSON-able dict."""
@@ -75,7 +77,8 @@ def orphan_check():
 
 def run_job(job: dict[str, Any], queue, stop) -> None:
     """Worker entry point. `job`: {"model_config", "train_config", "task", "data_path", "dataset_format",
-    "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id"}."""
+    "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id", "blas_threads"}; the "done" message
+    also reports the BLAS thread count in effect ("blas_threads")."""
     from rnn_engine import errors
     from rnn_engine.checkpoint import save_model
     from rnn_engine.config import ModelConfig, TrainConfig
@@ -84,6 +87,7 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
 
     orphaned = orphan_check()
     try:
+        threads = limit_blas_threads(int(job.get("blas_threads", DEFAULT_BLAS_THREADS)))
         model_config = ModelConfig.from_dict(job["model_config"])
         train_config = TrainConfig.from_dict(job["train_config"])
         dataset = load_dataset(job["task"], job["data_path"], **job["dataset_options"])
@@ -101,7 +105,8 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
         if orphaned():
             raise errors.Cancelled("the server died before the model was saved")
         save_model(model, Path(job["model_path"]))
-        queue.put(("done", {"metrics": _plain(dict(getattr(model, "metrics", {}) or {}))}))
+        metrics = _plain(dict(getattr(model, "metrics", {}) or {}))
+        queue.put(("done", {"metrics": metrics, "blas_threads": threads}))
     except errors.Cancelled as exc:
         queue.put(("cancelled", str(exc) or "cancelled"))
     except errors.EngineError as exc:
