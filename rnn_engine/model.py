@@ -35,6 +35,7 @@ from .models.base import State, rnn_forward, zero_state
 from .tokenizers import BOS_ID, PAD_ID, Tokenizer
 
 TEXT_TASKS = ("language_model", "classification", "tagging", "one_to_many", "seq2seq")
+HISTORY_ROWS = 2000  # history_summary(): rows kept at most (GetModel carries them)
 
 
 class Model:
@@ -123,6 +124,17 @@ class Model:
             "training": dict(self.training),
             "dtype": c.dtype,
         }
+
+    def history_summary(self, max_rows: int = HISTORY_ROWS) -> list[dict]:
+        """The training history (one dict per evaluation: step, epoch, train_loss, validation metrics) with at
+        most `max_rows` rows, picked evenly over the run (the first and the last always kept)."""
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 2:
+            raise InvalidInput(f"max_rows: expected an int >= 2, got {max_rows!r}")
+        rows = [dict(r) for r in self.history if isinstance(r, dict)]
+        if len(rows) <= max_rows:
+            return rows
+        picks = xp.unique(xp.round(xp.linspace(0, len(rows) - 1, max_rows)).astype(xp.int64))
+        return [rows[int(i)] for i in picks]
 
     def __repr__(self) -> str:
         return (

@@ -288,6 +288,7 @@ def model_info_to_pb(info: dict[str, Any]) -> pb.ModelInfo:
         "max_length",
         "window",
         "dtype",
+        "history",
     ):
         if key in spec.extra.fields:
             del spec.extra[key]

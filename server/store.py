@@ -79,6 +79,11 @@ class ModelStore:
             self._cache.pop(name, None)
             shutil.rmtree(path)
 
-    def info(self, name: str) -> dict:
-        """`Model.info()` plus the model's name."""
-        return {**self.get(name).info(), "name": name}
+    def info(self, name: str, history: bool = False) -> dict:
+        """`Model.info()` plus the model's name; with `history`, also "history": `Model.history_summary()`
+        (at most HISTORY_ROWS rows, so GetModel stays small; ListModels leaves it out)."""
+        model = self.get(name)
+        info = {**model.info(), "name": name}
+        if history:
+            info["history"] = model.history_summary()
+        return info

@@ -47,7 +47,8 @@ class ModelServicer(mpb_grpc.ModelServiceServicer):
     @handle_errors
     def GetModel(self, request, context):
         self.state.model(request.model)
-        return mpb.GetModelResponse(model=model_info_to_pb(self.state.store.info(request.model)))
+        info = self.state.store.info(request.model, history=True)  # rnnctl plot reads details.history
+        return mpb.GetModelResponse(model=model_info_to_pb(info))
 
     @handle_errors
     def DeleteModel(self, request, context):
