@@ -41,7 +41,10 @@ def add_common_args(parser: argparse.ArgumentParser, default_repeats: int) -> No
 
 @contextlib.contextmanager
 def pinned_threads(n: int) -> Iterator[None]:
-    """Give NumPy's BLAS, OpenMP and PyTorch (if loaded) the same number of threads for the block."""
+    """Give NumPy's BLAS, OpenMP and PyTorch the same number of threads for the block.
+
+    PyTorch is pinned only if it is imported before the block starts: import it first.
+    """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"threads: expected an int >= 1, got {n!r}")
     from threadpoolctl import threadpool_limits
@@ -112,6 +115,7 @@ def machine_info(threads: int) -> dict:
     import numpy
     from threadpoolctl import threadpool_info
 
+    torch = sys.modules.get("torch")
     blas = [
         {k: info.get(k) for k in ("internal_api", "version", "architecture", "threading_layer")}
         for info in threadpool_info()
@@ -128,6 +132,7 @@ def machine_info(threads: int) -> dict:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "numpy_blas": blas,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
     }

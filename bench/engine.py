@@ -152,6 +152,8 @@ def run(
     settle_seconds: float = 0.05,
 ) -> dict:
     """Time every case and return the JSON-able report (machine, one row per case and pass)."""
+    import torch  # noqa: F401  (imported before pinning, so that pinned_threads sets its thread count too)
+
     rows = []
     with pinned_threads(threads):
         for case in cases:
@@ -175,7 +177,8 @@ def run(
                     row["ratio_ort"] = _median_ratio(t["engine"].samples, t["onnxruntime"].samples)
                 row["meets_target"] = row["ratio"] <= row["target"] and row.get("ratio_ort", 0.0) <= 1.0
                 rows.append(row)
-    return {"machine": machine_info(threads), "rows": rows}
+        machine = machine_info(threads)  # inside the block: reports the pinned thread counts
+    return {"machine": machine, "rows": rows}
 
 
 COLUMNS = [

@@ -19,7 +19,7 @@ ROW_KEYS = {"case", "kind", "layers", "input", "hidden", "batch", "steps", "pass
 def test_tiny_run_reports_every_case_and_pass_with_positive_timings():
     report = engine.run(engine.QUICK_CASES, repeats=1, threads=1, target_seconds=0.001, settle_seconds=0.0)
     json.dumps(report)  # JSON-able as printed by --json
-    assert report["machine"]["threads"] == 1
+    assert report["machine"]["threads"] == 1 and report["machine"]["torch_threads"] == 1
     assert report["machine"]["numpy_blas"], "threadpoolctl should name NumPy's BLAS"
     rows = report["rows"]
     assert [(r["case"], r["pass"]) for r in rows] == [
