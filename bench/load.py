@@ -76,12 +76,13 @@ def rss_kib(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def server(model_dir: Path, batching: bool):
-    """A server subprocess on 127.0.0.1 (yields (address, pid)); stopped (SIGTERM, then SIGKILL) on exit."""
+def server(model_dir: Path, batching: bool, extra: tuple[str, ...] = ()):
+    """A server subprocess on 127.0.0.1 (yields (address, pid)); stopped (SIGTERM, then SIGKILL) on exit.
+    `extra`: more server flags."""
     port = free_port()
     cmd = [sys.executable, "-m", "server", "--host", HOST, "--port", str(port), "--model-dir", str(model_dir),
            "--metrics-port", "0", "--max-concurrent-streams", "96", "--log-level", "WARNING",
-           "--batching" if batching else "--no-batching"]
+           "--batching" if batching else "--no-batching", *extra]
     env = {**os.environ, **BLAS_ENV}
     proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
