@@ -88,3 +88,18 @@ def test_step_rejects_bidirectional_layers():
     m = make_engine("tanh", I, H, bidirectional=True, seed=0)
     with pytest.raises(InvalidInput, match="step: expected a unidirectional layer"):
         m.step(np.zeros((B, I)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_sees_in_place_parameter_updates(kind):
+    """The forward's scaled, transposed weight copies are rebuilt per call, never served stale."""
+    m = make_engine(kind, I, H, num_layers=2, dtype=np.float64, seed=8)
+    x = np.random.default_rng(9).standard_normal((T, B, I))
+    before = m(x)[0].copy()
+    for p in m.params.values():
+        p *= 0.5
+    fresh = make_engine(kind, I, H, num_layers=2, dtype=np.float64, seed=0)
+    fresh.load_state_dict(m.state_dict())
+    after = m(x)[0]
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, fresh(x)[0], rtol=0, atol=1e-12)
