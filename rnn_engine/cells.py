@@ -6,7 +6,8 @@ Conventions shared by every kind (G gate blocks of H units; B sequences; T steps
   cell knows about directions.
 - Sigmoid is computed through tanh, s(a) = (1 + tanh(a / 2)) / 2, so one `tanh` call covers a step's whole
   gate block. The halving is folded into the weights once per forward call (`gate_scale`): the forward
-  takes `xw` (T, B, G*H) = scale * (x W_ih^T + b) and `Wt` (H, G*H) = (scale * W_hh)^T, contiguous.
+  takes `xw` (T, B, G*H) = scale * (x W_ih^T + b) and `Wt` (H, G*H) = (scale * W_hh)^T, contiguous
+  (short calls pass the unscaled transposed view and `hw_scale`, applied to each step's product).
 - The forward writes the gate activations over `xw` in place (the caller hands over a fresh array) and
   returns the carried states `hs` (T, B, H) (hs[p] is the state after step p) and the output, which is `hs`
   itself unless a step mask (T, B, 1) marks padding (then padded steps output zeros and keep the state).
@@ -135,8 +136,11 @@ def lstm_cell(a, c_prev, c_out, tanh_c_out, h_out):
     xp.multiply(o, tanh_c_out, out=h_out)
 
 
-def lstm_forward(xw, h0, c0, Wt, mask, keep):
-    """xw: (T, B, 4H) scaled, both biases folded in. Returns (out, hs, c_T, cache)."""
+def lstm_forward(xw, h0, c0, Wt, mask, keep, hw_scale=None):
+    """xw: (T, B, 4H) scaled, both biases folded in. Returns (out, hs, c_T, cache).
+
+    `hw_scale` (4H,): the gate scale still to apply to each step's product when `Wt` is unscaled.
+    """
     T, B, G = xw.shape
     H = G // 4
     hs = xp.empty((T, B, H), dtype=xw.dtype)
@@ -148,6 +152,8 @@ def lstm_forward(xw, h0, c0, Wt, mask, keep):
     for p in range(T):
         a, c_new, h_new = xw[p], cs[p if keep else p % 2], hs[p]
         xp.matmul(h, Wt, out=hw)  # (B, H) @ (H, 4H): all gates in one product
+        if hw_scale is not None:
+            hw *= hw_scale
         a += hw
         lstm_cell(a, c, c_new, tanh_c, h_new)
         if mask is not None:
@@ -228,10 +234,10 @@ def gru_cell(a, hw, b_hn, h_prev, hn_out, h_out):
     h_out += n
 
 
-def gru_forward(xw, h0, Wt, b_hn, mask, keep):
+def gru_forward(xw, h0, Wt, b_hn, mask, keep, hw_scale=None):
     """xw: (T, B, 3H) scaled, with b_ih and the r, z blocks of b_hh folded in (b_hn must stay inside r (...)).
 
-    Returns (out, hs, cache).
+    Returns (out, hs, cache). `hw_scale` (3H,): the gate scale still to apply to each step's product.
     """
     T, B, G = xw.shape
     H = G // 3
@@ -242,6 +248,8 @@ def gru_forward(xw, h0, Wt, b_hn, mask, keep):
     h = h0
     for p in range(T):
         xp.matmul(h, Wt, out=hw)  # (B, H) @ (H, 3H): all gates in one product
+        if hw_scale is not None:
+            hw *= hw_scale
         gru_cell(xw[p], hw, b_hn, h, hn[p if keep else 0], hs[p])
         if mask is not None:
             xp.multiply(hs[p], mask[p], out=out[p])

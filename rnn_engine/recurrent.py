@@ -24,6 +24,7 @@ from .validate import (
 )
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+COPY_MIN_ROWS = 64  # T*B from which the forward copies its weights contiguously (see _forward_weights)
 
 
 class RecurrentBase:
@@ -192,26 +193,37 @@ class RecurrentBase:
         return xp.ascontiguousarray(x), states[0], states[1], mask
 
     # ---------------------------------------------------------------------------------------------- forward
-    def _forward_weights(self, k, s):
-        """Contiguous W_ih^T (I_k, G), W_hh^T (H, G), folded bias (G,) and b_hn, with `gate_scale` applied.
+    def _forward_weights(self, k, s, rows):
+        """W_ih^T (I_k, G), W_hh^T (H, G), folded bias (G,), b_hn and the per-step scale still to apply.
 
-        Rebuilt on every forward call from the current parameters and never kept across calls: optimizers
-        update the parameters in place, so a weight-derived cache could silently go stale. The copy costs
-        G (I_k + H) elements per call, small next to T products of (B, H) x (H, G); the contiguous
-        transpose makes the per-step product about 1.5-2x faster with OpenBLAS than the strided view.
+        With at least COPY_MIN_ROWS = T*B rows, contiguous copies with `gate_scale` folded in (step scale
+        None): the contiguous transpose makes the per-step product about 1.5-2x faster with OpenBLAS than
+        the strided view, and the copy (G (I_k + H) elements) is small next to T products of
+        (B, H) x (H, G). Short calls (a prompt of a few tokens at batch 1) use transposed views of the
+        parameters and apply the scale to the products instead, so they neither pay for nor hold a copy.
+        Either way nothing is kept across calls: optimizers update the parameters in place, so a
+        weight-derived cache could silently go stale.
         """
+        W_ih, W_hh = self.params[f"weight_ih_l{k}{s}"], self.params[f"weight_hh_l{k}{s}"]
         scale = self._gate_scale
-        Wih_t = xp.ascontiguousarray((self.params[f"weight_ih_l{k}{s}"] * scale[:, None]).T)
-        Whh_t = xp.ascontiguousarray((self.params[f"weight_hh_l{k}{s}"] * scale[:, None]).T)
+        copy = rows >= COPY_MIN_ROWS
+        step_scale = None if copy or self.mode not in ("LSTM", "GRU") else scale
+        if copy:
+            Wih_t = xp.ascontiguousarray((W_ih * scale[:, None]).T)
+            Whh_t = xp.ascontiguousarray((W_hh * scale[:, None]).T)
+        else:
+            Wih_t, Whh_t = W_ih.T, W_hh.T
         if not self.bias:
-            return Wih_t, Whh_t, None, 0.0
+            return Wih_t, Whh_t, None, 0.0, step_scale
         b_ih, b_hh = self.params[f"bias_ih_l{k}{s}"], self.params[f"bias_hh_l{k}{s}"]
+        b_hn = 0.0
         if self.mode == "GRU":  # b_hn stays inside r * (h W_hn^T + b_hn); the r, z blocks of b_hh fold in
             H = self.hidden_size
-            bias = b_ih.copy()
+            bias, b_hn = b_ih.copy(), b_hh[2 * H :]
             bias[: 2 * H] += b_hh[: 2 * H]
-            return Wih_t, Whh_t, bias * scale, b_hh[2 * H :]
-        return Wih_t, Whh_t, (b_ih + b_hh) * scale, 0.0
+        else:
+            bias = b_ih + b_hh
+        return Wih_t, Whh_t, bias * scale if copy else bias, b_hn, step_scale
 
     def _run(self, x, h0, c0, lengths):
         x, h0, c0, mask = self._check_input(x, h0, c0, lengths)
@@ -230,14 +242,17 @@ class RecurrentBase:
             dir_caches = []
             for d, s in enumerate(self._suffixes()):
                 idx = k * D + d
-                Wih_t, Whh_t, bias, b_hn = self._forward_weights(k, s)
+                Wih_t, Whh_t, bias, b_hn, step_scale = self._forward_weights(k, s, T * B)
                 xw = (inp.reshape(T * B, -1) @ Wih_t).reshape(T, B, -1)  # one product for all steps
                 if bias is not None:
                     xw += bias
+                if step_scale is not None:
+                    xw *= step_scale
                 # the reverse direction runs the same cell on time-reversed views (processing order)
                 rev = slice(None, None, -1) if d == 1 else slice(None)
                 m = None if mask is None else mask[rev]
-                o, h, c, cache = self._cell_forward(xw[rev], h0[idx], c0[idx], Whh_t, b_hn, m, keep)
+                o, h, c, cache = self._cell_forward(xw[rev], h0[idx], c0[idx], Whh_t, b_hn, step_scale, m,
+                                                    keep)
                 out[rev, :, d * H : (d + 1) * H] = o
                 h_n[idx] = h
                 if c_n is not None:
@@ -249,13 +264,13 @@ class RecurrentBase:
         output = inp.transpose(1, 0, 2) if self.batch_first else inp
         return output, h_n, c_n
 
-    def _cell_forward(self, xw, h0, c0, Whh_t, b_hn, mask, keep):
+    def _cell_forward(self, xw, h0, c0, Whh_t, b_hn, step_scale, mask, keep):
         """-> (output (T, B, H), h_T, c_T or None, cache), all in processing order."""
         if self.mode == "LSTM":
-            out, hs, c, cache = cells.lstm_forward(xw, h0, c0, Whh_t, mask, keep)
+            out, hs, c, cache = cells.lstm_forward(xw, h0, c0, Whh_t, mask, keep, step_scale)
             return out, hs[-1], c, cache
         if self.mode == "GRU":
-            out, hs, cache = cells.gru_forward(xw, h0, Whh_t, b_hn, mask, keep)
+            out, hs, cache = cells.gru_forward(xw, h0, Whh_t, b_hn, mask, keep, step_scale)
         else:
             out, hs, cache = cells.rnn_forward(xw, h0, Whh_t, mask, keep, relu=self.mode == "RNN_RELU")
         return out, hs[-1], None, cache
