@@ -27,6 +27,19 @@ GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 COPY_MIN_ROWS = 64  # T*B from which the forward copies its weights contiguously (see _forward_weights)
 
 
+def _scaled_transpose(W, scale, rows: int = 128):
+    """(scale[:, None] * W)^T as a new C-contiguous (H, G) array, copied in blocks of `rows` rows.
+
+    A plain transposing copy of a (2048, 512) matrix walks memory with a large stride and takes about twice
+    as long as this blocked copy, whose blocks stay in cache.
+    """
+    G, H = W.shape
+    out = xp.empty((H, G), dtype=W.dtype)
+    for i in range(0, G, rows):
+        xp.multiply(W[i : i + rows].T, scale[i : i + rows], out=out[:, i : i + rows])
+    return out
+
+
 class RecurrentBase:
     """Shared parameter creation, validation, forward/backward over layers and directions, and state dicts.
 
@@ -209,8 +222,8 @@ class RecurrentBase:
         copy = rows >= COPY_MIN_ROWS
         step_scale = None if copy or self.mode not in ("LSTM", "GRU") else scale
         if copy:
-            Wih_t = xp.ascontiguousarray((W_ih * scale[:, None]).T)
-            Whh_t = xp.ascontiguousarray((W_hh * scale[:, None]).T)
+            Wih_t = _scaled_transpose(W_ih, scale)
+            Whh_t = _scaled_transpose(W_hh, scale)  # the per-step products want it contiguous
         else:
             Wih_t, Whh_t = W_ih.T, W_hh.T
         if not self.bias:
