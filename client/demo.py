@@ -138,13 +138,15 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     console.print(f"corpus: {corpus.stat().st_size:,} characters of Python's own help pages (pydoc topics)")
     model = "demo-char-lstm"
     onnx_path = Path(args.output_dir or workdir) / f"{model}.onnx"
-    with running_server(workdir / "models", workdir / "server.log") as address:
+    server = (contextlib.nullcontext(args.address) if args.address  # a running server, e.g. in docker compose
+              else running_server(workdir / "models", workdir / "server.log"))
+    with server as address:
         base = ["--address", address]
         rnnctl("1. train a character-level LSTM", *base, "train", str(corpus), "--name", model,
                "--task", "language_model", "--cell", "lstm", "--tokenizer", "char",
                "--hidden-size", str(args.hidden_size), "--embedding-dim", "32", "--steps", str(args.steps),
                "--batch-size", "32", "--seq-len", "48", "--lr", "0.01", "--seed", "0",
-               "--on-interrupt", "cancel")
+               "--on-interrupt", "cancel", "--overwrite")
         rnnctl("2. the stored model", *base, "models", "list")
         rnnctl("3. stream generated text (tokens printed as they arrive)", *base, "generate", model, "The ",
                "--max-new-tokens", "300", "--temperature", "0.6", "--seed", "1")
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden-size", type=int, default=128, help="LSTM hidden size (default 128)")
     parser.add_argument("--corpus-chars", type=int, default=200_000, help="corpus prefix to train on")
     parser.add_argument("--output-dir", help="keep the ONNX file here (default: a temporary directory)")
+    parser.add_argument("--address", help="use the server at HOST:PORT instead of starting one")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
