@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"rnn-server: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # grpc's bind failure (port taken); anything else keeps its traceback
+        if "Failed to bind" not in str(exc):
+            raise
+        print(f"rnn-server: cannot listen on {config.host}:{config.port}: is another server using the port? "
+              f"Stop it, or choose another with --port / RNN_PORT (0 picks a free one)", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.set())

@@ -1,0 +1,19 @@
+"""`rnn-server` on a port another process holds: one readable line and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+from server.__main__ import main as server_main
+
+
+def test_a_port_in_use_stops_the_server_with_a_message_naming_the_address(tmp_path, capsys):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = server_main(["--port", str(port), "--metrics-port", "0", "--model-dir", str(tmp_path / "m")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"rnn-server: cannot listen on 127.0.0.1:{port}: is another server using the port?" in err
+    assert "Traceback" not in err
