@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server, port = create_server(config)
     except (ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:  # only the metrics port binds here
+            exc = (f"cannot serve metrics on {config.host}:{config.metrics_port}: address already in use; "
+                   f"choose another with --metrics-port / RNN_METRICS_PORT, or 0 to turn metrics off")
         print(f"rnn-server: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # grpc's bind failure (port taken); anything else keeps its traceback
