@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
+import pytest
+
 from server.__main__ import main as server_main
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_handlers():
+    """main() attaches a JSON log handler to the captured stderr; later tests must not log to it."""
+    logger = logging.getLogger("rnn")
+    before = list(logger.handlers)
+    yield
+    logger.handlers[:] = before
 
 
 def test_a_port_in_use_stops_the_server_with_a_message_naming_the_address(tmp_path, capsys):
