@@ -1,4 +1,4 @@
-"""rnn_engine: recurrent networks (RNN, LSTM, GRU) in pure NumPy with hand-derived backpropagation through time."""
+"""rnn_engine: RNN, LSTM and GRU in pure NumPy with hand-derived backpropagation through time."""
 
 from .backend import no_grad
 from .errors import EngineError, InvalidInput
