@@ -162,8 +162,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m client.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
-    parser.add_argument("--hidden-size", type=int, default=128, help="LSTM hidden size (default 128)")
+    parser.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
+    parser.add_argument("--hidden-size", type=int, default=192, help="LSTM hidden size (default 192)")
     parser.add_argument("--corpus-chars", type=int, default=200_000, help="corpus prefix to train on")
     parser.add_argument("--output-dir", help="keep the ONNX file here (default: a temporary directory)")
     parser.add_argument("--address", help="use the server at HOST:PORT instead of starting one")
