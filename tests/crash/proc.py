@@ -77,13 +77,17 @@ class ServerProcess:
         self.proc.wait(10)
 
     def kill_all(self) -> None:
-        """SIGKILL the server and every process of its session (idempotent)."""
-        with contextlib.suppress(Exception):
-            self.channel.close()
+        """SIGKILL the server and every process of its session (idempotent).
+
+        The kill comes first: closing the channel first would cancel in-flight calls while the server still
+        runs, which is another scenario than a crash (and the server could act on it before it dies).
+        """
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
+        with contextlib.suppress(Exception):
+            self.channel.close()
 
     def stop(self) -> None:
         """SIGTERM (graceful drain), then SIGKILL the session if it lingers."""
