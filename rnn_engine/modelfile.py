@@ -11,8 +11,10 @@ renamed into place. Replacing an existing model swaps the two directories in one
 is unsupported it renames the old one to `.<name>.old-<random>`, renames the new one in, fsyncs the parent
 and removes the old one. A crash therefore leaves either the old or the new complete model under `<name>`,
 except (fallback only) in the instant between the two renames, when only `.<name>.old-*` exists:
-`cleanup_partial(parent)` (call it at start-up, before any save) puts that back and deletes leftover temp
-dirs. Hidden entries are never listed or loaded. Concurrent saves to one name must be serialised by callers.
+`cleanup_partial(parent)` (call it at start-up) puts that back and deletes leftover temp dirs; a save holds
+an flock on its temp dir (and on the `.old-*` dir) while it runs, and clean-up skips locked entries, so
+processes sharing the directory never remove each other's saves in progress. Hidden entries are never listed
+or loaded. Concurrent saves to one name must be serialised by callers.
 
 Names are validated (`validate_model_name`) before any path is built from them, and symlinks are refused, so
 nothing outside the parent directory is read or written.
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from . import filelock
 from .errors import IncompatibleModel, InvalidInput, NotFound
 
 FORMAT_VERSION = 1
@@ -140,8 +143,7 @@ def save_model_dir(
         raise InvalidInput(f"model directory {str(directory)!r} is a symlink; refusing to replace it")
 
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{name}.tmp-{secrets.token_hex(6)}"
-    tmp.mkdir()
+    tmp, lock = _locked_tmp_dir(parent, name)
     try:
         _write_weights(tmp / WEIGHTS, arrays)
         _write_file(tmp / MANIFEST, manifest_bytes)
@@ -151,7 +153,20 @@ def save_model_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        filelock.unlock(lock)
     return directory
+
+
+def _locked_tmp_dir(parent: Path, name: str) -> tuple[Path, int]:
+    """A new `.<name>.tmp-<random>` dir, flocked so another process's `cleanup_partial` leaves it alone."""
+    for _ in range(20):
+        tmp = parent / f".{name}.tmp-{secrets.token_hex(6)}"
+        tmp.mkdir()
+        lock = filelock.lock_fresh(tmp)
+        if lock is not None:
+            return tmp, lock
+    raise OSError(errno.EAGAIN, "could not lock a fresh temp dir (clean-up running in a loop?)", str(parent))
 
 
 def _load_renameat2():
@@ -193,20 +208,25 @@ def _swap_in(tmp: Path, directory: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old model
         return
     old = parent / f".{directory.name}.old-{secrets.token_hex(6)}"
-    os.rename(directory, old)
+    lock = filelock.try_lock(directory)  # held while it is `.old-*`: cleanup_partial must not restore it then
     try:
-        os.rename(tmp, directory)
-    except BaseException:
-        os.rename(old, directory)  # put the old model back before reporting the failure
-        raise
-    _fsync_dir(parent)
-    shutil.rmtree(old, ignore_errors=True)
+        os.rename(directory, old)
+        try:
+            os.rename(tmp, directory)
+        except BaseException:
+            os.rename(old, directory)  # put the old model back before reporting the failure
+            raise
+        _fsync_dir(parent)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        filelock.unlock(lock)
 
 
 def cleanup_partial(parent: Path | str) -> list[str]:
     """Repair `parent` after a crash: restore `.<name>.old-*` when `<name>` is missing, delete temp dirs.
 
-    Returns the hidden entries it removed or restored. Call before any save starts (not concurrently).
+    Returns the hidden entries it removed or restored. Entries locked by a save in progress (in this or
+    another process sharing the directory) are skipped, so it is safe while other servers save.
     """
     parent = Path(parent)
     if not parent.is_dir():
@@ -221,10 +241,16 @@ def cleanup_partial(parent: Path | str) -> list[str]:
             target = model_path(parent, match["name"])
         except InvalidInput:
             continue
-        if match["what"] == "old" and not target.exists() and not target.is_symlink():
-            os.rename(entry, target)
-        else:
-            shutil.rmtree(entry, ignore_errors=True)
+        lock = filelock.lock_fresh(entry)
+        if lock is None:  # a save in progress holds it (or it just went away)
+            continue
+        try:
+            if match["what"] == "old" and not target.exists() and not target.is_symlink():
+                os.rename(entry, target)
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+        finally:
+            filelock.unlock(lock)
         touched.append(entry.name)
     if touched:
         _fsync_dir(parent)

@@ -76,6 +76,7 @@ class JobFiles:
         self.record = self.dir / "job.json"
         self.events = self.dir / "events.jsonl"
         self.checkpoints = self.dir / "ckpt"
+        self.cancel_request = self.dir / "cancel"  # CancelJob from a server that does not run the job
 
     def data_path(self, record: JobRecord) -> Path:
         return self.dir / record.dataset["file"]
@@ -103,6 +104,23 @@ class JobFiles:
             except json.JSONDecodeError:  # a torn last line after a crash
                 break
         return out
+
+    def read_events_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """Complete event lines after byte `offset`, and the offset past them (WatchJob on another server)."""
+        try:
+            with open(self.events, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        out = []
+        for line in data[:end].splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out, offset + end
 
     def release_working_files(self, record: JobRecord) -> None:
         """Delete the dataset copy and checkpoints of a finished job (its record and events stay)."""

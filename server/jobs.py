@@ -3,8 +3,15 @@
 A job runs `server.worker.run_job` in its own process, at most `max_running` at once (others wait QUEUED).
 Its events flow through a multiprocessing Queue to a reader thread here, which numbers them, appends them to
 the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last word
-leaves the job FAILED with its exit code. At start-up, jobs that were QUEUED or RUNNING when the server
-stopped become INTERRUPTED; `resume` restarts such a job (same id) from its last checkpoint.
+leaves the job FAILED with its exit code. `resume` restarts a FAILED/CANCELLED/INTERRUPTED job (same id)
+from its last checkpoint.
+
+Several servers may share one model directory (scale-out). A server owns the jobs it queued or resumed and
+holds their lock (server/joblock.py) until they end; only owned jobs live in memory. Every other job is read
+from its files (state as recorded; WatchJob polls its events.jsonl). A job recorded QUEUED/RUNNING whose
+lock nobody holds lost its server: whoever reads it first (a server at start-up, or any query) takes the
+lock and records it INTERRUPTED. Resuming takes the lock first, so a job runs on one server at a time;
+CancelJob for a job another server runs leaves a `cancel` file that the owner checks at each event.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
 from . import jobrecord as jr
 from .errors import exhausted
+from .joblock import JobLock
 from .jobprocess import WorkerProcess
 from .worker import run_job
 
@@ -38,10 +46,11 @@ class _Live:
         self.cond = threading.Condition()
         self.worker: WorkerProcess | None = None
         self.resume = False
+        self.lock: JobLock | None = None  # held from queueing to the end (this server owns the job)
 
 
 class JobManager:
-    """Owns every job under `model_dir/.jobs`; thread-safe."""
+    """Runs jobs under `model_dir/.jobs` and reads those of other servers sharing it; thread-safe."""
 
     def __init__(
         self,
@@ -61,37 +70,50 @@ class JobManager:
         self.blas_threads = blas_threads  # each worker limits its own BLAS pool (server/threads.py)
         self.on_change = on_change
         self._lock = threading.RLock()
-        self._jobs: dict[str, _Live] = {}
+        self._jobs: dict[str, _Live] = {}  # the jobs this server owns (queued or running here)
         self._queue: list[str] = []
         self._closing = False
         self._load()
 
     # ------------------------------------------------------------------------------------------ records
     def _load(self) -> None:
-        for path in sorted(self.root.glob("job-*/job.json")):
-            files = jr.JobFiles(self.root, path.parent.name)
-            try:
-                record = files.read_record()
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("skipping unreadable job record %s: %s", path, exc)
-                continue
-            live = _Live(files, record, files.read_events())
-            record.event_count = len(live.events)
-            self._jobs[record.job_id] = live
-            if record.state in jr.ACTIVE:
-                self._end(
+        """At start-up: record as INTERRUPTED the jobs whose server stopped (reading them does that)."""
+        self.list()
+        self._changed()
+
+    def _disk_record(self, job_id: str) -> jr.JobRecord:
+        """A job this server does not own, as recorded; QUEUED/RUNNING with nobody holding it: INTERRUPTED."""
+        try:
+            files = jr.JobFiles(self.root, job_id)
+            record = files.read_record()
+        except FileNotFoundError:
+            raise NotFound(f"job {job_id!r} not found") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise NotFound(f"job {job_id!r}: unreadable record ({exc})") from None
+        if record.state not in jr.ACTIVE:
+            return record
+        lock = JobLock.acquire(files.dir)
+        if lock is None:  # another server (or its worker) runs it
+            return record
+        try:
+            live = _Live(files, files.read_record(), files.read_events())
+            if live.record.state in jr.ACTIVE:
+                self._set_state(
                     live,
                     jr.INTERRUPTED,
                     "the server stopped while the job was "
-                    f"{record.state.lower()}; resume it with Train(resume_job_id)",
+                    f"{live.record.state.lower()}; resume it with Train(resume_job_id)",
+                    notify=False,
                 )
-        self._changed()
+            return live.record
+        finally:
+            lock.release()
 
     def _changed(self) -> None:
         if self.on_change is not None:
             counts = {s: 0 for s in jr.STATES}
-            for live in list(self._jobs.values()):
-                counts[live.record.state] += 1
+            for record in self.list():
+                counts[record.state] += 1
             self.on_change(counts)
 
     def _emit(self, live: _Live, event: dict[str, Any]) -> None:
@@ -104,7 +126,7 @@ class JobManager:
                 live.files.write_record(live.record)
             live.cond.notify_all()
 
-    def _set_state(self, live: _Live, state: str, message: str = "") -> None:
+    def _set_state(self, live: _Live, state: str, message: str = "", notify: bool = True) -> None:
         live.record.state = state
         if message:
             live.record.message = message
@@ -123,32 +145,48 @@ class JobManager:
                 "total_steps": live.record.total_steps,
             },
         )
-        self._changed()
+        if notify:
+            self._changed()
 
     def _end(self, live: _Live, state: str, message: str = "") -> None:
-        self._set_state(live, state, message)
+        """Record the job's final state and let go of it (another server may resume it now)."""
+        self._set_state(live, state, message, notify=False)
+        if live.lock is not None:
+            with self._lock:
+                self._jobs.pop(live.record.job_id, None)
+            live.lock.release()
+        self._changed()
 
     # ------------------------------------------------------------------------------------------ queries
     def get(self, job_id: str) -> jr.JobRecord:
-        return self._live(job_id).record
-
-    def _live(self, job_id: str) -> _Live:
         live = self._jobs.get(job_id)
-        if live is None:
-            raise NotFound(f"job {job_id!r} not found")
-        return live
+        return live.record if live is not None else self._disk_record(job_id)
 
     def list(self, state: str | None = None, model: str | None = None) -> list[jr.JobRecord]:
-        """Records, newest first, optionally filtered."""
-        records = [live.record for live in list(self._jobs.values())]
+        """Records of every job in the directory (this server's and others'), newest first, filtered."""
+        with self._lock:
+            owned = {job_id: live.record for job_id, live in self._jobs.items()}
+        records = list(owned.values())
+        for path in sorted(self.root.glob("job-*/job.json")):
+            job_id = path.parent.name
+            if job_id in owned or not jr.JOB_ID.fullmatch(job_id):
+                continue
+            try:
+                records.append(self._disk_record(job_id))
+            except NotFound as exc:
+                log.warning("skipping job %s: %s", job_id, exc)
         records = [r for r in records if (not state or r.state == state) and (not model or r.model == model)]
         return sorted(records, key=lambda r: (r.created, r.job_id), reverse=True)
 
     def has_checkpoint(self, job_id: str) -> bool:
-        return self._live(job_id).files.has_checkpoint()
+        self.get(job_id)
+        return jr.JobFiles(self.root, job_id).has_checkpoint()
 
     def model_busy(self, name: str) -> bool:
-        return any(lv.record.model == name and not lv.record.terminal for lv in list(self._jobs.values()))
+        """A job queued or running on any server sharing the directory trains model `name`."""
+        if any(lv.record.model == name for lv in list(self._jobs.values())):
+            return True
+        return any(not r.terminal for r in self.list(model=name))
 
     # ------------------------------------------------------------------------------------------ control
     def submit(
@@ -177,8 +215,15 @@ class JobManager:
             job_id = "job-" + secrets.token_hex(6)
             files = jr.JobFiles(self.root, job_id)
             files.dir.mkdir(parents=True)
+            lock = JobLock.acquire(files.dir)
+            if lock is None:
+                raise RuntimeError(f"the lock of the new job {job_id} is held by another process")
             data_file = "data" + data_suffix
-            (files.dir / data_file).write_bytes(data)
+            try:
+                (files.dir / data_file).write_bytes(data)
+            except BaseException:
+                lock.release()
+                raise
             record = jr.JobRecord(
                 job_id=job_id,
                 model=model,
@@ -189,6 +234,7 @@ class JobManager:
                 dataset={"file": data_file, "options": dataset_options},
             )
             live = _Live(files, record, [])
+            live.lock = lock
             self._jobs[job_id] = live
             self._set_state(live, jr.QUEUED, "")
             self._queue.append(job_id)
@@ -198,14 +244,14 @@ class JobManager:
     def resume(self, job_id: str) -> jr.JobRecord:
         """Restart a FAILED/CANCELLED/INTERRUPTED job from its last checkpoint (same job id)."""
         with self._lock:
-            live = self._live(job_id)
-            if live.record.state not in jr.RESUMABLE:
+            owned = self._jobs.get(job_id)
+            if owned is not None:
                 raise FailedPrecondition(
-                    f"job {job_id!r} is {live.record.state}; only "
+                    f"job {job_id!r} is {owned.record.state}; only "
                     f"{'/'.join(jr.RESUMABLE)} jobs can be resumed"
                 )
-            if self.model_busy(live.record.model):
-                raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
+            live = self._take(job_id)
+            live.files.cancel_request.unlink(missing_ok=True)  # an old request must not stop the new run
             if live.files.checkpoints.is_dir():  # the job is not running: repair a checkpoint save cut short
                 modelfile.cleanup_partial(live.files.checkpoints)
             live.resume = live.files.has_checkpoint()
@@ -221,10 +267,46 @@ class JobManager:
             self._start_queued()
             return live.record
 
+    def _take(self, job_id: str) -> _Live:
+        """Lock a resumable job and own it; FailedPrecondition when another server runs it."""
+        record = self._disk_record(job_id)  # NotFound; records a dead server's job INTERRUPTED
+        files = jr.JobFiles(self.root, job_id)
+        lock = JobLock.acquire(files.dir)
+        if lock is None:
+            raise FailedPrecondition(
+                f"job {job_id!r} is running on another server ({record.state} with its lock held); "
+                "watch it with WatchJob or cancel it with CancelJob"
+            )
+        try:
+            live = _Live(files, files.read_record(), files.read_events())
+            live.record.event_count = len(live.events)
+            if live.record.state not in jr.RESUMABLE:
+                raise FailedPrecondition(
+                    f"job {job_id!r} is {live.record.state}; only "
+                    f"{'/'.join(jr.RESUMABLE)} jobs can be resumed"
+                )
+            if self.model_busy(live.record.model):
+                raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
+        except BaseException:
+            lock.release()
+            raise
+        live.lock = lock
+        self._jobs[job_id] = live
+        return live
+
     def cancel(self, job_id: str) -> jr.JobRecord:
-        """Ask a job to stop (it checkpoints and ends CANCELLED); a finished job is returned unchanged."""
+        """Ask a job to stop (it checkpoints and ends CANCELLED); a finished job is returned unchanged.
+
+        For a job another server runs, leave a cancel request file that its server acts on at the job's next
+        event; the record is returned as recorded (still RUNNING) and ends CANCELLED shortly after.
+        """
         with self._lock:
-            live = self._live(job_id)
+            live = self._jobs.get(job_id)
+            if live is None:
+                record = self._disk_record(job_id)
+                if not record.terminal:
+                    jr.JobFiles(self.root, job_id).cancel_request.touch()
+                return record
             if live.record.state == jr.QUEUED:
                 self._queue.remove(job_id)
                 self._end(live, jr.CANCELLED, "cancelled before it started")
@@ -237,7 +319,11 @@ class JobManager:
 
     def _start_queued(self) -> None:
         while self._queue and self._running() < self.max_running and not self._closing:
-            self._start(self._jobs[self._queue.pop(0)])
+            live = self._jobs[self._queue.pop(0)]
+            if live.files.cancel_request.exists():
+                self._end(live, jr.CANCELLED, "cancelled by CancelJob (on another server) before it started")
+            else:
+                self._start(live)
 
     def _start(self, live: _Live) -> None:
         rec = live.record
@@ -252,6 +338,7 @@ class JobManager:
             "model_path": str(self.model_dir / rec.model),
             "job_id": rec.job_id,
             "blas_threads": self.blas_threads,
+            "lock": live.lock.for_worker(),  # the worker holds the job's lock too, until it exits
         }
         live.worker = WorkerProcess(
             self.ctx,
@@ -281,6 +368,8 @@ class JobManager:
         metrics = event.get("metrics")
         if isinstance(metrics, dict):
             rec.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        if live.worker is not None and live.files.cancel_request.exists():  # CancelJob on another server
+            live.worker.stop.set()
         self._emit(live, {"kind": event.get("kind", "progress"), **event, "state": rec.state})
 
     def _finish(self, live: _Live, outcome: tuple) -> None:
@@ -308,7 +397,10 @@ class JobManager:
         poll: float = 0.25,
     ) -> Iterator[dict[str, Any]]:
         """Yield the job's events from `from_sequence`, live, until the job ends or `active()` is False."""
-        live = self._live(job_id)
+        live = self._jobs.get(job_id)
+        if live is None:
+            yield from self._watch_files(job_id, from_sequence, active, poll)
+            return
         n = max(0, int(from_sequence))
         while True:
             with live.cond:
@@ -320,6 +412,23 @@ class JobManager:
             n += len(batch)
             if (done and n >= len(live.events)) or not active():
                 return
+
+    def _watch_files(
+        self, job_id: str, from_sequence: int, active: Callable[[], bool], poll: float
+    ) -> Iterator[dict[str, Any]]:
+        """Follow a job this server does not own through its events.jsonl, polling every `poll` seconds."""
+        files = jr.JobFiles(self.root, job_id)
+        record, offset, n = self._disk_record(job_id), 0, 0
+        while True:
+            record = self.get(job_id)  # before the events: a final record's last event is already written
+            batch, offset = files.read_events_from(offset)
+            for event in batch:
+                if n >= from_sequence:
+                    yield event
+                n += 1
+            if record.terminal or not active():
+                return
+            time.sleep(poll)
 
     # ------------------------------------------------------------------------------------------ shutdown
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -1,7 +1,12 @@
-"""Uploaded datasets under model_dir/.uploads/: content-addressed files (ds-<sha256>) with a JSON sidecar."""
+"""Uploaded datasets under model_dir/.uploads/: content-addressed files (ds-<sha256>) with a JSON sidecar.
+
+An upload in progress is written to `.part-<random>` under an flock (rnn_engine.filelock); start-up removes
+only part files nobody holds, so servers sharing the directory never delete each other's uploads in progress.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -10,10 +15,12 @@ import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 
 from rnn.v1 import training_service_pb2 as tpb
+from rnn_engine import filelock
 
 from .errors import ServiceError, exhausted, invalid
 
@@ -26,8 +33,11 @@ class UploadStore:
     def __init__(self, model_dir: Path, max_bytes: int, max_disk_bytes: int = 0) -> None:
         self.root = Path(model_dir) / ".uploads"
         self.root.mkdir(parents=True, exist_ok=True)
-        for part in self.root.glob(".part-*"):  # left by a crash mid-upload
-            part.unlink(missing_ok=True)
+        for part in self.root.glob(".part-*"):  # left by a crash mid-upload, unless another server holds it
+            lock = filelock.lock_fresh(part)
+            if lock is not None:
+                part.unlink(missing_ok=True)
+                filelock.unlock(lock)
         self.max_bytes, self.max_disk_bytes = max_bytes, max_disk_bytes
         self._lock = threading.Lock()
         self._stored = sum(
@@ -64,20 +74,20 @@ class UploadStore:
             raise invalid("info.size_bytes", f"expected a size >= 0, got {info.size_bytes}")
         if info.size_bytes > self.max_bytes:
             raise exhausted("max_upload_bytes", f"info.size_bytes: {info.size_bytes} bytes is too large")
-        tmp = self.root / f".part-{secrets.token_hex(8)}"
+        tmp, f = _open_part(self.root)
         digest, size, reserved, stored = hashlib.sha256(), 0, 0, 0
         try:
-            with open(tmp, "wb") as f:
-                for n, msg in enumerate(it, start=1):
-                    if msg.WhichOneof("part") != "chunk":
-                        raise invalid(f"chunk[{n}]", "expected a chunk; info may only come first")
-                    if size + len(msg.chunk) > self.max_bytes:
-                        raise exhausted("max_upload_bytes", f"the upload exceeds {self.max_bytes} bytes")
-                    self._reserve(len(msg.chunk))
-                    reserved += len(msg.chunk)
-                    size += len(msg.chunk)
-                    digest.update(msg.chunk)
-                    f.write(msg.chunk)
+            # f stays open (and locked) until it has been renamed into place
+            for n, msg in enumerate(it, start=1):
+                if msg.WhichOneof("part") != "chunk":
+                    raise invalid(f"chunk[{n}]", "expected a chunk; info may only come first")
+                if size + len(msg.chunk) > self.max_bytes:
+                    raise exhausted("max_upload_bytes", f"the upload exceeds {self.max_bytes} bytes")
+                self._reserve(len(msg.chunk))
+                reserved += len(msg.chunk)
+                size += len(msg.chunk)
+                digest.update(msg.chunk)
+                f.write(msg.chunk)
             if size == 0:
                 raise invalid("chunk", "expected at least one non-empty chunk")
             if info.size_bytes and size != info.size_bytes:
@@ -98,11 +108,13 @@ class UploadStore:
             replaced = _size(target) + _size(self.root / f"{dataset_id}.json")  # same content uploaded again
             # the sidecar first: a crash in between leaves no data file without it
             _write_atomic(self.root / f"{dataset_id}.json", meta)
+            f.flush()
             os.replace(tmp, target)
             stored = size + len(meta) - replaced
             return dataset_id, size, sha
         finally:
             tmp.unlink(missing_ok=True)
+            f.close()
             self._settle(reserved, stored)
 
     def read(self, dataset_id: str, field: str = "dataset.dataset_id") -> tuple[bytes, int]:
@@ -123,10 +135,27 @@ def _size(path: Path) -> int:
         return 0
 
 
+def _open_part(root: Path) -> tuple[Path, BinaryIO]:
+    """A new `.part-<random>` file open for writing, flocked until closed (others' start-up skips it)."""
+    for _ in range(20):
+        tmp = root / f".part-{secrets.token_hex(8)}"
+        f = open(tmp, "xb")  # noqa: SIM115 - returned open; the caller closes it
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(tmp, follow_symlinks=False)):
+                return tmp, f
+        except (BlockingIOError, FileNotFoundError):
+            pass  # another start-up's clean-up took it between create and lock: try a new name
+        f.close()
+    raise OSError(f"could not lock a fresh upload file in {str(root)!r}")
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".part-{secrets.token_hex(8)}")
+    tmp, f = _open_part(path.parent)
     try:
-        tmp.write_bytes(data)
+        f.write(data)
+        f.flush()
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        f.close()

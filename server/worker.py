@@ -77,7 +77,8 @@ def orphan_check():
 
 def run_job(job: dict[str, Any], queue, stop) -> None:
     """Worker entry point. `job`: {"model_config", "train_config", "task", "data_path", "dataset_format",
-    "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id", "blas_threads"}; the "done" message
+    "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id", "blas_threads", "lock"} ("lock", a
+    server.joblock.InheritedLock, keeps the job's lock held while this process lives); the "done" message
     also reports the BLAS thread count in effect ("blas_threads")."""
     from rnn_engine import errors
     from rnn_engine.checkpoint import save_model
