@@ -182,3 +182,23 @@ def test_start_up_clean_up_spares_another_processes_save_and_upload_in_progress(
     assert (models / "saved" / "manifest.json").is_file()
     listed = [m.name for m in server.stubs.models.ListModels(mpb.ListModelsRequest(), timeout=20).models]
     assert "lm" in listed
+
+
+def test_a_queued_job_cancelled_on_another_server_ends_cancelled_when_its_turn_comes(tmp_path, servers):
+    models = tmp_path / "models"
+    first = _start(servers, models)  # one training job at a time: the second one waits QUEUED
+    running, running_events = _long_job(first, "long")
+    queued_call = first.stubs.training.Train(tpb.TrainRequest(
+        model="waiting", task=pb.TASK_LANGUAGE_MODEL, spec=TINY,
+        training=pb.TrainingSettings(max_steps=3, batch_size=2, seq_len=8),
+        dataset=tpb.DatasetSource(text=LM_TEXT)), timeout=60)
+    queued = next(queued_call).event
+    assert queued.state == pb.JOB_STATE_QUEUED
+
+    second = _start(servers, models)
+    reply = second.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=queued.job_id), timeout=20).job
+    assert reply.state == pb.JOB_STATE_QUEUED  # as recorded: the first server acts on it
+    first.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=running), timeout=20)
+    assert _final_state(running_events) == pb.JOB_STATE_CANCELLED
+    last = [r.event for r in queued_call][-1]
+    assert last.state == pb.JOB_STATE_CANCELLED and "before it started" in last.message
