@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,6 +21,7 @@ import grpc
 
 from rnn.v1 import training_service_pb2 as tpb
 from rnn_engine import filelock
+from rnn_engine.errors import Cancelled
 
 from .errors import ServiceError, exhausted, invalid
 
@@ -61,8 +62,14 @@ class UploadStore:
             self._receiving -= received
             self._stored += stored
 
-    def receive(self, requests: Iterable[tpb.UploadDatasetRequest]) -> tuple[str, int, str]:
-        """Write an upload stream (info first, then chunks); returns (dataset_id, size, sha256 hex)."""
+    def receive(self, requests: Iterable[tpb.UploadDatasetRequest],
+                is_active: Callable[[], bool] = lambda: True) -> tuple[str, int, str]:
+        """Write an upload stream (info first, then chunks); returns (dataset_id, size, sha256 hex).
+
+        gRPC's server can report a client's cancellation as an ordinary end of the request stream, so
+        `is_active` (the call context's) is asked once more before anything is committed: a cancelled upload
+        stores nothing. Clients should also announce `info.size_bytes`, which catches a truncated stream.
+        """
         it = iter(requests)
         first = next(it, None)
         if first is None or first.WhichOneof("part") != "info":
@@ -88,6 +95,8 @@ class UploadStore:
                 size += len(msg.chunk)
                 digest.update(msg.chunk)
                 f.write(msg.chunk)
+            if not is_active():
+                raise Cancelled("upload cancelled by the client before it ended; nothing was stored")
             if size == 0:
                 raise invalid("chunk", "expected at least one non-empty chunk")
             if info.size_bytes and size != info.size_bytes:

@@ -100,5 +100,5 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
 
     @handle_errors
     def UploadDataset(self, request_iterator, context):
-        dataset_id, size, sha = self.state.uploads.receive(request_iterator)
+        dataset_id, size, sha = self.state.uploads.receive(request_iterator, context.is_active)
         return tpb.UploadDatasetResponse(dataset_id=dataset_id, size_bytes=size, sha256=sha)
