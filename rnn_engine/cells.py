@@ -172,15 +172,19 @@ def lstm_backward(d_out, d_hT, d_cT, cache, W_hh):
     i, f, g, o = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H : 3 * H], acts[..., 3 * H :]
     # Factors for all steps in a few vectorised calls: d pre = (dc g, dc c_prev, dc i, dh tanh c) * act',
     # with act' = s(1-s) or 1-g^2; dc gathers dh o (1 - tanh^2 c) on the way.
+    # (no temporaries: at these sizes every fresh array costs its page faults, as much as the arithmetic)
     fac = xp.empty((T, B, 4 * H), dtype=acts.dtype)
-    xp.multiply(acts, 1.0 - acts, out=fac)  # s(1 - s) on the sigmoid blocks, overwritten for g below
+    xp.subtract(1.0, acts, out=fac)
+    fac *= acts  # s(1 - s) on the sigmoid blocks, overwritten for g below
     fac[..., :H] *= g
-    fac[..., H : 2 * H] *= xp.concatenate([cache.c0[None], cache.cs[:-1]])
+    fac[0, :, H : 2 * H] *= cache.c0  # c_prev
+    fac[1:, :, H : 2 * H] *= cache.cs[:-1]
     xp.multiply(g, g, out=fac[..., 2 * H : 3 * H])
     xp.subtract(1.0, fac[..., 2 * H : 3 * H], out=fac[..., 2 * H : 3 * H])
     fac[..., 2 * H : 3 * H] *= i
     fac[..., 3 * H :] *= tc
-    o_dtanh = 1.0 - tc * tc
+    o_dtanh = xp.multiply(tc, tc, out=tc)  # tanh(c) is not needed after this: 1 - tanh^2 over it
+    xp.subtract(1.0, o_dtanh, out=o_dtanh)
     o_dtanh *= o
     fac3 = fac[..., : 3 * H].reshape(T, B, 3, H)
     dpre = xp.empty((T, B, 4 * H), dtype=d_out.dtype)

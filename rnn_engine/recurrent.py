@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import cells
+from . import cells, columns
 from .backend import as_generator, grad_enabled, xp
 from .errors import InvalidInput
 from .init import RECURRENT_INITS, recurrent_matrix, uniform, xavier_uniform
@@ -256,16 +256,20 @@ class RecurrentBase:
             for d, s in enumerate(self._suffixes()):
                 idx = k * D + d
                 Wih_t, Whh_t, bias, b_hn, step_scale = self._forward_weights(k, s, T * B)
-                xw = (inp.reshape(T * B, -1) @ Wih_t).reshape(T, B, -1)  # one product for all steps
-                if bias is not None:
-                    xw += bias
-                if step_scale is not None:
-                    xw *= step_scale
                 # the reverse direction runs the same cell on time-reversed views (processing order)
                 rev = slice(None, None, -1) if d == 1 else slice(None)
                 m = None if mask is None else mask[rev]
-                o, h, c, cache = self._cell_forward(xw[rev], h0[idx], c0[idx], Whh_t, b_hn, step_scale, m,
-                                                    keep)
+                if self._columns_apply(keep, T, B):
+                    o, h, c = self._columns_forward(inp, Wih_t, Whh_t, bias, b_hn, h0[idx], c0[idx], rev, m)
+                    cache = None
+                else:
+                    xw = (inp.reshape(T * B, -1) @ Wih_t).reshape(T, B, -1)  # one product for all steps
+                    if bias is not None:
+                        xw += bias
+                    if step_scale is not None:
+                        xw *= step_scale
+                    o, h, c, cache = self._cell_forward(xw[rev], h0[idx], c0[idx], Whh_t, b_hn, step_scale, m,
+                                                        keep)
                 out[rev, :, d * H : (d + 1) * H] = o
                 h_n[idx] = h
                 if c_n is not None:
@@ -276,6 +280,20 @@ class RecurrentBase:
         self._cache = (layer_cache, mask, self.batch_first) if keep else None
         output = inp.transpose(1, 0, 2) if self.batch_first else inp
         return output, h_n, c_n
+
+    def _columns_apply(self, keep, T, B):
+        """Inference of LSTM / GRU with contiguous weight copies and B >= columns.MIN_BATCH: column layout."""
+        return not keep and self.mode in ("LSTM", "GRU") and B >= columns.MIN_BATCH and T * B >= COPY_MIN_ROWS
+
+    def _columns_forward(self, inp, Wih_t, Whh_t, bias, b_hn, h0, c0, rev, mask):
+        """-> (output (T, B, H), h_T, c_T or None) through `columns`; same values as `_cell_forward`."""
+        xw = xp.matmul(Wih_t.T, inp.swapaxes(1, 2))  # (G, I) @ (T, I, B) -> (T, G, B), one product per step
+        if bias is not None:
+            xw += bias[:, None]
+        if self.mode == "LSTM":
+            return columns.lstm_forward_columns(xw[rev], h0, c0, Whh_t, mask)
+        out, h = columns.gru_forward_columns(xw[rev], h0, Whh_t, b_hn, mask)
+        return out, h, None
 
     def _cell_forward(self, xw, h0, c0, Whh_t, b_hn, step_scale, mask, keep):
         """-> (output (T, B, H), h_T, c_T or None, cache), all in processing order."""
