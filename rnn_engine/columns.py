@@ -1,12 +1,13 @@
 """Inference forwards of LSTM and GRU in column layout: each step's gates are (G, B), the states (H, B).
 
 Same arithmetic as `cells.lstm_forward` / `cells.gru_forward` with `keep=False` (processing order, scaled
-pre-activations overwritten in place, contiguous scaled `Wt` (H, G)), and bit-identical results, but the
-caller hands the input projection in column layout, `xw_cols` (T, G, B), and each step's recurrent product
-is computed transposed, (G, B) = Wt^T (G, H) x h^T (H, B). In this layout every gate block is a contiguous
-run of rows instead of a strided column slice, and OpenBLAS runs the transposed product as fast or a little
-faster. The outputs are returned as (T, B, H) views of (T, H, B) arrays; the caller copies them into its
-output. No cache: training keeps the row layout, which the backwards in `cells.py` read.
+pre-activations, contiguous scaled `Wt` (H, G)) and bit-identical results, but the caller hands the input
+projection in column layout, `xw_cols` (G, T, B) (one product for all steps, Wt_ih^T (G, I) x x^T (I, T*B),
+which OpenBLAS runs as fast as the row-layout one), and each step's recurrent product is computed
+transposed, (G, B) = Wt^T (G, H) x h^T (H, B), with the step's strided slice of `xw_cols` read once by the
+add. In this layout every gate block is a contiguous run of rows instead of a strided column slice. The
+outputs are returned as (T, B, H) views of (T, H, B) arrays; the caller copies them into its output. No
+cache: training keeps the row layout, which the backwards in `cells.py` read.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ def _rows(a):
 
 
 def lstm_forward_columns(xw_cols, h0, c0, Wt, mask):
-    """xw_cols: (T, 4H, B) scaled, both biases folded in; h0, c0 (B, H); Wt (H, 4H) contiguous, scaled;
+    """xw_cols: (4H, T, B) scaled, both biases folded in; h0, c0 (B, H); Wt (H, 4H) contiguous, scaled;
     mask (T, B, 1) or None.  Returns (out (T, B, H), h_T (B, H), c_T (B, H)) as views."""
-    T, G, B = xw_cols.shape
+    G, T, B = xw_cols.shape
     H = G // 4
     hs = xp.empty((T, H, B), dtype=xw_cols.dtype)
     out = hs if mask is None else xp.empty_like(hs)
@@ -33,13 +34,13 @@ def lstm_forward_columns(xw_cols, h0, c0, Wt, mask):
     cs = xp.empty((2, H, B), dtype=xw_cols.dtype)  # the running c
     tanh_c = xp.empty((H, B), dtype=xw_cols.dtype)
     ig = xp.empty((H, B), dtype=xw_cols.dtype)
-    hw = xp.empty((G, B), dtype=xw_cols.dtype)
+    a = xp.empty((G, B), dtype=xw_cols.dtype)  # the step's pre-activations, then activations
     WtT = Wt.T  # (G, H) view of the contiguous (H, G)
     h, c = xp.ascontiguousarray(h0.T), xp.ascontiguousarray(c0.T)
     for p in range(T):
-        a, c_new, h_new = xw_cols[p], cs[p % 2], hs[p]
-        xp.matmul(WtT, h, out=hw)  # (G, H) @ (H, B): all gates in one product
-        a += hw
+        c_new, h_new = cs[p % 2], hs[p]
+        xp.matmul(WtT, h, out=a)  # (G, H) @ (H, B): all gates in one product
+        a += xw_cols[:, p]
         xp.tanh(a, out=a)  # one call for all four gates
         _sigmoid_from_tanh(a[: 2 * H])
         _sigmoid_from_tanh(a[3 * H :])
@@ -57,29 +58,30 @@ def lstm_forward_columns(xw_cols, h0, c0, Wt, mask):
 
 
 def gru_forward_columns(xw_cols, h0, Wt, b_hn, mask):
-    """xw_cols: (T, 3H, B) scaled, b_ih and the r, z blocks of b_hh folded in; b_hn (H,) or 0.0; otherwise
+    """xw_cols: (3H, T, B) scaled, b_ih and the r, z blocks of b_hh folded in; b_hn (H,) or 0.0; otherwise
     as `lstm_forward_columns`.  Returns (out (T, B, H), h_T (B, H)) as views."""
-    T, G, B = xw_cols.shape
+    G, T, B = xw_cols.shape
     H = G // 3
     hs = xp.empty((T, H, B), dtype=xw_cols.dtype)
     out = hs if mask is None else xp.empty_like(hs)
     mask_c = None if mask is None else mask.swapaxes(1, 2)
     hn = xp.empty((H, B), dtype=xw_cols.dtype)  # h W_hn^T + b_hn
     hw = xp.empty((G, B), dtype=xw_cols.dtype)
+    a = xp.empty((G, B), dtype=xw_cols.dtype)  # r, z activations and n
     b_hn = xp.asarray(b_hn, dtype=xw_cols.dtype)
     b_hn = b_hn[:, None] if b_hn.ndim == 1 else b_hn  # (H, 1) column, or the scalar 0
     WtT = Wt.T
     h = xp.ascontiguousarray(h0.T)
     for p in range(T):
-        a, h_new = xw_cols[p], hs[p]
+        x_p, h_new = xw_cols[:, p], hs[p]
         xp.matmul(WtT, h, out=hw)
         rz, n = a[: 2 * H], a[2 * H :]
-        rz += hw[: 2 * H]
+        xp.add(x_p[: 2 * H], hw[: 2 * H], out=rz)
         xp.tanh(rz, out=rz)
         _sigmoid_from_tanh(rz)
         xp.add(hw[2 * H :], b_hn, out=hn)
         xp.multiply(a[:H], hn, out=h_new)  # h_new as scratch for r hn
-        n += h_new
+        xp.add(x_p[2 * H :], h_new, out=n)
         xp.tanh(n, out=n)
         xp.subtract(h, n, out=h_new)
         h_new *= a[H : 2 * H]  # z (h - n)

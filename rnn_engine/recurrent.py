@@ -287,12 +287,13 @@ class RecurrentBase:
 
     def _columns_forward(self, inp, Wih_t, Whh_t, bias, b_hn, h0, c0, rev, mask):
         """-> (output (T, B, H), h_T, c_T or None) through `columns`; same values as `_cell_forward`."""
-        xw = xp.matmul(Wih_t.T, inp.swapaxes(1, 2))  # (G, I) @ (T, I, B) -> (T, G, B), one product per step
+        T, B, _ = inp.shape
+        xw = (Wih_t.T @ inp.reshape(T * B, -1).T).reshape(-1, T, B)  # (G, I) @ (I, T*B): one product
         if bias is not None:
-            xw += bias[:, None]
+            xw += bias[:, None, None]
         if self.mode == "LSTM":
-            return columns.lstm_forward_columns(xw[rev], h0, c0, Whh_t, mask)
-        out, h = columns.gru_forward_columns(xw[rev], h0, Whh_t, b_hn, mask)
+            return columns.lstm_forward_columns(xw[:, rev], h0, c0, Whh_t, mask)
+        out, h = columns.gru_forward_columns(xw[:, rev], h0, Whh_t, b_hn, mask)
         return out, h, None
 
     def _cell_forward(self, xw, h0, c0, Whh_t, b_hn, step_scale, mask, keep):
