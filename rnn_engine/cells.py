@@ -267,12 +267,17 @@ def gru_backward(d_out, d_hT, cache, W_hh):
     T, B, H = d_out.shape
     acts, mask = cache.acts, cache.mask
     r, z, n = acts[..., :H], acts[..., H : 2 * H], acts[..., 2 * H :]
-    h_prev = xp.concatenate([cache.h0[None], cache.hs[:-1]])
     # Factors for all steps: d n_pre = dh (1-z)(1-n^2); d r_pre = d n_pre hn r(1-r); d z_pre = dh (h-n) z(1-z)
-    fac_n = (1.0 - z) * (1.0 - n * n)
-    fac_rz = acts[..., : 2 * H] * (1.0 - acts[..., : 2 * H])
+    # (in place, no temporaries: each fresh multi-MB array costs its page faults)
+    fac_n = xp.multiply(n, n)
+    xp.subtract(1.0, fac_n, out=fac_n)
+    fac_n *= 1.0 - z  # (T, B, H) temporary, a third of the others
+    rz = acts[..., : 2 * H]
+    fac_rz = xp.subtract(1.0, rz)
+    fac_rz *= rz
     fac_rz[..., :H] *= cache.hn
-    fac_rz[..., H:] *= h_prev - n
+    fac_rz[0, :, H:] *= cache.h0 - n[0]  # h_prev - n
+    fac_rz[1:, :, H:] *= cache.hs[:-1] - n[1:]
     dpre_x = xp.empty((T, B, 3 * H), dtype=d_out.dtype)
     dpre_h = xp.empty((T, B, 3 * H), dtype=d_out.dtype)
     dh = d_hT.copy()
