@@ -122,3 +122,9 @@ def tree_digest(directory: Path) -> dict[str, str]:
     """sha256 of every regular file under `directory`, by relative path."""
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def start_server(servers: list, model_dir) -> ServerProcess:
+    """Start a server on `model_dir` and register it with the `servers` fixture's list."""
+    servers.append(ServerProcess(model_dir))
+    return servers[-1]

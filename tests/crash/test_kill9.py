@@ -21,23 +21,10 @@ from rnn.v1 import training_service_pb2 as tpb
 from tests.security.helpers import LM_TEXT, save_tiny_models
 
 from .proc import ServerProcess, tree_digest, wait_gone
+from .proc import start_server as _start
 
 TINY = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=8, embedding_dim=4)
 TINY_MODELS = ["clf", "fc", "lm"]
-
-
-@pytest.fixture
-def servers():
-    """Start ServerProcess objects through this list; all are killed at teardown."""
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill_all()
-
-
-def _start(servers: list, model_dir) -> ServerProcess:
-    servers.append(ServerProcess(model_dir))
-    return servers[-1]
 
 
 def _train_request(name: str, spec=TINY, steps: int = 1500, checkpoint_every: int = 50, **extra):

@@ -23,21 +23,9 @@ from rnn.v1 import training_service_pb2 as tpb
 from tests.security.helpers import LM_TEXT, save_tiny_models
 
 from .proc import REPO, ServerProcess
+from .proc import start_server as _start
 
 TINY = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=8, embedding_dim=4)
-
-
-@pytest.fixture
-def servers():
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.kill_all()
-
-
-def _start(servers: list, model_dir) -> ServerProcess:
-    servers.append(ServerProcess(model_dir))
-    return servers[-1]
 
 
 def _long_job(server: ServerProcess, name: str) -> tuple[str, queue.Queue]:
