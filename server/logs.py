@@ -29,12 +29,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when the handler was made (a test
+    runner or a CLI harness may swap stderr and close the old one while server threads still log)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure(level: str = "INFO") -> None:
     """Send the `rnn` loggers to stderr as JSON lines at `level` (idempotent)."""
     logger = logging.getLogger("rnn")
     logger.setLevel(level)
     if not any(getattr(h, "_rnn_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderrHandler()
         handler.setFormatter(JsonFormatter())
         handler._rnn_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
