@@ -17,11 +17,9 @@ import grpc
 
 from rnn.v1 import common_pb2 as pb
 from rnn.v1 import inference_service_pb2 as ipb
-from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
 from rnn.v1 import model_service_pb2 as mpb
-from rnn.v1 import model_service_pb2_grpc as mpb_grpc
 from rnn.v1 import training_service_pb2 as tpb
-from rnn.v1 import training_service_pb2_grpc as tpb_grpc
+from tests.server.helpers import Stubs
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 INFER_TOKEN = "infer-token-0123456789abcdef"
@@ -55,16 +53,6 @@ def save_tiny_models(model_dir: Path, names: tuple[str, ...] = ("lm", "clf", "fc
 
 
 # ---------------------------------------------------------------------------------------------- servers
-class Stubs:
-    """The three service stubs of one channel."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.channel = channel
-        self.training = tpb_grpc.TrainingServiceStub(channel)
-        self.inference = ipb_grpc.InferenceServiceStub(channel)
-        self.models = mpb_grpc.ModelServiceStub(channel)
-
-
 def start_server(model_dir: Path, **overrides: Any):
     """An in-process server on 127.0.0.1:0 without the metrics endpoint; returns (server, port)."""
     from server import ServerConfig, create_server

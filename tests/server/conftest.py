@@ -14,11 +14,10 @@ import grpc
 import pytest
 
 from rnn.v1 import common_pb2 as pb
-from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
-from rnn.v1 import model_service_pb2_grpc as mpb_grpc
 from rnn.v1 import training_service_pb2 as tpb
-from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 from server import ServerConfig, create_server
+
+from .helpers import Stubs
 
 LM_TEXT = "the cat sat on the mat. the dog sat on the log. a cat and a dog. " * 12
 CLASSES = "\n".join(
@@ -87,16 +86,6 @@ MODELS = {
     ),
     "rev": (pb.TASK_SEQ2SEQ, pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, **SMALL), tpb.DatasetSource(text=REVERSED)),
 }
-
-
-class Stubs:
-    """The three service stubs of one channel."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.channel = channel
-        self.training = tpb_grpc.TrainingServiceStub(channel)
-        self.inference = ipb_grpc.InferenceServiceStub(channel)
-        self.models = mpb_grpc.ModelServiceStub(channel)
 
 
 def start_server(model_dir, **overrides):

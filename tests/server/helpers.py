@@ -1,10 +1,14 @@
-"""Decoding error details of failed calls (google.rpc.BadRequest, ErrorInfo, RequestInfo) in server tests."""
+"""Server-test helpers: the three service stubs of a channel, and decoding error details of failed calls."""
 
 from __future__ import annotations
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
+from rnn.v1 import model_service_pb2_grpc as mpb_grpc
+from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
 
 def details(err: grpc.RpcError) -> dict:
@@ -43,3 +47,13 @@ def eventually(check, timeout: float = 5.0):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.02)
+
+
+class Stubs:
+    """The three service stubs of one channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.training = tpb_grpc.TrainingServiceStub(channel)
+        self.inference = ipb_grpc.InferenceServiceStub(channel)
+        self.models = mpb_grpc.ModelServiceStub(channel)
