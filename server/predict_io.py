@@ -10,26 +10,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import grpc
-
 from rnn.v1 import common_pb2 as pb
 from rnn.v1 import inference_service_pb2 as ipb
 from rnn_engine.tokenizers import N_SPECIAL
 
 from .errors import ServiceError, invalid
+from .limits import over_limit
 
 LABEL_TASKS = ("language_model", "classification", "tagging")
 TEXT_OUTPUT_TASKS = ("one_to_many", "seq2seq")
 
 
 def too_long(field: str, n: int, limit: int) -> ServiceError:
-    return ServiceError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"{field}: {n} steps is more than the server limit max_sequence_length={limit}",
-        field=field,
-        reason="LIMIT_EXCEEDED",
-        metadata={"limit": "max_sequence_length"},
-    )
+    return over_limit(field, n, "max_sequence_length", limit, "steps")
 
 
 def batch_inputs(model, inputs, *, max_batch: int, max_len: int, field: str = "inputs") -> list:
@@ -37,13 +30,7 @@ def batch_inputs(model, inputs, *, max_batch: int, max_len: int, field: str = "i
     if len(inputs) == 0:
         raise invalid(field, "expected at least one sequence, got none")
     if len(inputs) > max_batch:
-        raise ServiceError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"{field}: {len(inputs)} sequences is more than the server limit max_batch_size={max_batch}",
-            field=field,
-            reason="LIMIT_EXCEEDED",
-            metadata={"limit": "max_batch_size"},
-        )
+        raise over_limit(field, len(inputs), "max_batch_size", max_batch, "sequences")
     return [sequence_input(model, x, f"{field}[{i}]", max_len) for i, x in enumerate(inputs)]
 
 
