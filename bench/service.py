@@ -81,16 +81,16 @@ def step_stream(model, tokens: int) -> list[float]:
     """Times of the bare per-token work: one padded `step_logits` row and `choose`, fed back."""
     import numpy as np
 
-    from rnn_engine.batched import GENERATE_ROWS, exact_min_rows, step_logits
+    from rnn_engine.batched import GENERATE_ROWS, StepPlan, exact_min_rows, step_logits
     from rnn_engine.config import GenerationConfig
     from rnn_engine.generate import choose
     from rnn_engine.models.base import zero_state
 
     cfg, rng = GenerationConfig(temperature=0.0), np.random.default_rng(0)
-    rows = exact_min_rows(model, GENERATE_ROWS)
+    rows, plan = exact_min_rows(model, GENERATE_ROWS), StepPlan(model)
     state, token, history, stamps = zero_state(model.net.rnn, 1), 2, [], []
     for _ in range(tokens):
-        logits, state = step_logits(model, np.array([token]), state, min_rows=rows)
+        logits, state = step_logits(model, np.array([token]), state, min_rows=rows, plan=plan)
         token = choose(logits[0], cfg, history, rng)
         history.append(token)
         stamps.append(time.perf_counter())

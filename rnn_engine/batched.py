@@ -2,9 +2,11 @@
 
 A server steps every running generation together (continuous batching): each request keeps its own state,
 sampling settings and random generator in a `batched_sampler.Sampler`, and `step_logits` advances all of them
-by one token with one product per layer, through the recurrent layers' `step` fast path (no per-call weight
-copies). Model.generate runs the same `Sampler` and step for one request alone, so a request gets
-Model.generate's tokens.
+by one token through a `StepPlan`: the model's weights copied once, contiguous with the gate scale folded in
+(the recurrent layers' `step_weights()`), the first layer's input product replaced by a lookup table of every
+token's projection, so a step is one recurrent product per layer, one input product per layer above the first
+and the output product. Model.generate runs the same `Sampler` and step for one request alone, so a request
+gets Model.generate's tokens.
 
 What is exact is that a request produces the same tokens whether it runs alone or among others, provided the
 batched step computes each row independently of the others. BLAS does so for a fixed number of rows M (a row's
@@ -12,7 +14,9 @@ result does not depend on its position or on the other rows), but may round diff
 M is small: gemv for M == 1, and small-matrix kernels below a shape-dependent size. `exact_min_rows(model,
 max_rows)` finds, once per network shape, the smallest M0 such that every M in [M0, max_rows] gives the same
 rows, and `step_logits` pads smaller batches to M0 rows (repeating the last row), so a stream gets the same
-logits alone or in any batch up to max_rows.
+logits alone or in any batch up to max_rows. The small output product (M x H x V up to about 1e6 runs
+OpenBLAS's small-matrix kernel) is padded on its own to the rows from which it rounds alike, so that this one
+product does not force every step to its larger row count.
 Model.generate runs each request this way alone, with max_rows = GENERATE_ROWS (the server's default
 `--batch-max-size`), so it gives the server's tokens too.
 
@@ -52,11 +56,67 @@ def split_state(state: State) -> list[State]:
     return [(h[:, b : b + 1], None if c is None else c[:, b : b + 1]) for b in range(h.shape[1])]
 
 
-def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS) -> tuple[Any, State]:
+class StepPlan:
+    """What `step_logits` reads of a model, laid out once for many steps: the recurrent layers'
+    `step_weights()`, the first layer's input projection of every token as a lookup table (V, G), and the
+    output layer's W^T contiguous. Copies: build a new plan after the model's parameters change.
+    A scheduler keeps one per loaded model; Model.generate builds one per call.
+    """
+
+    def __init__(self, model) -> None:
+        if model.task not in BATCHED_TASKS:
+            raise FailedPrecondition(f"StepPlan: a {model.task} model does not generate tokens")
+        net = model.net
+        decoder = model.task != "language_model"
+        self.model = model
+        self.rnn = net.decoder if decoder else net.rnn
+        embedding = net.dec_embedding if decoder else net.embedding
+        self.weights = self.rnn.step_weights()
+        self.table = self.weights.input_table(embedding.params["weight"])  # (V, G)
+        head = net.head.params
+        self.head_t = xp.array(head["weight"].T, order="C")  # (H, V), a copy
+        self.head_b = None if head.get("bias") is None else head["bias"].copy()
+        self.head_rows = _exact_product_rows(self.head_t, GENERATE_ROWS)
+
+    def step(self, ids, state: State) -> tuple[Any, State]:
+        """ids (B,) -> logits (B, V), new state; no validation (see step_logits)."""
+        self.model.net.eval()  # dropout off: the plan holds no dropout
+        if state[1] is not None:
+            y, (h, c) = self.rnn.step(None, state, self.weights, self.table[ids])
+        else:
+            y, h = self.rnn.step(None, state[0], self.weights, self.table[ids])
+            c = None
+        B = y.shape[0]
+        if B < self.head_rows:  # the small output product rounds alike only from head_rows rows
+            y = xp.concatenate([y, xp.repeat(y[-1:], self.head_rows - B, axis=0)])
+        logits = (y @ self.head_t)[:B]
+        if self.head_b is not None:
+            logits += self.head_b
+        return logits, (h, c)
+
+
+def _exact_product_rows(W, max_rows: int) -> int:
+    """Smallest M0 >= MIN_ROWS such that the rows of X @ W for M0..max_rows rows of X are bit-identical,
+    probed once per shape of W (OpenBLAS rounds small products, M*N*K up to about 1e6, differently)."""
+    key = ("product", W.shape, str(W.dtype), max_rows)
+    if key not in _EXACT_ROWS:
+        X = xp.random.default_rng(0).standard_normal((max_rows, W.shape[0])).astype(W.dtype)
+        ref, m0 = X @ W, MIN_ROWS
+        for m in range(max_rows - 1, MIN_ROWS - 1, -1):
+            if not xp.array_equal(X[:m] @ W, ref[:m]):
+                m0 = m + 1
+                break
+        _EXACT_ROWS[key] = m0
+    return _EXACT_ROWS[key]
+
+
+def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS,
+                plan: StepPlan | None = None) -> tuple[Any, State]:
     """Feed one token to each of B streams: token_ids (B,) and state (L, B, H) -> logits (B, V), new state.
 
     Batches smaller than `min_rows` are padded (use `exact_min_rows`); then row b of the result depends only
-    on row b of the inputs, so a stream gets the same logits alone or in any batch.
+    on row b of the inputs, so a stream gets the same logits alone or in any batch. `plan`: a `StepPlan` of
+    this model to reuse (without one, each call builds its own: a copy of every weight).
     """
     if model.task not in BATCHED_TASKS:
         raise FailedPrecondition(f"step_logits: a {model.task} model does not generate tokens")
@@ -69,6 +129,9 @@ def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS) -> tup
         raise InvalidInput(f"token_ids: expected ids in [0, {V}), got {ids.min()}..{ids.max()}")
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
         raise InvalidInput(f"min_rows: expected an int >= 1, got {min_rows!r}")
+    if plan is not None and (not isinstance(plan, StepPlan) or plan.model is not model):
+        raise InvalidInput(f"plan: expected a StepPlan of this model, got {type(plan).__name__}"
+                           f"{' of another model' if isinstance(plan, StepPlan) else ''}")
     h, c = state
     B = ids.shape[0]
     if h.ndim != 3 or h.shape[1] != B or (c is not None and c.shape != h.shape):
@@ -80,25 +143,10 @@ def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS) -> tup
         h = xp.concatenate([h, xp.repeat(h[:, -1:], pad, axis=1)], axis=1)
         c = None if c is None else xp.concatenate([c, xp.repeat(c[:, -1:], pad, axis=1)], axis=1)
     with no_grad():
-        out, (h, c) = _fast_step(model, ids, (h, c))
+        out, (h, c) = (plan or StepPlan(model)).step(ids, (h, c))
     if pad:
         out, h, c = out[:B], h[:, :B], None if c is None else c[:, :B]
     return out, (h, c)
-
-
-def _fast_step(model, ids, state: State) -> tuple[Any, State]:
-    """embedding -> recurrent `step` (no per-call weight copies) -> head: ids (B,) -> logits (B, V), state."""
-    net = model.net
-    net.eval()
-    decoder = model.task != "language_model"
-    emb, rnn = (net.dec_embedding, net.decoder) if decoder else (net.embedding, net.rnn)
-    x = net.drop_in(emb(ids))  # (B, E)
-    if state[1] is not None:
-        y, (h, c) = rnn.step(x, state)
-    else:
-        y, h = rnn.step(x, state[0])
-        c = None
-    return net.head(net.drop_out(y)), (h, c)  # (B, V)
 
 
 def _shape_key(model) -> tuple:
@@ -136,12 +184,14 @@ def _probe_min_rows(model, n: int, generating: bool) -> int:
     c = rng.standard_normal(shape).astype(rnn.dtype) if rnn.mode == "LSTM" else None
     ids = rng.integers(0, model.tokenizer.vocab_size, size=(n, 1))
 
+    plan = StepPlan(model) if generating else None
+
     def run(m):
         state = (h[:, :m], None if c is None else c[:, :m])
         with no_grad():
             net.eval()
             if generating:  # the products of step_logits ...
-                out, (hm, _) = _fast_step(model, ids[:m, 0], state)
+                out, (hm, _) = plan.step(ids[:m, 0], state)
             elif decoder:  # ... or of a one-step forward pass
                 out, (hm, _) = net.decode(ids[:m], state)
             else:

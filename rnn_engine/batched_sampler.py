@@ -24,7 +24,6 @@ from typing import Any
 from .backend import no_grad, xp
 from .config import GenerationConfig
 from .errors import Cancelled, FailedPrecondition, InvalidInput
-from .losses import log_softmax
 from .models.base import State, zero_state
 from .tokenizers import BOS_ID, EOS_ID, StreamDecoder
 
@@ -92,28 +91,37 @@ class Sampler:
 
     def advance(self) -> list:
         """Records of this step: [] while the prompt is fed, else those of `emit()`."""
-        if self.prefilling:
-            if self.should_stop is not None and self.should_stop():
-                self.done = True
-                raise Cancelled("generation cancelled")
-            return []
-        return self.emit()
+        (out,) = advance_all([self])
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
     def emit(self) -> list:
         """The records of the next token (raises Cancelled when should_stop() says so)."""
-        from .generate import GeneratedToken, choose
-
         if self.done or self.prefilling:
             raise FailedPrecondition("emit: the generation has finished or its prompt is still being fed")
+        return self.advance()
+
+    def _before_token(self) -> list | BaseException | None:
+        """Records or an exception that replace this step's token (prompt, length, cancel), else None."""
+        if self.prefilling:
+            if self.should_stop is not None and self.should_stop():
+                self.done = True
+                return Cancelled("generation cancelled")
+            return []
         if self.count >= self.cfg.max_new_tokens:
             return self._end("length")
         if self.should_stop is not None and self.should_stop():
             self.done = True
-            raise Cancelled("generation cancelled")
-        token = choose(self.logits, self.cfg, self.history, self.rng)
+            return Cancelled("generation cancelled")
+        return None
+
+    def _take(self, token: int, logprob: float) -> list:
+        """The records of `token` (chosen from `self.logits`)."""
+        from .generate import GeneratedToken
+
         if token == EOS_ID:
             return self._end("eos")
-        logprob = float(log_softmax(xp.asarray(self.logits, dtype=xp.float64))[token])
         piece = self.decoder.push(token)
         self.text += piece
         self.count += 1
@@ -140,3 +148,46 @@ class Sampler:
         self.done = True
         tail = self.decoder.flush()
         return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail)]
+
+
+def advance_all(samplers: list[Sampler]) -> list[list | BaseException]:
+    """`advance()` of several requests at once: per sampler its records, or the exception it would raise
+    (Cancelled, or a failure of its own). The tokens are chosen in one `generate.choose_rows` pass over the
+    requests' logits, row by row, so each request gets the tokens it gets alone."""
+    from .generate import choose_rows
+
+    out: list = [None] * len(samplers)
+    picking = []
+    for i, s in enumerate(samplers):
+        if s.done:
+            out[i] = FailedPrecondition("advance: the generation has finished")
+            continue
+        try:
+            out[i] = s._before_token()
+        except Exception as exc:  # noqa: BLE001 - a failing should_stop ends that request only
+            out[i] = exc
+        if out[i] is None:
+            picking.append(i)
+    if picking:
+        chosen = [samplers[i] for i in picking]
+        try:
+            ids, logprobs = choose_rows(xp.stack([s.logits for s in chosen]), [s.cfg for s in chosen],
+                                        [s.history for s in chosen], [s.rng for s in chosen])
+        except Exception:  # noqa: BLE001 - one bad row (non-finite logits) must not end the others
+            for i in picking:
+                out[i] = _alone(samplers[i])
+            return out
+        for i, s, token, logprob in zip(picking, chosen, ids, logprobs, strict=True):
+            out[i] = s._take(token, logprob)
+    return out
+
+
+def _alone(s: Sampler) -> list | BaseException:
+    from .generate import choose_rows
+
+    try:
+        (token,), (logprob,) = choose_rows(s.logits[None], [s.cfg], [s.history], [s.rng])
+        return s._take(token, logprob)
+    except Exception as exc:  # noqa: BLE001
+        s.done = True
+        return exc

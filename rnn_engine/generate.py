@@ -14,7 +14,8 @@ The prompt conditions the output but is not repeated. Same seed and settings: th
 
 Sampled generation (language model, one_to_many, seq2seq without beam search) runs exactly as a server's
 continuous batching runs one request: a `batched_sampler.Sampler` stepped with `batched.step_logits` through
-the recurrent layers' `step()` fast path, padded to `exact_min_rows(model, GENERATE_ROWS)` rows. So a request
+a `batched.StepPlan` (weights copied once per call), padded to `exact_min_rows(model, GENERATE_ROWS)` rows,
+its tokens chosen by `choose_rows` (row by row, so alone = batched). So a request
 gets the same tokens from Model.generate as from StreamGenerate alone or batched (at the server's default
 batch size), and a token costs one step, not a forward pass that copies every weight matrix.
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .backend import no_grad, xp
-from .batched import GENERATE_ROWS, exact_min_rows, step_logits
+from .batched import GENERATE_ROWS, StepPlan, exact_min_rows, step_logits
 from .batched_sampler import Sampler, can_batch
 from .config import GenerationConfig
 from .errors import Cancelled, FailedPrecondition, InvalidInput
@@ -53,23 +54,56 @@ class GenerationEnd:
 
 def choose(logits, cfg: GenerationConfig, history: list[int], rng: xp.random.Generator) -> int:
     """Pick the next id from (V,) logits: penalty, never-sampled specials, temperature, top-k, top-p."""
-    z = xp.array(logits, dtype=xp.float64)
-    if cfg.repetition_penalty != 1.0 and history:
-        seen = xp.unique(xp.asarray(history))
-        z[seen] = xp.where(z[seen] > 0, z[seen] / cfg.repetition_penalty, z[seen] * cfg.repetition_penalty)
-    z[list(NEVER_SAMPLED)] = -xp.inf
-    if cfg.temperature == 0.0:
-        return int(xp.argmax(z))
-    logp = log_softmax(xp.where(xp.isfinite(z), z / cfg.temperature, -1e300))
-    order = xp.argsort(-logp, kind="stable")
-    keep = len(order) - len(NEVER_SAMPLED)
-    if cfg.top_k:
-        keep = min(keep, cfg.top_k)
-    p_sorted = xp.exp(logp[order])
-    if cfg.top_p < 1.0:  # smallest prefix whose mass reaches top_p
-        keep = min(keep, int(xp.searchsorted(xp.cumsum(p_sorted), cfg.top_p)) + 1)
-    p = p_sorted[:keep] / p_sorted[:keep].sum()
-    return int(order[rng.choice(keep, p=p)])
+    return choose_rows(xp.asarray(logits)[None], [cfg], [history], [rng])[0][0]
+
+
+def choose_rows(logits, cfgs, histories, rngs) -> tuple[list[int], list[float]]:
+    """Next ids of B requests at once from (B, V) logits, each row with its own settings, history and random
+    generator; also each id's log-probability under the model (before penalty, temperature, truncation).
+
+    Row by row: repetition penalty on the ids seen, pad/unk/bos excluded, then greedy (temperature 0) or a
+    draw from softmax(z / temperature) restricted to the top_k most likely ids and to the smallest prefix of
+    them whose mass reaches top_p (ids sorted by probability, ties by id): one `rng.random()` u per sampled
+    row picks the first id whose cumulative mass exceeds u times the kept mass. Every operation works on
+    each row alone (elementwise, or along the row), so a row's id is the same whatever the other rows are:
+    a request gets the same tokens alone as in any batch. One pass over the batch instead of one per row.
+    """
+    z = xp.array(logits, dtype=xp.float64)  # a copy: the penalty and the exclusions write into it
+    B, V = z.shape
+    logprob_all = log_softmax(z)  # validates (finite) too
+    for b, (cfg, history) in enumerate(zip(cfgs, histories, strict=True)):
+        if cfg.repetition_penalty != 1.0 and history:
+            seen = xp.unique(xp.asarray(history))
+            row = z[b]
+            row[seen] = xp.where(row[seen] > 0, row[seen] / cfg.repetition_penalty,
+                                 row[seen] * cfg.repetition_penalty)
+    z[:, list(NEVER_SAMPLED)] = -xp.inf
+    temps = xp.array([cfg.temperature for cfg in cfgs], dtype=xp.float64)
+    ids = xp.argmax(z, axis=1)  # greedy rows keep these
+    sampled = xp.flatnonzero(temps > 0.0)
+    if sampled.size:
+        zs = z[sampled]
+        zs = xp.where(xp.isfinite(zs), zs / temps[sampled, None], -1e300)
+        logp = zs - zs.max(axis=1, keepdims=True)
+        logp -= xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        order = xp.argsort(-logp, axis=1, kind="stable")
+        cum = xp.cumsum(xp.exp(xp.take_along_axis(logp, order, axis=1)), axis=1)
+        keep = xp.full(sampled.size, V - len(NEVER_SAMPLED))
+        for j, b in enumerate(sampled):
+            cfg = cfgs[b]
+            if cfg.top_k:
+                keep[j] = min(keep[j], cfg.top_k)
+            if cfg.top_p < 1.0:  # smallest prefix whose mass reaches top_p
+                keep[j] = min(keep[j], int(xp.count_nonzero(cum[j] < cfg.top_p)) + 1)
+        rows = xp.arange(sampled.size)
+        total = cum[rows, keep - 1]
+        u = xp.array([rngs[b].random() for b in sampled]) * total
+        inside = xp.arange(V)[None, :] < keep[:, None]
+        pick = xp.count_nonzero((cum <= u[:, None]) & inside, axis=1)
+        pick = xp.minimum(pick, xp.count_nonzero((cum < total[:, None]) & inside, axis=1))  # u rounded up to total
+        ids[sampled] = order[rows, pick]
+    ids = ids.tolist()
+    return ids, logprob_all[xp.arange(B), ids].tolist()
 
 
 def _start(model, prompt, cfg: GenerationConfig):
@@ -122,11 +156,13 @@ def _check_stop(should_stop) -> None:
 def _stepped(model, sampler: Sampler) -> Iterator:
     """One request alone, as the server's scheduler steps it (see the module docstring)."""
     rows = exact_min_rows(model, GENERATE_ROWS)
+    plan = StepPlan(model)
     while True:
         yield from sampler.advance()  # [] while the prompt is fed; Cancelled when should_stop() says so
         if sampler.done:
             return
-        logits, state = step_logits(model, xp.asarray([sampler.token]), sampler.state, min_rows=rows)
+        logits, state = step_logits(model, xp.asarray([sampler.token]), sampler.state, min_rows=rows,
+                                    plan=plan)
         sampler.feed(logits[0], state)
 
 

@@ -36,7 +36,7 @@ class TokenStream:
     """The records of one generation (GeneratedToken..., GenerationEnd) as an iterator; errors re-raised."""
 
     def __init__(self, should_stop: Callable[[], bool] | None) -> None:
-        self._q: queue.Queue = queue.Queue()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()  # C-level put/get: a token costs no Condition
         self._cancel = threading.Event()
         self._user_stop = should_stop
         self.enqueued = time.monotonic()

@@ -7,6 +7,7 @@ import pytest
 
 from rnn_engine.batched import (
     MIN_ROWS,
+    StepPlan,
     exact_min_rows,
     split_state,
     split_stream_state,
@@ -14,10 +15,10 @@ from rnn_engine.batched import (
     stack_stream_states,
     step_logits,
 )
-from rnn_engine.batched_sampler import PROMPT_STEPS, Sampler
+from rnn_engine.batched_sampler import PROMPT_STEPS, Sampler, advance_all
 from rnn_engine.config import GenerationConfig, ModelConfig
 from rnn_engine.errors import FailedPrecondition, InvalidInput
-from rnn_engine.generate import GeneratedToken, GenerationEnd
+from rnn_engine.generate import GeneratedToken, GenerationEnd, choose_rows
 from rnn_engine.model import Model
 from rnn_engine.tokenizers import CharTokenizer
 
@@ -30,21 +31,21 @@ def lm(cell="lstm", dtype="float32", seed=0, hidden=48) -> Model:
 
 
 def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
-    """Drive several Samplers as a scheduler does: advance, then one batched step of those still running."""
-    m0 = exact_min_rows(model, max_rows)
+    """Drive several Samplers as a scheduler does: advance all at once, then one batched step of those
+    still running."""
+    m0, plan = exact_min_rows(model, max_rows), StepPlan(model)
     samplers = [Sampler(model, p, c) for p, c in prompts_cfgs]
     records = [[] for _ in samplers]
     while True:
-        ready = []
-        for i, s in enumerate(samplers):
-            if not s.done:
-                records[i] += s.advance()
-                if not s.done:
-                    ready.append(s)
+        going = [i for i, s in enumerate(samplers) if not s.done]
+        for i, out in zip(going, advance_all([samplers[i] for i in going]), strict=True):
+            assert not isinstance(out, BaseException)
+            records[i] += out
+        ready = [samplers[i] for i in going if not samplers[i].done]
         if not ready:
             return records
         ids = np.array([s.token for s in ready])
-        logits, state = step_logits(model, ids, stack_states([s.state for s in ready]), min_rows=m0)
+        logits, state = step_logits(model, ids, stack_states([s.state for s in ready]), min_rows=m0, plan=plan)
         for s, row, st in zip(ready, logits, split_state(state), strict=True):
             s.feed(row, st)
 
@@ -124,3 +125,99 @@ def test_bad_inputs_are_named():
     sampler = Sampler(model, "a", GenerationConfig(max_new_tokens=1))
     with pytest.raises(FailedPrecondition):  # the prompt has not been fed yet
         sampler.emit()
+
+
+def test_step_plan_gives_the_step_of_a_plan_built_per_call(rng):
+    model = lm()
+    plan, m0 = StepPlan(model), exact_min_rows(model, 8)
+    ids = rng.integers(4, model.tokenizer.vocab_size, size=5)
+    h = rng.standard_normal((2, 5, 48)).astype(np.float32)
+    c = rng.standard_normal((2, 5, 48)).astype(np.float32)
+    kept, (hk, ck) = step_logits(model, ids, (h, c), min_rows=m0, plan=plan)
+    fresh, (hf, cf) = step_logits(model, ids, (h, c), min_rows=m0)
+    np.testing.assert_array_equal(kept, fresh)
+    np.testing.assert_array_equal(hk, hf)
+    np.testing.assert_array_equal(ck, cf)
+    with pytest.raises(InvalidInput, match="plan: expected a StepPlan of this model, got StepPlan of another"):
+        step_logits(lm(seed=1), ids, (h, c), plan=plan)
+    with pytest.raises(InvalidInput, match="plan: expected a StepPlan"):
+        step_logits(model, ids, (h, c), plan="fast")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_plan_step_equals_the_network_forward_on_one_token(cell, rng):
+    model = lm(cell, dtype="float64")
+    ids = rng.integers(4, model.tokenizer.vocab_size, size=6)
+    h = rng.standard_normal((2, 6, 48))
+    c = rng.standard_normal((2, 6, 48)) if cell == "lstm" else None
+    got, (hg, cg) = StepPlan(model).step(ids, (h, c))
+    model.net.eval()
+    want, (hw, cw) = model.net.forward(ids[:, None], None, (h, c))
+    np.testing.assert_allclose(got, want[:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hg, hw, rtol=0, atol=1e-12)
+    if c is not None:
+        np.testing.assert_allclose(cg, cw, rtol=0, atol=1e-12)
+
+
+def test_choose_rows_gives_each_row_what_it_gets_alone(rng):
+    V = 40
+    cfgs = [GenerationConfig(temperature=0.0), GenerationConfig(temperature=1.0),
+            GenerationConfig(temperature=0.7, top_k=5), GenerationConfig(top_p=0.8),
+            GenerationConfig(temperature=1.3, top_k=12, top_p=0.95, repetition_penalty=1.5)]
+    for B in (1, 2, 7, 64):
+        logits = (rng.standard_normal((B, V)) * 3).astype(np.float32)
+        rows_cfg = [cfgs[i % len(cfgs)] for i in range(B)]
+        hist = [list(rng.integers(4, V, size=i % 6)) for i in range(B)]
+        ids, lps = choose_rows(logits, rows_cfg, hist, [np.random.default_rng(s) for s in range(B)])
+        for b in range(B):
+            alone = choose_rows(logits[b : b + 1], [rows_cfg[b]], [hist[b]], [np.random.default_rng(b)])
+            assert (ids[b], lps[b]) == (alone[0][0], alone[1][0])
+            assert ids[b] not in (0, 1, 2)  # pad, unk, bos never sampled
+            z = logits[b].astype(np.float64)
+            assert lps[b] == pytest.approx(z[ids[b]] - np.log(np.exp(z - z.max()).sum()) - z.max(), abs=1e-12)
+        greedy = [b for b in range(B) if rows_cfg[b].temperature == 0.0 and not hist[b]]
+        for b in greedy:
+            assert ids[b] == int(np.argmax(np.where(np.arange(V) < 3, -np.inf, logits[b])))
+
+
+def test_choose_rows_draws_follow_the_truncated_distribution():
+    logits = np.log(np.array([[1e-9, 1e-9, 1e-9, 0.5, 0.3, 0.15, 0.05]] * 4000))
+    rng = np.random.default_rng(0)
+    ids, _ = choose_rows(logits, [GenerationConfig(top_k=2)] * 4000, [[]] * 4000, [rng] * 4000)
+    counts = np.bincount(ids, minlength=7)
+    assert counts[5:].sum() == 0 and counts[:3].sum() == 0
+    assert counts[3] / 4000 == pytest.approx(0.5 / 0.8, abs=0.03)  # renormalised over the two kept ids
+
+
+def test_advance_all_hands_each_failure_to_its_own_request():
+    model = lm()
+    plan = StepPlan(model)
+
+    def broken():
+        raise RuntimeError("client went away")
+
+    good = Sampler(model, "", GenerationConfig(max_new_tokens=3, seed=0))
+    bad = Sampler(model, "", GenerationConfig(max_new_tokens=3, seed=0), should_stop=broken)
+    for s in (good,):
+        while s.prefilling:
+            logits, state = step_logits(model, [s.token], s.state, plan=plan)
+            s.feed(logits[0], state)
+    out = advance_all([good, bad])
+    assert isinstance(out[1], RuntimeError) and not isinstance(out[0], BaseException)
+    assert isinstance(out[0][0], GeneratedToken)
+    finished = Sampler(model, "", GenerationConfig(max_new_tokens=1))
+    finished.done = True
+    (err,) = advance_all([finished])
+    assert isinstance(err, FailedPrecondition) and "finished" in str(err)
+
+
+def test_a_step_plan_is_a_frozen_copy_of_the_model():
+    model = lm("gru")
+    plan = StepPlan(model)
+    ids, h = np.array([4, 5]), np.zeros((2, 2, 48), np.float32)
+    before = plan.step(ids, (h, None))[0].copy()
+    for module in model.net.modules.values():
+        for p in module.params.values():
+            p *= 0.5
+    np.testing.assert_array_equal(plan.step(ids, (h, None))[0], before)
+    assert not np.array_equal(StepPlan(model).step(ids, (h, None))[0], before)

@@ -103,3 +103,54 @@ def test_forward_sees_in_place_parameter_updates(kind):
     after = m(x)[0]
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, fresh(x)[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("kind", "num_layers", "bias"), GRID)
+def test_steps_with_frozen_step_weights_and_a_projected_input_equal_the_forward(kind, num_layers, bias):
+    m = make_engine(kind, I, H, num_layers=num_layers, bias=bias, dtype=np.float64, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((T, B, I))
+    state0 = _state(m, kind, rng)
+    weights = m.step_weights()
+    with no_grad():
+        out, final = m(x, state0)
+        ys, state = [], state0
+        for t in range(T):
+            y, state = m.step(x[t], state, weights)
+            ys.append(y)
+        y_proj, _ = m.step(None, state0, weights, xw=weights.input_table(x[0]))  # every row a "token"
+    np.testing.assert_allclose(np.stack(ys), out, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y_proj, out[0], rtol=0, atol=1e-12)
+    pairs = zip(state, final, strict=True) if kind == "lstm" else [(state, final)]
+    for got, want in pairs:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_step_weights_are_copies_that_must_be_rebuilt_after_an_update():
+    m = make_engine("gru", I, H, dtype=np.float64, seed=7)
+    x = np.ones((B, I))
+    weights = m.step_weights()
+    before, _ = m.step(x, None, weights)
+    for p in m.params.values():
+        p *= 0.5
+    np.testing.assert_array_equal(m.step(x, None, weights)[0], before)  # frozen: documented
+    np.testing.assert_allclose(m.step(x, None, m.step_weights())[0], m.step(x)[0], rtol=0, atol=1e-12)
+
+
+def test_step_weights_and_projected_inputs_are_validated():
+    m = make_engine("lstm", I, H, seed=0)
+    other = make_engine("lstm", I, H, seed=0)
+    w = m.step_weights()
+    G = 4 * H
+    with pytest.raises(InvalidInput, match="weights: expected this layer's step_weights\\(\\), got StepWeights of another"):
+        m.step(np.zeros((B, I)), None, other.step_weights())
+    with pytest.raises(InvalidInput, match="weights: expected this layer's step_weights\\(\\), got dict"):
+        m.step(np.zeros((B, I)), None, {})
+    with pytest.raises(InvalidInput, match="xw: a precomputed input projection needs weights"):
+        m.step(None, None, None, xw=np.zeros((B, G)))
+    with pytest.raises(InvalidInput, match=f"xw: expected shape \\(B >= 1, {G}\\)"):
+        m.step(None, None, w, xw=np.zeros((B, G + 1)))
+    with pytest.raises(InvalidInput, match=f"embedding: expected shape \\(V, {I}\\)"):
+        w.input_table(np.zeros((7, I + 2)))
+    with pytest.raises(InvalidInput, match="step_weights: expected a unidirectional layer"):
+        make_engine("tanh", I, H, bidirectional=True, seed=0).step_weights()
