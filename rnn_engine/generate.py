@@ -100,7 +100,8 @@ def choose_rows(logits, cfgs, histories, rngs) -> tuple[list[int], list[float]]:
         u = xp.array([rngs[b].random() for b in sampled]) * total
         inside = xp.arange(V)[None, :] < keep[:, None]
         pick = xp.count_nonzero((cum <= u[:, None]) & inside, axis=1)
-        pick = xp.minimum(pick, xp.count_nonzero((cum < total[:, None]) & inside, axis=1))  # u rounded up to total
+        last = xp.count_nonzero((cum < total[:, None]) & inside, axis=1)  # in case u * total rounded up
+        pick = xp.minimum(pick, last)
         ids[sampled] = order[rows, pick]
     ids = ids.tolist()
     return ids, logprob_all[xp.arange(B), ids].tolist()

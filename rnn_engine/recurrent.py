@@ -369,8 +369,9 @@ class RecurrentBase:
         if self.bidirectional:
             raise InvalidInput("step: expected a unidirectional layer, got a bidirectional one (use forward)")
         if weights is not None and (not isinstance(weights, StepWeights) or weights.layer is not self):
+            other = " of another layer" if isinstance(weights, StepWeights) else ""
             raise InvalidInput("weights: expected this layer's step_weights(), got "
-                               f"{type(weights).__name__}{' of another layer' if weights is not None else ''}")
+                               f"{type(weights).__name__}{other}")
         G = self.gate_count * self.hidden_size
         if xw is not None:
             if weights is None:
@@ -387,7 +388,8 @@ class RecurrentBase:
         h0, c0 = self._step_state("h0" if not lstm else "hx[0]", h0, B), self._step_state("hx[1]", c0, B)
         h_n = xp.empty((L, B, H), dtype=self.dtype)
         c_n = xp.empty_like(h_n) if lstm else None
-        layers = weights.layers if weights is not None else [self._forward_weights(k, "", 1) for k in range(L)]
+        layers = weights.layers if weights is not None else [self._forward_weights(k, "", 1)
+                                                             for k in range(L)]
         for k, (Wih_t, Whh_t, bias, b_hn, step_scale) in enumerate(layers):
             if k > 0 and self.training and self.dropout > 0:
                 keep_mask = self.rng.random(inp.shape) >= self.dropout

