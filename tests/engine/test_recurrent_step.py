@@ -142,7 +142,8 @@ def test_step_weights_and_projected_inputs_are_validated():
     other = make_engine("lstm", I, H, seed=0)
     w = m.step_weights()
     G = 4 * H
-    with pytest.raises(InvalidInput, match=r"weights: expected this layer's step_weights\(\), got StepWeights"):
+    other_layer = r"weights: expected this layer's step_weights\(\), got StepWeights of another layer"
+    with pytest.raises(InvalidInput, match=other_layer):
         m.step(np.zeros((B, I)), None, other.step_weights())
     with pytest.raises(InvalidInput, match="weights: expected this layer's step_weights\\(\\), got dict"):
         m.step(np.zeros((B, I)), None, {})
