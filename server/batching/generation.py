@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rnn_engine.batched import exact_min_rows, split_state, stack_states, step_logits
-from rnn_engine.batched_sampler import Sampler
+from rnn_engine.batched import StepPlan, exact_min_rows, split_state, stack_states, step_logits
+from rnn_engine.batched_sampler import Sampler, advance_all
 from rnn_engine.config import GenerationConfig
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
@@ -93,7 +93,8 @@ class GenerationScheduler:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._min_rows: int | None = None  # rows a step is padded to, so rows never depend on the batch
+        self._min_rows = 0  # rows a step is padded to, so rows never depend on the batch (set with _plan)
+        self._plan: StepPlan | None = None
         self._prefill = threading.BoundedSemaphore(PREFILL_SLOTS)
         self._depth = self.metrics.queue_depth.labels(name, "generate")
 
@@ -180,19 +181,20 @@ class GenerationScheduler:
                 self._wake.clear()
 
     def _iterate(self) -> bool:
-        """Emit one token per unpaused request, then step them together; False when all were paused."""
-        ready, done, worked = [], [], False
-        for req in self._active:
-            if req.stream.backlog() >= self.settings.max_backlog and not req.stream.should_stop():
-                continue
-            worked = True
-            try:
-                records = req.sampler.advance()
-            except Exception as exc:  # noqa: BLE001 - Cancelled, or a failure handed to this call only
-                req.stream.put(exc)
+        """Emit one token per unpaused request, then step them together; False when all were paused.
+
+        The tokens of all requests are chosen in one pass (`advance_all`), row by row."""
+        going = [r for r in self._active
+                 if r.stream.backlog() < self.settings.max_backlog or r.stream.should_stop()]
+        if not going:
+            return False
+        ready, done = [], []
+        for req, out in zip(going, advance_all([r.sampler for r in going]), strict=True):
+            if isinstance(out, BaseException):  # Cancelled, or a failure handed to this call only
+                req.stream.put(out)
                 done.append(req)
                 continue
-            for record in records:
+            for record in out:
                 req.stream.put(record)
             (done if req.sampler.done else ready).append(req)
         if done:
@@ -200,7 +202,7 @@ class GenerationScheduler:
                 self._active = [r for r in self._active if r not in done]
         if ready:
             self._step(ready)
-        return worked
+        return True
 
     def _fail_all(self, exc: BaseException) -> None:
         with self._lock:
@@ -212,11 +214,12 @@ class GenerationScheduler:
         import numpy as np
 
         try:
-            if self._min_rows is None:
+            if self._plan is None:
                 self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size)
+                self._plan = StepPlan(self.model)  # weight copies for this (never retrained) model
             ids = np.array([r.sampler.token for r in ready], dtype=np.int64)
             state = stack_states([r.sampler.state for r in ready])
-            logits, state = step_logits(self.model, ids, state, min_rows=self._min_rows)
+            logits, state = step_logits(self.model, ids, state, min_rows=self._min_rows, plan=self._plan)
         except Exception as exc:  # noqa: BLE001 - the whole step failed: every request in it ends
             with self._lock:
                 self._active = [r for r in self._active if r not in ready]

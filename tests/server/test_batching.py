@@ -66,6 +66,26 @@ def test_a_request_gets_the_same_tokens_alone_and_among_eight_others():
     assert sample(sched.metrics, "rnn_batch_size_sum", kind="generate") > steps  # rows really ran together
 
 
+def test_the_scheduler_copies_the_weights_once_not_per_step(monkeypatch):
+    from rnn_engine import batched
+
+    built = []
+    original = batched.StepPlan.__init__
+
+    def counting(self, model):
+        built.append(model)
+        original(self, model)
+
+    model = lm()
+    exact_min_rows(model, 4)  # probed (with a plan of its own) and cached before counting
+    monkeypatch.setattr(batched.StepPlan, "__init__", counting)
+    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=4))
+    streams = [sched.submit(p, GenerationConfig(max_new_tokens=20, seed=i))
+               for i, p in enumerate(PROMPTS[:3])]
+    assert all(len(ids_of(list(s))) > 0 for s in streams)
+    assert len(built) == 1  # one StepPlan for the scheduler's model, reused by every step
+
+
 def test_cancelling_one_stream_leaves_the_others_correct():
     model = lm()
     sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, max_backlog=2))
