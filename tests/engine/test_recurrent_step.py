@@ -23,18 +23,25 @@ def _state(m, kind, rng):
 GRID = list(itertools.product(KINDS, (1, 2), (True, False)))
 
 
+@pytest.mark.parametrize("frozen", [False, True], ids=["views", "step_weights"])
 @pytest.mark.parametrize(("kind", "num_layers", "bias"), GRID)
-def test_chained_steps_equal_the_full_sequence_forward(kind, num_layers, bias):
+def test_chained_steps_equal_the_full_sequence_forward(kind, num_layers, bias, frozen):
+    """On the parameters' views, or on `step_weights()` copies (then also with layer 0's input projected
+    through `input_table`, every row of x standing for a token)."""
     m = make_engine(kind, I, H, num_layers=num_layers, bias=bias, dtype=np.float64, seed=3)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((T, B, I))
-    state = _state(m, kind, rng)
+    state0 = _state(m, kind, rng)
+    weights = m.step_weights() if frozen else None
     with no_grad():
-        out, final = m(x, state)
-        ys = []
+        out, final = m(x, state0)
+        ys, state = [], state0
         for t in range(T):
-            y, state = m.step(x[t], state)
+            y, state = m.step(x[t], state, weights)
             ys.append(y)
+        if frozen:
+            y_proj, _ = m.step(None, state0, weights, xw=weights.input_table(x[0]))
+            np.testing.assert_allclose(y_proj, out[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(np.stack(ys), out, rtol=0, atol=1e-12)
     pairs = zip(state, final, strict=True) if kind == "lstm" else [(state, final)]
     for got, want in pairs:
@@ -103,27 +110,6 @@ def test_forward_sees_in_place_parameter_updates(kind):
     after = m(x)[0]
     assert np.abs(after - before).max() > 1e-3
     np.testing.assert_allclose(after, fresh(x)[0], rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize(("kind", "num_layers", "bias"), GRID)
-def test_steps_with_frozen_step_weights_and_a_projected_input_equal_the_forward(kind, num_layers, bias):
-    m = make_engine(kind, I, H, num_layers=num_layers, bias=bias, dtype=np.float64, seed=3)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((T, B, I))
-    state0 = _state(m, kind, rng)
-    weights = m.step_weights()
-    with no_grad():
-        out, final = m(x, state0)
-        ys, state = [], state0
-        for t in range(T):
-            y, state = m.step(x[t], state, weights)
-            ys.append(y)
-        y_proj, _ = m.step(None, state0, weights, xw=weights.input_table(x[0]))  # every row a "token"
-    np.testing.assert_allclose(np.stack(ys), out, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(y_proj, out[0], rtol=0, atol=1e-12)
-    pairs = zip(state, final, strict=True) if kind == "lstm" else [(state, final)]
-    for got, want in pairs:
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_step_weights_are_copies_that_must_be_rebuilt_after_an_update():
