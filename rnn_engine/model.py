@@ -101,6 +101,13 @@ class Model:
     def params(self) -> dict[str, xp.ndarray]:
         return self.net.params
 
+    def freeze(self, frozen: bool = True) -> Model:
+        """For serving: the recurrent layers keep the weight copies inference makes (predictions and
+        generation stop copying 4 G H (I + H) floats per call); parameter changes are not seen by inference
+        until `freeze(False)`. Training forwards never use the copies. See `RecurrentBase.freeze`."""
+        self.net.freeze(frozen)
+        return self
+
     def info(self) -> dict:
         """JSON-able description: task, cell, sizes, vocabulary, labels, metrics, creation time, training."""
         c = self.config

@@ -121,6 +121,7 @@ class RecurrentBase:
         self.params: dict[str, xp.ndarray] = {}
         self.grads: dict[str, xp.ndarray] = {}
         self._cache = None
+        self._frozen: dict[tuple[int, str], tuple] | None = None  # see freeze()
         # (G,) sigmoid halving folded into the weights; depends on the mode only, never on parameter values
         self._gate_scale = cells.gate_scale(self.mode, self.hidden_size, self.dtype)
         self.reset_parameters(init)
@@ -161,6 +162,8 @@ class RecurrentBase:
                 value = uniform(self.rng, shape, bound, self.dtype)
             self.params[name] = value
         self.grads = {name: xp.zeros_like(p) for name, p in self.params.items()}
+        if self._frozen is not None:  # kept copies follow the parameters this layer sets itself
+            self.freeze()
 
     def state_dict(self) -> dict[str, xp.ndarray]:
         """Copies of every parameter under PyTorch's names."""
@@ -182,6 +185,8 @@ class RecurrentBase:
             staged[name] = arr.copy()
         for name, arr in staged.items():  # in place, so optimizers holding the arrays see the new values
             self.params[name][...] = arr
+        if self._frozen is not None:
+            self.freeze()
 
     def num_parameters(self) -> int:
         return sum(p.size for p in self.params.values())
@@ -241,12 +246,14 @@ class RecurrentBase:
         the strided view, and the copy (G (I_k + H) elements) is small next to T products of
         (B, H) x (H, G). Short calls (a prompt of a few tokens at batch 1) use transposed views of the
         parameters and apply the scale to the products instead, so they neither pay for nor hold a copy.
-        Either way nothing is kept across calls: optimizers update the parameters in place, so a
-        weight-derived cache could silently go stale.
+        Nothing is kept across calls unless the layer is frozen (`freeze()`, inference only): optimizers
+        update the parameters in place, so a weight-derived cache could silently go stale.
         """
         W_ih, W_hh = self.params[f"weight_ih_l{k}{s}"], self.params[f"weight_hh_l{k}{s}"]
         scale = self._gate_scale
         copy = rows >= COPY_MIN_ROWS
+        if copy and self._frozen is not None and not grad_enabled():
+            return self._frozen[(k, s)]
         step_scale = None if copy or self.mode not in ("LSTM", "GRU") else scale
         if copy:
             Wih_t = _scaled_transpose(W_ih, scale)
@@ -342,6 +349,24 @@ class RecurrentBase:
     __call__ = forward
 
     # ----------------------------------------------------------------------------------- one step (inference)
+    def freeze(self) -> RecurrentBase:
+        """Keep the contiguous, pre-scaled weight copies that inference makes (forwards under `no_grad()`
+        with T*B >= COPY_MIN_ROWS, `step_weights()`) instead of making them on every call: for serving a
+        model whose parameters no longer change. Until `unfreeze()`, inference does NOT see changes of the
+        parameters; forwards outside `no_grad()` (training) never use the kept copies."""
+        self._frozen = None
+        self._frozen = {(k, s): self._copies(k, s) for k in range(self.num_layers) for s in self._suffixes()}
+        return self
+
+    def unfreeze(self) -> RecurrentBase:
+        """Drop the copies kept by `freeze()`: inference copies the current parameters per call again."""
+        self._frozen = None
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen is not None
+
     def step_weights(self) -> StepWeights:
         """Frozen copies of the parameters laid out for repeated `step` calls (serving, generation).
 
@@ -352,11 +377,14 @@ class RecurrentBase:
         """
         if self.bidirectional:
             raise InvalidInput("step_weights: expected a unidirectional layer, got a bidirectional one")
-        layers = []
-        for k in range(self.num_layers):
-            Wih_t, Whh_t, bias, b_hn, scale = self._forward_weights(k, "", COPY_MIN_ROWS)
-            layers.append((Wih_t, Whh_t, bias, xp.array(b_hn, dtype=self.dtype), scale))  # b_hn: a view else
-        return StepWeights(self, tuple(layers))
+        if self._frozen is not None:  # a frozen layer's copies serve its steps too
+            return StepWeights(self, tuple(self._frozen[(k, "")] for k in range(self.num_layers)))
+        return StepWeights(self, tuple(self._copies(k, "") for k in range(self.num_layers)))
+
+    def _copies(self, k, s) -> tuple:
+        """`_forward_weights` of a long forward pass as new arrays (b_hn too: it is a view of b_hh there)."""
+        Wih_t, Whh_t, bias, b_hn, scale = self._forward_weights(k, s, COPY_MIN_ROWS)
+        return Wih_t, Whh_t, bias, xp.array(b_hn, dtype=self.dtype), scale
 
     def _step(self, x, h0, c0, weights=None, xw=None):
         """Generation fast path: x (B, I), states (L, B, H) -> (y (B, H), h_n, c_n); caches nothing.

@@ -53,7 +53,7 @@ class ModelStore:
             if hit is not None and hit[0] == stamp:
                 self._cache.move_to_end(name)
                 return hit[1]
-            model = load_model(self.path(name))
+            model = load_model(self.path(name)).freeze()  # served, never trained here: keep weight copies
             self._cache[name] = (stamp, model)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

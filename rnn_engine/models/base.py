@@ -108,6 +108,16 @@ class Network:
     def eval(self) -> Network:
         return self.train(False)
 
+    def freeze(self, frozen: bool = True) -> Network:
+        """`freeze()` (or `unfreeze()` with False) every recurrent layer: inference keeps its weight copies
+        (`RecurrentBase.freeze`); for serving a model whose parameters no longer change."""
+        for mod in self.modules.values():
+            if hasattr(mod, "freeze") and frozen:
+                mod.freeze()
+            elif hasattr(mod, "unfreeze"):
+                mod.unfreeze()
+        return self
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(p.shape) for k, p in self.params.items()}
 

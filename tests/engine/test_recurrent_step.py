@@ -141,3 +141,34 @@ def test_step_weights_and_projected_inputs_are_validated():
         w.input_table(np.zeros((7, I + 2)))
     with pytest.raises(InvalidInput, match="step_weights: expected a unidirectional layer"):
         make_engine("tanh", I, H, bidirectional=True, seed=0).step_weights()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_frozen_layer_serves_the_same_inference_from_kept_copies(kind):
+    m = make_engine(kind, I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=11)
+    x = np.random.default_rng(12).standard_normal((T, 16, I))  # T*B >= COPY_MIN_ROWS: the copying path
+    with no_grad():
+        fresh = m(x)[0]
+        m.freeze()
+        assert m.frozen
+        np.testing.assert_array_equal(m(x)[0], fresh)  # the same copies, kept: bit-identical
+        for p in m.params.values():
+            p *= 0.5  # in place, as an optimizer would: inference does not see it while frozen (documented)
+        np.testing.assert_array_equal(m(x)[0], fresh)
+    trained = m(x)[0]  # outside no_grad (training) the copies are never used
+    m.unfreeze()
+    with no_grad():
+        halved = m(x)[0]
+    np.testing.assert_array_equal(trained, halved)
+    assert not np.allclose(halved, fresh)
+
+
+def test_freezing_follows_the_layers_own_parameter_loads_and_shares_copies_with_steps():
+    m = make_engine("lstm", I, H, num_layers=2, dtype=np.float64, seed=13).freeze()
+    other = make_engine("lstm", I, H, num_layers=2, dtype=np.float64, seed=14)
+    m.load_state_dict(other.state_dict())
+    x = np.random.default_rng(15).standard_normal((T, 16, I))
+    with no_grad():
+        np.testing.assert_array_equal(m(x)[0], other(x)[0])
+    w = m.step_weights()
+    assert w.layers[0][1] is m.step_weights().layers[0][1]  # no new copy per call while frozen

@@ -280,3 +280,12 @@ def test_a_call_with_a_stale_model_does_not_evict_the_entry_of_the_new_one():
     cfg = GenerationConfig(max_new_tokens=10, seed=1)
     assert ids_of(list(pool.generate("m", old, "a", cfg))) == ids_of(old.generate("a", cfg))  # old weights
     assert pool.entry("m", new) is kept
+
+
+def test_the_store_serves_frozen_models_with_the_unfrozen_predictions(tmp_path):
+    store = ModelStore(tmp_path)
+    store.save("m", lm(seed=4))
+    served = store.get("m")
+    assert served.net.rnn.frozen
+    texts = ["the quick brown fox jumps over", "lazy dog"] * 20  # T*B over the copying threshold
+    assert served.predict(texts, top_k=3) == lm(seed=4).predict(texts, top_k=3)
