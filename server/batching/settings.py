@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rnn_engine.batched import GENERATE_ROWS
 
-from ..errors import ServiceError
+from ..errors import ServiceError, exhausted
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -63,11 +63,9 @@ class BatchMetrics:
 
 
 def queue_full(kind: str, depth: int) -> ServiceError:
-    """RESOURCE_EXHAUSTED naming the queue_depth limit."""
-    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"{kind} queue is full: {depth} calls are already waiting for this model "
-                        f"(server limit queue_depth={depth})", reason="LIMIT_EXCEEDED",
-                        metadata={"limit": "queue_depth"})
+    """RESOURCE_EXHAUSTED naming the queue_depth limit (message and ErrorInfo as every limit's)."""
+    return exhausted("queue_depth", f"{kind} queue is full: {depth} calls are already waiting for this model "
+                                    f"(--queue-depth {depth})")
 
 
 def deadline_exceeded(kind: str, waited: float) -> ServiceError:
