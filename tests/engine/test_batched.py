@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnn_engine.batched import (
     MIN_ROWS,
@@ -47,8 +49,8 @@ def run_batched(model, prompts_cfgs, max_rows: int = 16) -> list[list]:
         ids = np.array([s.token for s in ready])
         state = stack_states([s.state for s in ready])
         logits, state = step_logits(model, ids, state, min_rows=m0, plan=plan)
-        for s, row, st in zip(ready, logits, split_state(state), strict=True):
-            s.feed(row, st)
+        for s, row, row_state in zip(ready, logits, split_state(state), strict=True):
+            s.feed(row, row_state)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
@@ -222,3 +224,34 @@ def test_a_step_plan_is_a_frozen_copy_of_the_model():
             p *= 0.5
     np.testing.assert_array_equal(plan.step(ids, (h, None))[0], before)
     assert not np.array_equal(StepPlan(model).step(ids, (h, None))[0], before)
+
+
+_ROW_CONFIG = st.builds(
+    GenerationConfig,
+    temperature=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+    top_k=st.integers(0, 12),
+    top_p=st.sampled_from([1.0, 0.95, 0.5, 0.05]),
+    repetition_penalty=st.sampled_from([1.0, 1.3]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), V=st.integers(5, 60), B=st.integers(1, 20))
+def test_choose_rows_is_row_independent_for_random_batches(data, V, B):
+    """Any batch of rows, settings, histories and seeds: each row alone gets the same id and logprob, and
+    the id is a kept one (not pad/unk/bos, within top_k when set)."""
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((B, V)) * data.draw(st.sampled_from([0.1, 1.0, 10.0]))).astype(np.float32)
+    cfgs = data.draw(st.lists(_ROW_CONFIG, min_size=B, max_size=B))
+    hist = [list(rng.integers(0, V, size=int(rng.integers(0, 5)))) for _ in range(B)]
+    ids, lps = choose_rows(logits, cfgs, hist, [np.random.default_rng(seed + b) for b in range(B)])
+    for b in range(B):
+        alone = choose_rows(logits[b : b + 1], [cfgs[b]], [hist[b]], [np.random.default_rng(seed + b)])
+        assert (ids[b], lps[b]) == (alone[0][0], alone[1][0])
+        assert 3 <= ids[b] < V
+        if cfgs[b].top_k and cfgs[b].repetition_penalty == 1.0 and cfgs[b].temperature > 0:
+            z = logits[b].astype(np.float64)
+            z[:3] = -np.inf
+            rank = int((z > z[ids[b]]).sum())  # ids ranked above the chosen one
+            assert rank < cfgs[b].top_k
