@@ -198,3 +198,17 @@ def test_generate_gives_the_batched_servers_tokens_among_other_requests():
     for (prompt, cfg), ids in zip(cases, got, strict=True):
         assert ids == [t.id for t in run(model, prompt, **vars(cfg))[0]]
     assert len({tuple(ids) for ids in got}) == len(cases)
+
+
+@pytest.mark.parametrize("task", ["one_to_many", "seq2seq"])
+def test_conditional_models_give_model_generate_tokens_alone_and_batched(task):
+    """The decoder's StepPlan (dec_embedding table, decoder weights) steps several requests together."""
+    from tests.engine.test_batched import run_batched
+
+    model = fresh(task)
+    label = model.labels[0] if task == "one_to_many" else None
+    cases = [("ab", GenerationConfig(max_new_tokens=12, seed=s, temperature=1.2, label=label))
+             for s in range(4)]
+    together = run_batched(model, cases)
+    for (prompt, cfg), got in zip(cases, together, strict=True):
+        assert got == list(model.generate(prompt, cfg))
