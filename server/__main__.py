@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         server, port = create_server(config)
     except (ValueError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:  # only the metrics port binds here
-            exc = (f"cannot serve metrics on {config.host}:{config.metrics_port}: address already in use; "
+            exc = (f"cannot serve metrics on {config.metrics_host or config.host}:{config.metrics_port}: "
+                   "address already in use; "
                    f"choose another with --metrics-port / RNN_METRICS_PORT, or 0 to turn metrics off")
         print(f"rnn-server: {exc}", file=sys.stderr)
         return 2

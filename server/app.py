@@ -155,7 +155,8 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     port = server.add_secure_port(address, creds) if creds is not None else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    metrics_port = metrics.serve(config.host, config.metrics_port) if config.metrics_port else None
+    metrics_host = config.metrics_host or config.host
+    metrics_port = metrics.serve(metrics_host, config.metrics_port) if config.metrics_port else None
     log.info(
         "server bound",
         extra={

@@ -29,6 +29,7 @@ class ServerConfig:
     port: int = 50051  # 0 picks a free port
     model_dir: Path = Path("./models")  # models, checkpoints, job records (.jobs/) and uploads (.uploads/)
     metrics_port: int = 9464  # Prometheus HTTP endpoint; 0 disables it
+    metrics_host: str = ""  # address of the Prometheus endpoint (no auth, plain HTTP); empty: same as host
     max_training_jobs: int = 1  # concurrently running training worker processes
     max_message_bytes: int = 16 * 1024 * 1024  # gRPC send/receive message limit
     max_sequence_length: int = 10000  # steps per input sequence (Predict, each PredictStream sequence)
@@ -61,6 +62,10 @@ class ServerConfig:
         """Check every field; raise ConfigError naming the first bad one. Returns self."""
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError(f"host: expected a host name or address, got {self.host!r}")
+        if not isinstance(self.metrics_host, str) or self.metrics_host != self.metrics_host.strip():
+            raise ConfigError(
+                f"metrics_host: expected a host name or address (or empty), got {self.metrics_host!r}"
+            )
         for name, low, high in (
             ("port", 0, 65535),
             ("metrics_port", 0, 65535),

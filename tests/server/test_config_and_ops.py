@@ -49,6 +49,7 @@ def test_flags_override_environment_which_overrides_defaults():
         ({"RNN_LOG_LEVEL": "LOUD"}, "log_level"),
         ({"RNN_ALLOW_INSECURE": "maybe"}, "allow_insecure"),
         ({"RNN_SHUTDOWN_GRACE": "-1"}, "shutdown_grace"),
+        ({"RNN_METRICS_HOST": " 127.0.0.1"}, "metrics_host"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(env, name):
@@ -61,6 +62,27 @@ def test_a_public_address_without_tls_and_auth_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="allow-insecure"):
         create_server(ServerConfig(host="0.0.0.0", port=0, model_dir=tmp_path, metrics_port=0))
+
+
+def test_metrics_can_listen_on_another_address_than_the_grpc_port(tmp_path):
+    """--metrics-host keeps the unauthenticated Prometheus endpoint private when gRPC listens on a public
+    address (here: gRPC on every address with --allow-insecure, metrics on loopback only)."""
+    from server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    config = ServerConfig(host="0.0.0.0", port=0, model_dir=tmp_path, metrics_port=free,
+                          metrics_host="127.0.0.1", allow_insecure=True)
+    server, _ = create_server(config)
+    try:
+        with socket.create_connection(("127.0.0.1", server.metrics_port), timeout=5):
+            pass
+        listening = [line.split()[1] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        port_hex = f"{server.metrics_port:04X}"
+        assert f"0100007F:{port_hex}" in listening and f"00000000:{port_hex}" not in listening
+    finally:
+        server.stop(0)
 
 
 def test_every_call_logs_one_line_with_method_model_status_duration_and_request_id(stubs, trained, caplog):
