@@ -123,7 +123,29 @@ class _ExampleObjective(Objective):
         return [valid[i : i + B] for i in range(0, len(valid), B)]
 
 
-class SequenceLabelObjective(_ExampleObjective):
+class _CrossEntropyObjective(_ExampleObjective):
+    """Example objectives trained on the cross-entropy of `_forward(examples) -> (logits, targets)`
+    (targets IGNORE where there is nothing to predict)."""
+
+    def _forward(self, examples):
+        raise NotImplementedError
+
+    def train_step(self, batch, carry):
+        logits, y = self._forward(batch)
+        loss, d = cross_entropy(logits, y)
+        self.net.backward(d)
+        return loss, len(batch), None
+
+    def _valid_outputs(self):
+        """Per validation chunk, without caching for backward: (summed loss, logits, targets, kept mask)."""
+        for chunk in self._valid_batches():
+            with no_grad():
+                logits, y = self._forward(chunk)
+            loss, _ = cross_entropy(logits, y, reduction="sum")
+            yield loss, logits, y, y != IGNORE
+
+
+class SequenceLabelObjective(_CrossEntropyObjective):
     """Classification (one label per sequence) and tagging (one per step); examples are (ids, label ids)."""
 
     main_metric, higher_is_better = "accuracy", True
@@ -137,31 +159,23 @@ class SequenceLabelObjective(_ExampleObjective):
             y[b, : len(e[1])] = e[1]
         return ids, lengths, y
 
-    def train_step(self, batch, carry):
-        ids, lengths, y = self._tensors(batch)
-        logits, _ = self.net.forward(ids, lengths)
-        loss, d = cross_entropy(logits, y)
-        self.net.backward(d)
-        return loss, len(batch), None
+    def _forward(self, examples):
+        ids, lengths, y = self._tensors(examples)
+        return self.net.forward(ids, lengths)[0], y
 
     def evaluate(self) -> dict[str, float]:
         if not self.valid:
             return {}
         total, count, trues, preds = 0.0, 0, [], []
-        with no_grad():
-            for chunk in self._valid_batches():
-                ids, lengths, y = self._tensors(chunk)
-                logits, _ = self.net.forward(ids, lengths)
-                loss, _ = cross_entropy(logits, y, reduction="sum")
-                keep = y != IGNORE
-                total, count = total + loss, count + int(keep.sum())
-                trues.append(y[keep])
-                preds.append(logits.argmax(-1)[keep])
+        for loss, logits, y, keep in self._valid_outputs():
+            total, count = total + loss, count + int(keep.sum())
+            trues.append(y[keep])
+            preds.append(logits.argmax(-1)[keep])
         t, p = xp.concatenate(trues), xp.concatenate(preds)
         return {"loss": total / count, "accuracy": float((t == p).mean()), "macro_f1": macro_f1(t, p)}
 
 
-class DecoderObjective(_ExampleObjective):
+class DecoderObjective(_CrossEntropyObjective):
     """one_to_many (examples (label id, ids)) and seq2seq ((source ids, target ids)), teacher forcing."""
 
     def _tensors(self, examples):
@@ -178,23 +192,13 @@ class DecoderObjective(_ExampleObjective):
         src, src_len = self.model.pad([e[0] for e in examples])
         return self.net.forward(src, src_len, dec_in), y
 
-    def train_step(self, batch, carry):
-        logits, y = self._forward(batch)
-        loss, d = cross_entropy(logits, y)
-        self.net.backward(d)
-        return loss, len(batch), None
-
     def evaluate(self) -> dict[str, float]:
         if not self.valid:
             return {}
         total, count, correct = 0.0, 0, 0
-        with no_grad():
-            for chunk in self._valid_batches():
-                logits, y = self._forward(chunk)
-                loss, _ = cross_entropy(logits, y, reduction="sum")
-                keep = y != IGNORE
-                total, count = total + loss, count + int(keep.sum())
-                correct += int((logits.argmax(-1) == y)[keep].sum())
+        for loss, logits, y, keep in self._valid_outputs():
+            total, count = total + loss, count + int(keep.sum())
+            correct += int((logits.argmax(-1) == y)[keep].sum())
         mean = total / count
         return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "token_accuracy": correct / count}
 
