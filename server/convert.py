@@ -117,13 +117,7 @@ def model_config_from(task: str, spec: pb.ModelSpec) -> dict[str, Any]:
     if spec.tokenizer:
         cfg["tokenizer"] = spec.tokenizer
     extra = struct_dict(spec.extra)
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    for key in extra:
-        if key in cfg or key == "task":
-            raise invalid(f"spec.extra.{key}", "set by a ModelSpec field already; give it once")
-        if key not in known:
-            raise invalid(f"spec.extra.{key}", f"expected a ModelConfig setting, one of {sorted(known)}")
-    cfg.update(extra)
+    _merge_extra(cfg, extra, "spec", "ModelSpec", ModelConfig, reserved=("task",))
     try:
         return ModelConfig.from_dict(cfg).to_dict()
     except InvalidInput as exc:
@@ -131,6 +125,18 @@ def model_config_from(task: str, spec: pb.ModelSpec) -> dict[str, Any]:
         if str(exc).startswith("task:"):
             raise with_field_prefix(exc, "") from None
         raise with_field_prefix(exc, "spec", rename) from None
+
+
+def _merge_extra(cfg: dict, extra: dict, field: str, message: str, config_cls, reserved=()) -> None:
+    """Add a message's `extra` settings to `cfg`: each must be a `config_cls` setting no field set already."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    for key in extra:
+        if key in cfg or key in reserved:
+            raise invalid(f"{field}.extra.{key}", f"set by a {message} field already; give it once")
+        if key not in known:
+            raise invalid(f"{field}.extra.{key}",
+                          f"expected a {config_cls.__name__} setting, one of {sorted(known)}")
+    cfg.update(extra)
 
 
 def train_config_from(training: pb.TrainingSettings) -> dict[str, Any]:
@@ -149,13 +155,7 @@ def train_config_from(training: pb.TrainingSettings) -> dict[str, Any]:
     if training.optimizer:
         cfg["optimizer"] = training.optimizer
     extra = struct_dict(training.extra)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key in extra:
-        if key in cfg:
-            raise invalid(f"training.extra.{key}", "set by a TrainingSettings field already; give it once")
-        if key not in known:
-            raise invalid(f"training.extra.{key}", f"expected a TrainConfig setting, one of {sorted(known)}")
-    cfg.update(extra)
+    _merge_extra(cfg, extra, "training", "TrainingSettings", TrainConfig)
     try:
         return TrainConfig.from_dict(cfg).to_dict()
     except InvalidInput as exc:
