@@ -1,6 +1,7 @@
 """`create_server(config) -> (server, port)`: the gRPC server with every service, health, reflection, metrics.
 
-Separate from `main()` so tests can bind port 0 in-process. The returned `RnnServer` wraps the grpc.Server
+Separate from `main()` so tests can bind port 0 in-process. The server is a grpc.aio server running on the
+process's event loop thread (server/bridge.py); the returned `RnnServer` gives it a blocking API
 (start / wait_for_termination / stop) and adds `drain(grace)`: health NOT_SERVING, new calls refused with
 UNAVAILABLE, in-flight calls get `grace` seconds, running jobs checkpoint and become INTERRUPTED.
 """
@@ -12,6 +13,7 @@ import threading
 from concurrent import futures
 
 import grpc
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -22,6 +24,7 @@ from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
 from . import auth
 from .batching import BatchingPool, BatchSettings
+from .bridge import EventLoopThread, adapt_servicer
 from .config import ServerConfig
 from .interceptor import CallInterceptor, StreamLimiter
 from .jobs import JobManager
@@ -35,6 +38,11 @@ from .store import ModelStore
 from .uploads import UploadStore
 
 log = logging.getLogger("rnn.server")
+_DESCRIPTORS = {
+    "TrainingService": training_service_pb2.DESCRIPTOR,
+    "InferenceService": inference_service_pb2.DESCRIPTOR,
+    "ModelService": model_service_pb2.DESCRIPTOR,
+}
 SERVICES = {
     "rnn.v1.TrainingService": training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
     "rnn.v1.InferenceService": inference_service_pb2.DESCRIPTOR.services_by_name[
@@ -45,42 +53,55 @@ SERVICES = {
 
 
 class RnnServer:
-    """The running server: the grpc.Server plus the state it serves and the health servicer."""
+    """The running server: the grpc.aio server (on the process's loop thread), the state it serves, health."""
 
     def __init__(
         self,
-        grpc_server: grpc.Server,
+        loop: EventLoopThread,
+        grpc_server: grpc.aio.Server,
         state: ServerState,
-        health_servicer: health.HealthServicer,
+        health_servicer: health_aio.HealthServicer,
         metrics_port: int | None,
     ) -> None:
-        self.grpc_server, self.state, self.health = grpc_server, state, health_servicer
+        self.loop, self.grpc_server, self.state, self.health = loop, grpc_server, state, health_servicer
         self.metrics_port = metrics_port
         self._stopped = threading.Event()
+        self._terminated = threading.Event()
 
     def start(self) -> RnnServer:
-        self.grpc_server.start()
-        for name in ("", *SERVICES):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.loop.run(self._start())
         return self
 
+    async def _start(self) -> None:
+        await self.grpc_server.start()
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
     def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return self.grpc_server.wait_for_termination(timeout)
+        """Block until the server has stopped; like grpc.Server's, True means `timeout` passed first."""
+        return not self._terminated.wait(timeout)
 
     def drain(self, grace: float | None = None) -> None:
         """Graceful shutdown (idempotent); returns when in-flight calls and workers have finished."""
         if self._stopped.is_set():
+            self._terminated.wait()
             return
         self._stopped.set()
         grace = self.state.config.shutdown_grace if grace is None else grace
         self.state.draining.set()
-        self.health.enter_graceful_shutdown()  # every service NOT_SERVING, later sets ignored
+        # every service NOT_SERVING; later sets are ignored
+        self.loop.run(self.health.enter_graceful_shutdown())
         jobs = threading.Thread(target=self.state.jobs.shutdown, args=(grace,), daemon=True)
         jobs.start()
-        self.grpc_server.stop(grace).wait(grace + 5)
+        try:
+            self.loop.run(self.grpc_server.stop(grace), timeout=grace + 5)
+        except TimeoutError:
+            log.warning("the gRPC server did not stop within %.1f s", grace + 5)
         jobs.join(grace + 10)
         self.state.sequences.close()
         self.state.metrics.close()
+        self.state.executor.shutdown(wait=False, cancel_futures=True)
+        self._terminated.set()
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """grpc.Server-like stop: drains and returns a set Event."""
@@ -126,35 +147,14 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
             max_models=config.model_cache_size,
             latest=store.get,
         ),
+        executor=futures.ThreadPoolExecutor(max_workers=_workers(config), thread_name_prefix="rnn-rpc"),
     )
     limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
     interceptors = [CallInterceptor(metrics, limiter, state.draining)]
     if tokens is not None:
         interceptors.append(auth.AuthInterceptor(tokens))
-    workers = config.max_concurrent_streams + 16
-    options = [
-        ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnn-rpc"),
-        interceptors=interceptors,
-        options=options,
-        maximum_concurrent_rpcs=workers,
-    )
-    tpb_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(state), server)
-    ipb_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(state), server)
-    mpb_grpc.add_ModelServiceServicer_to_server(ModelServicer(state), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
-    port = server.add_secure_port(address, creds) if creds is not None else server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"could not bind {address}")
+    loop = EventLoopThread.shared()
+    server, health_servicer, address, port = loop.run(_build(config, state, interceptors, creds))
     metrics_host = config.metrics_host or config.host
     metrics_port = metrics.serve(metrics_host, config.metrics_port) if config.metrics_port else None
     log.info(
@@ -166,4 +166,40 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
             "model_dir": str(config.model_dir),
         },
     )
-    return RnnServer(server, state, health_servicer, metrics_port), port
+    return RnnServer(loop, server, state, health_servicer, metrics_port), port
+
+
+async def _build(config: ServerConfig, state: ServerState, interceptors: list, creds):
+    """The grpc.aio server with every service registered and its port bound (run on the loop thread)."""
+    options = [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(
+        interceptors=interceptors, options=options, maximum_concurrent_rpcs=_workers(config)
+    )
+    pool = state.executor
+    for add, servicer, name in (
+        (tpb_grpc.add_TrainingServiceServicer_to_server, TrainingServicer(state), "TrainingService"),
+        (ipb_grpc.add_InferenceServiceServicer_to_server, InferenceServicer(state), "InferenceService"),
+        (mpb_grpc.add_ModelServiceServicer_to_server, ModelServicer(state), "ModelService"),
+    ):
+        descriptor = _DESCRIPTORS[name].services_by_name[name]
+        add(adapt_servicer(servicer, descriptor, pool), server)
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
+    port = server.add_secure_port(address, creds) if creds is not None else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return server, health_servicer, address, port
+
+
+def _workers(config: ServerConfig) -> int:
+    """Calls served at once (more get RESOURCE_EXHAUSTED from grpc), and the threads of the blocking work."""
+    return config.max_concurrent_streams + 16
+

@@ -1,4 +1,4 @@
-"""Bearer-token authentication and role checks for every RPC, as one gRPC server interceptor.
+"""Bearer-token authentication and role checks for every RPC, as one grpc.aio server interceptor.
 
 Two roles: `inference` may call the read and predict methods; `admin` may call everything. Health checks
 and server reflection stay open so load balancers and grpcurl work. Tokens are compared in constant time
@@ -98,26 +98,30 @@ def _bearer(metadata) -> str | None:
 def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """A handler of the same streaming shape as `handler` that aborts with `code`."""
 
-    def abort(_request, context):
-        context.abort(code, message)
+    async def abort(_request, context):
+        await context.abort(code, message)
+
+    async def abort_stream(_request, context):  # an async generator, like the handlers it stands in for
+        await context.abort(code, message)
+        yield  # never reached
 
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort)
+        return grpc.stream_stream_rpc_method_handler(abort_stream)
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(abort)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(abort)
+        return grpc.unary_stream_rpc_method_handler(abort_stream)
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(grpc.aio.ServerInterceptor):
     """UNAUTHENTICATED for a missing or unknown token, PERMISSION_DENIED for a token without the role."""
 
     def __init__(self, tokens: TokenTable) -> None:
         self.tokens = tokens
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
         role = required_role(handler_call_details.method)
         if handler is None or role is None:
             return handler

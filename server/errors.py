@@ -11,6 +11,7 @@ trailing metadata (`request-id`) and as google.rpc.RequestInfo.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -26,6 +27,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from rnn_engine import errors as engine_errors
+
+from .bridge import CallAborted
 
 log = logging.getLogger("rnn.server")
 REQUEST_ID_KEY = "request-id"
@@ -147,8 +150,8 @@ def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
     )
 
 
-def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
-    """End the call with the status for `exc` (never returns); unexpected errors are logged as INTERNAL."""
+def _status_for(exc: BaseException) -> grpc.Status:
+    """The status a failure ends its call with; unexpected errors are logged and become INTERNAL."""
     rid = current_request_id()
     err = classify(exc)
     if err is None:
@@ -156,17 +159,47 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
         err = ServiceError(
             grpc.StatusCode.INTERNAL, f"internal error (request id {rid}); the server logged the details"
         )
-    context.abort_with_status(to_grpc_status(err, rid))
+    return to_grpc_status(err, rid)
+
+
+def abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    """End the call with the status for `exc` (never returns); unexpected errors are logged as INTERNAL."""
+    context.abort_with_status(_status_for(exc))
+
+
+async def abort_async(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    """`abort` for a grpc.aio call (raises grpc.aio.AbortError)."""
+    status = _status_for(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def _is_abort(exc: BaseException) -> bool:
-    # grpc raises a bare Exception from context.abort(), and grpc.RpcError from a request iterator whose call
-    # already ended (client cancelled, message over the size limit); both must pass through untouched.
-    return (type(exc) is Exception and not exc.args) or isinstance(exc, grpc.RpcError)
+    # grpc raises a bare Exception from a sync context's abort() (CallAborted from ours: server/bridge.py),
+    # grpc.aio.AbortError from an async one, and grpc.RpcError from a request iterator whose call already
+    # ended (client cancelled, message over the size limit); all must pass through untouched.
+    return (type(exc) is Exception and not exc.args) or isinstance(
+        exc, (grpc.RpcError, grpc.aio.AbortError, CallAborted)
+    )
 
 
 def handle_errors(method: Callable) -> Callable:
-    """Decorate a servicer method (plain or generator) so every failure leaves through `abort`."""
+    """Decorate a servicer method (plain, generator or async generator) so every failure leaves through
+    `abort`."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def async_stream_wrapper(self, request, context):
+            try:
+                async with contextlib.aclosing(method(self, request, context)) as items:
+                    async for item in items:
+                        yield item
+            except Exception as exc:  # noqa: BLE001
+                if _is_abort(exc):
+                    raise
+                await abort_async(context, exc)
+
+        return async_stream_wrapper
+
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
@@ -204,6 +237,7 @@ __all__ = [
     "with_field_prefix",
     "classify",
     "abort",
+    "abort_async",
     "handle_errors",
     "current_request_id",
     "request_id_var",

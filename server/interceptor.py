@@ -1,12 +1,15 @@
 """Server interceptor: request ids, one structured log line and metrics per call, stream limits, draining.
 
 Every call gets a request id (the client's `x-request-id`/`request-id` metadata if sane, else a fresh one),
-returned in initial metadata and in every error status. When the call ends (for any reason, seen through
-`context.add_callback`) one log line records method, model, status, duration and request id.
+returned in initial metadata and in every error status. When the call ends (for any reason: the wrapper's
+`finally`) one log line records method, model, status, duration and request id. It is a grpc.aio interceptor:
+every behavior it wraps is async (server/bridge.py adapts the sync servicer methods).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import hashlib
 import logging
@@ -18,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from .errors import REQUEST_ID_KEY, ServiceError, exhausted, request_id_var, to_grpc_status
+from .errors import REQUEST_ID_KEY, ServiceError, exhausted, request_id_var, status_name, to_grpc_status
 from .metrics import Metrics
 
 log = logging.getLogger("rnn.server.calls")
@@ -76,14 +79,14 @@ def client_key(context, meta: dict) -> str:
     return "peer:" + (peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer)
 
 
-class CallInterceptor(grpc.ServerInterceptor):
+class CallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler; `draining` set means new calls (except health/reflection) get UNAVAILABLE."""
 
     def __init__(self, metrics: Metrics, limiter: StreamLimiter, draining: threading.Event) -> None:
         self.metrics, self.limiter, self.draining = metrics, limiter, draining
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
         if handler is None:
             return None
         full = handler_call_details.method
@@ -107,7 +110,9 @@ class CallInterceptor(grpc.ServerInterceptor):
                 )
         return handler
 
-    def _start(self, request, context, method: str, streaming: bool) -> dict[str, Any]:
+    @staticmethod
+    def _begin(request, context, method: str) -> tuple[dict[str, Any], dict]:
+        """The call's info record (its request id chosen and set for the call's context) and metadata."""
         meta = dict(context.invocation_metadata() or ())
         given = meta.get("x-request-id") or meta.get(REQUEST_ID_KEY) or ""
         rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
@@ -119,42 +124,46 @@ class CallInterceptor(grpc.ServerInterceptor):
             "start": time.perf_counter(),
             "completed": False,
             "stream": False,
+            "error": None,
         }
         call_info_var.set(info)
-        context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
-        context.add_callback(lambda: self._finish(info, context))
+        return info, meta
+
+    async def _admit(self, info: dict[str, Any], meta: dict, context, streaming: bool) -> None:
+        """Send the request id; refuse the call while draining or when the stream limits are full."""
+        rid = info["request_id"]
+        await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
         if self.draining.is_set():
-            self._reject(context, ServiceError(grpc.StatusCode.UNAVAILABLE, "server is shutting down"), rid)
+            err = ServiceError(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+            await self._reject(context, err, rid)
         if streaming:
             info["client"] = client_key(context, meta)
             full = self.limiter.acquire(info["client"])
             if full is not None:
                 limit = self.limiter.limit if full == "max_concurrent_streams" else self.limiter.per_client
-                self._reject(context, exhausted(full, f"too many open streams ({limit})"), rid)
+                await self._reject(context, exhausted(full, f"too many open streams ({limit})"), rid)
             info["stream"] = True
-            self.metrics.active_streams.labels(method).inc()
-        return info
+            self.metrics.active_streams.labels(info["method"]).inc()
 
     @staticmethod
-    def _reject(context, err: ServiceError, rid: str) -> None:
-        context.abort_with_status(to_grpc_status(err, rid))
+    async def _reject(context, err: ServiceError, rid: str) -> None:
+        status = to_grpc_status(err, rid)
+        await context.abort(status.code, status.details, status.trailing_metadata)
 
     def _finish(self, info: dict[str, Any], context) -> None:
-        if info.get("finished"):
-            return
-        info["finished"] = True
         if info["stream"]:
             self.limiter.release(info["client"])
             self.metrics.active_streams.labels(info["method"]).dec()
-        code = context.code()
-        if code is None or code == grpc.StatusCode.OK:
-            if info["completed"]:
-                status = "OK"
-            else:  # ended by the client or by its deadline
-                remaining = context.time_remaining()
-                status = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
-        else:
-            status = code.name
+        error = info["error"]
+        if info["completed"]:
+            status = "OK"
+        elif isinstance(error, grpc.aio.AbortError):
+            status = status_name(context.code())
+        elif error is None or isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            remaining = context.time_remaining()  # ended by the client or by its deadline
+            status = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+        else:  # a failure outside handle_errors: grpc answers UNKNOWN
+            status = "UNKNOWN"
         seconds = time.perf_counter() - info["start"]
         self.metrics.observe_call(info["method"], status, seconds)
         log.info(
@@ -171,17 +180,33 @@ class CallInterceptor(grpc.ServerInterceptor):
     def _wrap(self, behavior, method: str, streaming: bool, response_streaming: bool):
         if response_streaming:
 
-            def stream_behavior(request, context):
-                info = self._start(request, context, method, streaming)
-                yield from behavior(request, context)
-                info["completed"] = True
+            async def stream_behavior(request, context):
+                info, meta = self._begin(request, context, method)
+                try:
+                    await self._admit(info, meta, context, streaming)
+                    async with contextlib.aclosing(behavior(request, context)) as items:
+                        async for item in items:
+                            yield item
+                    info["completed"] = True
+                except BaseException as exc:
+                    info["error"] = exc
+                    raise
+                finally:
+                    self._finish(info, context)
 
             return stream_behavior
 
-        def unary_behavior(request, context):
-            info = self._start(request, context, method, streaming)
-            response = behavior(request, context)
-            info["completed"] = True
-            return response
+        async def unary_behavior(request, context):
+            info, meta = self._begin(request, context, method)
+            try:
+                await self._admit(info, meta, context, streaming)
+                response = await behavior(request, context)
+                info["completed"] = True
+                return response
+            except BaseException as exc:
+                info["error"] = exc
+                raise
+            finally:
+                self._finish(info, context)
 
         return unary_behavior

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rnn_engine.errors import InvalidInput
@@ -28,6 +29,8 @@ class ServerState:
     uploads: UploadStore
     draining: threading.Event = field(default_factory=threading.Event)
     batching: BatchingPool | None = None  # server/batching: None runs every call alone
+    executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="rnn-rpc"))
+    # ^ where the calls' blocking work runs (the server's event loop never blocks)
 
     def model(self, name: str, field: str = "model"):
         """The loaded model `name`; INVALID_ARGUMENT on `field` if empty or malformed, NOT_FOUND if absent."""

@@ -14,11 +14,12 @@ keep going. The worker thread starts on demand and exits when it has nothing to 
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from rnn_engine.batched import StepPlan, exact_min_rows, split_state, stack_states, step_logits
@@ -33,7 +34,8 @@ _END = object()
 
 
 class TokenStream:
-    """The records of one generation (GeneratedToken..., GenerationEnd) as an iterator; errors re-raised."""
+    """The records of one generation (GeneratedToken..., GenerationEnd), errors re-raised; read either as an
+    iterator (blocking) or as an async iterator on an event loop (woken by `put` from the worker thread)."""
 
     def __init__(self, should_stop: Callable[[], bool] | None) -> None:
         self._q: queue.SimpleQueue = queue.SimpleQueue()  # C-level put/get: a token costs no Condition
@@ -41,6 +43,7 @@ class TokenStream:
         self._user_stop = should_stop
         self.enqueued = time.monotonic()
         self.wake: threading.Event | None = None  # set by the scheduler: reading may un-pause the stream
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None  # an async reader's
 
     def should_stop(self) -> bool:
         return self._cancel.is_set() or (self._user_stop is not None and bool(self._user_stop()))
@@ -54,12 +57,37 @@ class TokenStream:
 
     def put(self, item: Any) -> None:
         self._q.put(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            loop, future = waiter
+            loop.call_soon_threadsafe(_wake_future, future)
 
     def __iter__(self) -> Iterator:
         return self
 
     def __next__(self) -> Any:
-        item = self._q.get()
+        return self._take(self._q.get())
+
+    def __aiter__(self) -> AsyncIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            item = self._q.get_nowait()
+        except queue.Empty:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._waiter = (loop, future)
+            if self._q.empty():  # checked again: a put between get_nowait and here has not woken us
+                await future
+            self._waiter = None
+            item = self._q.get_nowait()
+        try:
+            return self._take(item)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def _take(self, item: Any) -> Any:
         if self.wake is not None:
             self.wake.set()
         if item is _END:
@@ -71,6 +99,11 @@ class TokenStream:
         if hasattr(item, "finish_reason"):
             self._q.put(_END)
         return item
+
+
+def _wake_future(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Request:

@@ -13,6 +13,8 @@ from rnn_engine.errors import InvalidInput
 
 from .. import limits
 from .. import predict_io as io
+from ..batching.generation import TokenStream
+from ..bridge import in_thread, iterate_in_thread
 from ..convert import TASK_ENUMS
 from ..errors import abort, exhausted, handle_errors, invalid, with_field_prefix
 from ..state import ServerState
@@ -104,29 +106,41 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         )
 
     @handle_errors
-    def StreamGenerate(self, request, context):
-        model = self.state.model(request.model)
-        limits.check_prompt(model, request.prompt, request.stop_sequences, self.state.config)
-        config = self._generation_config(request)
-        prompt = self._prompt(model, request)
+    async def StreamGenerate(self, request, context):
+        # Served on the event loop (no thread per stream); the model lookup, validation and the prompt's
+        # forward pass run in the pool. A batched generation's tokens arrive from its scheduler's thread.
         stop = threading.Event()
-        context.add_callback(stop.set)
-        tokens = self.state.metrics.tokens.labels(request.model)
-        if self.state.batching is not None and model.task != "forecasting":  # continuous batching
-            records = self.state.batching.generate(
-                request.model, model, prompt, config, stop.is_set, _deadline(context)
-            )
-        else:
-            records = model.generate(prompt, config, should_stop=stop.is_set)
+        items = None
         try:
-            for i, item in enumerate(records):
+            records = await in_thread(
+                self.state.executor, self._start_generation, request, stop.is_set, _deadline(context)
+            )
+            if not isinstance(records, TokenStream):  # run alone: Model.generate's generator
+                records = iterate_in_thread(records, self.state.executor)
+            items = records
+            tokens = self.state.metrics.tokens.labels(request.model)
+            i = 0
+            async for item in items:
                 if hasattr(item, "finish_reason"):
                     yield io.summary_to_pb(item, list(request.stop_sequences))
                     return
                 tokens.inc()
                 yield io.token_to_pb(item, i)
+                i += 1
         finally:
             stop.set()  # however the call ends, a batched generation leaves its batch
+            if hasattr(items, "aclose"):
+                await items.aclose()
+
+    def _start_generation(self, request, should_stop, deadline: float | None):
+        """The records of the requested generation: a batched TokenStream or Model.generate's generator."""
+        model = self.state.model(request.model)
+        limits.check_prompt(model, request.prompt, request.stop_sequences, self.state.config)
+        config = self._generation_config(request)
+        prompt = self._prompt(model, request)
+        if self.state.batching is not None and model.task != "forecasting":  # continuous batching
+            return self.state.batching.generate(request.model, model, prompt, config, should_stop, deadline)
+        return model.generate(prompt, config, should_stop=should_stop)
 
     def _prompt(self, model, request):
         """The prompt text, or for a forecaster the series in prompt_values."""

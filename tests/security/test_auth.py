@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from concurrent import futures
 
 import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.auth import (
     AuthInterceptor,
@@ -17,6 +17,7 @@ from server.auth import (
     required_role,
     server_credentials,
 )
+from server.bridge import EventLoopThread
 
 ADMIN, INFER = "admin-token-0123456789", "infer-token-0123456789"
 METHODS = {
@@ -34,27 +35,46 @@ METHODS = {
 
 def _echo_handlers():
     """Raw-bytes handlers standing in for the real services (the interceptor only looks at method names)."""
+
+    async def echo(request, _context):
+        return request
+
     by_service: dict[str, dict] = {}
     for method in METHODS:
         service, name = method[1:].split("/")
-        by_service.setdefault(service, {})[name] = grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)
+        by_service.setdefault(service, {})[name] = grpc.unary_unary_rpc_method_handler(echo)
     return [grpc.method_handlers_generic_handler(s, h) for s, h in by_service.items()]
 
 
+class _Served:
+    """A grpc.aio server with the AuthInterceptor on the server's event loop thread (as in server/app.py)."""
+
+    def __init__(self, credentials=None) -> None:
+        self.loop = EventLoopThread.shared()
+        self.server, self.port = self.loop.run(self._build(credentials))
+
+    @staticmethod
+    async def _build(credentials):
+        server = grpc.aio.server(
+            interceptors=[AuthInterceptor(parse_tokens(f"admin:{ADMIN}\ninference:{INFER}", "test"))],
+        )
+        server.add_generic_rpc_handlers(_echo_handlers())
+        health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
+        port = (
+            server.add_secure_port("127.0.0.1:0", credentials)
+            if credentials
+            else server.add_insecure_port("127.0.0.1:0")
+        )
+        await server.start()
+        return server, port
+
+    def stop(self, grace) -> None:
+        self.loop.run(self.server.stop(grace))
+
+
 def _serve(credentials=None):
-    server = grpc.server(
-        futures.ThreadPoolExecutor(4),
-        interceptors=[AuthInterceptor(parse_tokens(f"admin:{ADMIN}\ninference:{INFER}", "test"))],
-    )
-    server.add_generic_rpc_handlers(_echo_handlers())
-    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
-    port = (
-        server.add_secure_port("127.0.0.1:0", credentials)
-        if credentials
-        else server.add_insecure_port("127.0.0.1:0")
-    )
-    server.start()
-    return server, port
+    served = _Served(credentials)
+    return served, served.port
 
 
 @pytest.fixture(scope="module")

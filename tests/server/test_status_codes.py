@@ -165,7 +165,7 @@ def test_draining_server_is_unavailable_and_not_serving(make_server, trained, se
     )
     next(stream)
     server.state.draining.set()  # what drain() does first
-    server.health.enter_graceful_shutdown()
+    server.loop.run(server.health.enter_graceful_shutdown())
     err = call_error(stubs.models.ListModels, mpb.ListModelsRequest())
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     status = health.Check(health_pb2.HealthCheckRequest(service="rnn.v1.InferenceService")).status
