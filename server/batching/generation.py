@@ -55,12 +55,15 @@ class TokenStream:
     def backlog(self) -> int:
         return self._q.qsize()
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any, wake: bool = True) -> None:
+        """Queue `item`; with `wake=False` an async reader waiting for it is not woken (see `wake_readers`)."""
         self._q.put(item)
+        if wake:
+            wake_readers((self,))
+
+    def _take_waiter(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Future] | None:
         waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            loop, future = waiter
-            loop.call_soon_threadsafe(_wake_future, future)
+        return waiter
 
     def __iter__(self) -> Iterator:
         return self
@@ -72,16 +75,17 @@ class TokenStream:
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            item = self._q.get_nowait()
-        except queue.Empty:
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            self._waiter = (loop, future)
-            if self._q.empty():  # checked again: a put between get_nowait and here has not woken us
-                await future
-            self._waiter = None
-            item = self._q.get_nowait()
+        while True:
+            try:
+                item = self._q.get_nowait()
+                break
+            except queue.Empty:
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                self._waiter = (loop, future)
+                if self._q.empty():  # checked again: a put between get_nowait and here has not woken us
+                    await future  # a wake-up may find nothing new (a step that held its tokens back)
+                self._waiter = None
         try:
             return self._take(item)
         except StopIteration:
@@ -101,9 +105,22 @@ class TokenStream:
         return item
 
 
-def _wake_future(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+def wake_readers(streams) -> None:
+    """Wake the async readers waiting on `streams`: one call into each event loop, however many streams
+    (a write to the loop's wake-up pipe costs as much as a token's whole delivery)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+    for stream in streams:
+        waiter = stream._take_waiter()
+        if waiter is not None:
+            by_loop.setdefault(waiter[0], []).append(waiter[1])
+    for loop, futures in by_loop.items():
+        loop.call_soon_threadsafe(_wake_futures, futures)
+
+
+def _wake_futures(futures: list[asyncio.Future]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class _Request:
@@ -224,12 +241,13 @@ class GenerationScheduler:
         ready, done = [], []
         for req, out in zip(going, advance_all([r.sampler for r in going]), strict=True):
             if isinstance(out, BaseException):  # Cancelled, or a failure handed to this call only
-                req.stream.put(out)
+                req.stream.put(out, wake=False)
                 done.append(req)
                 continue
             for record in out:
-                req.stream.put(record)
+                req.stream.put(record, wake=False)
             (done if req.sampler.done else ready).append(req)
+        wake_readers(r.stream for r in going)
         if done:
             with self._lock:
                 self._active = [r for r in self._active if r not in done]
