@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 _DONE = object()
+EOF_TURNS = 3  # loop turns at the end of a request stream for a cancellation to show (see _SyncRequests)
 
 
 class EventLoopThread:
@@ -134,15 +135,25 @@ class SyncContext:
 
 
 class _SyncRequests(Iterator):
-    """A worker thread's iterator over the call's (async) request stream; each message is read on the loop."""
+    """A worker thread's iterator over the call's (async) request stream; each message is read on the loop.
 
-    def __init__(self, requests: AsyncIterator, loop: asyncio.AbstractEventLoop) -> None:
-        self._requests, self._loop = requests.__aiter__(), loop
+    grpc.aio reports a client's cancellation as an ordinary end of the request stream, and cancels the
+    handler just after; so at the end of the stream the loop is given a few turns for that cancellation to
+    land, and a call that has ended raises RequestStreamEnded (a grpc.RpcError, as grpcio's sync server
+    raises from its request iterator) instead of looking like a complete stream."""
+
+    def __init__(self, requests: AsyncIterator, context: SyncContext, loop: asyncio.AbstractEventLoop):
+        self._requests, self._context, self._loop = requests.__aiter__(), context, loop
         self._pending: concurrent.futures.Future | None = None
         self._closed = False
 
     async def _read(self):
-        return await self._requests.__anext__()
+        try:
+            return await self._requests.__anext__()
+        except StopAsyncIteration:
+            for _ in range(EOF_TURNS):
+                await asyncio.sleep(0)
+            raise
 
     def __next__(self):
         if self._closed:
@@ -151,6 +162,8 @@ class _SyncRequests(Iterator):
         try:
             return self._pending.result()
         except StopAsyncIteration:
+            if not self._context.is_active():
+                raise RequestStreamEnded("the call was cancelled while its requests were read") from None
             raise StopIteration from None
         except (Exception, concurrent.futures.CancelledError) as exc:  # cancelled, reset, or over a limit
             raise RequestStreamEnded(f"reading the request stream failed: {exc!r}") from exc
@@ -177,15 +190,15 @@ def _unary_response(method, executor, request_streaming: bool):
     async def handler(request, context):
         loop = asyncio.get_running_loop()
         sync = SyncContext(context, loop)
-        requests = _SyncRequests(request, loop) if request_streaming else None
+        requests = _SyncRequests(request, sync, loop) if request_streaming else None
         try:
             return await in_thread(executor, method, requests or request, sync)
         except CallAborted as exc:
             await _abort(context, exc)
         finally:
+            sync._end()  # first: a worker thread woken by close() must see is_active() False
             if requests is not None:
                 requests.close()
-            sync._end()
 
     return handler
 
@@ -194,7 +207,7 @@ def _stream_response(method, executor, request_streaming: bool):
     async def handler(request, context):
         loop = asyncio.get_running_loop()
         sync = SyncContext(context, loop)
-        requests = _SyncRequests(request, loop) if request_streaming else None
+        requests = _SyncRequests(request, sync, loop) if request_streaming else None
         try:
             items = iterate_in_thread(method(requests or request, sync), executor)
             async with contextlib.aclosing(items):
@@ -203,9 +216,9 @@ def _stream_response(method, executor, request_streaming: bool):
         except CallAborted as exc:
             await _abort(context, exc)
         finally:
+            sync._end()  # first: a worker thread woken by close() must see is_active() False
             if requests is not None:
                 requests.close()
-            sync._end()
 
     return handler
 

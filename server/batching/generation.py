@@ -56,7 +56,7 @@ class TokenStream:
         return self._q.qsize()
 
     def put(self, item: Any, wake: bool = True) -> None:
-        """Queue `item`; with `wake=False` an async reader waiting for it is not woken (see `wake_readers`)."""
+        """Queue `item`; with `wake=False` an async reader waiting for it is not woken (`wake_readers`)."""
         self._q.put(item)
         if wake:
             wake_readers((self,))
