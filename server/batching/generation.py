@@ -55,10 +55,10 @@ class TokenStream:
     def backlog(self) -> int:
         return self._q.qsize()
 
-    def put(self, item: Any, wake: bool = True) -> None:
-        """Queue `item`; with `wake=False` an async reader waiting for it is not woken (`wake_readers`)."""
+    def put(self, item: Any, notify: bool = True) -> None:
+        """Queue `item`; with `notify=False` an async reader waiting for it is not woken (`wake_readers`)."""
         self._q.put(item)
-        if wake:
+        if notify:
             wake_readers((self,))
 
     def _take_waiter(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Future] | None:
@@ -241,11 +241,11 @@ class GenerationScheduler:
         ready, done = [], []
         for req, out in zip(going, advance_all([r.sampler for r in going]), strict=True):
             if isinstance(out, BaseException):  # Cancelled, or a failure handed to this call only
-                req.stream.put(out, wake=False)
+                req.stream.put(out, notify=False)
                 done.append(req)
                 continue
             for record in out:
-                req.stream.put(record, wake=False)
+                req.stream.put(record, notify=False)
             (done if req.sampler.done else ready).append(req)
         wake_readers(r.stream for r in going)
         if done:

@@ -112,10 +112,11 @@ def _method(channel, kind: str, name: str):
     return getattr(channel, kind)(f"/{SERVICE}/{name}")
 
 
-def test_sync_unary_method_runs_in_the_pool(bridge):
+def test_sync_unary_method_runs_in_the_pool_with_the_calls_context_variables(bridge):
     _, channel = bridge
     reply = _method(channel, "unary_unary", "Unary")(b"hi", timeout=10)
     assert reply.startswith(b"hi") and reply.endswith(b"bridged")
+    assert b"-ctx-" in reply  # the call's context variables reached the pool thread (its own would be unset)
 
 
 def test_abort_with_status_in_a_worker_thread_ends_the_call_with_that_status(bridge):
@@ -187,8 +188,8 @@ def test_async_token_stream_reader_waits_through_a_wake_up_that_brings_nothing()
     time.sleep(0.05)
     wake_readers([stream])  # a step that held its tokens back (stop-sequence matching) still wakes readers
     time.sleep(0.05)
-    stream.put("a", wake=False)
-    stream.put("b", wake=False)
+    stream.put("a", notify=False)
+    stream.put("b", notify=False)
     assert not future.done()  # queued without a wake-up: not yet seen
     wake_readers([stream])
     assert future.result(5) == ["a", "b"]
