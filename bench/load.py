@@ -1,5 +1,8 @@
 """Serving under load: `python -m bench.load [--seconds S] [--repeats R] [--quick] [--soak [S]] [--json]`.
 
+`--make-model-dir DIR` and `--address ON[,OFF]` run the same phases against servers started by hand, e.g. on
+another machine, so the load generator does not share their CPUs (the default runs everything on this one).
+
 Starts two real servers (`python -m server`) as subprocesses on 127.0.0.1, one with batching on and one with
 `--no-batching`, over a temporary model directory holding an untrained 2-layer, 512-hidden character LSTM
 (random weights: speed does not depend on training). For 1, 8, 32 and 64 concurrent clients it drives, with a
@@ -13,10 +16,10 @@ Then prints the targets as ratios measured in this run (64 streams vs 1, p99 tok
 Predict at 32 clients batched vs unbatched). `--soak [SECONDS]` (default 30) instead runs 64 streams against
 the batching server for that long and reports the server's resident memory at start, end and peak.
 
-Bounds: only 127.0.0.1, at most 64 streams, every phase ends after its time budget (streams still open then
-are cancelled, Predict calls in flight finish), each call has a deadline, and the server processes are
-stopped at the end (killed if they do not stop within 15 s). BLAS runs one thread per server
-(OPENBLAS_NUM_THREADS=1 etc.): with concurrent requests, threaded BLAS only fights the request threads.
+Bounds: only 127.0.0.1 unless --address says otherwise, at most 64 streams, every phase ends after its time
+budget (streams still open then are cancelled, Predict calls in flight finish), each call has a deadline, and
+the server processes are stopped at the end (killed if they do not stop within 15 s). BLAS runs one thread per
+server (OPENBLAS_NUM_THREADS=1 etc.): with concurrent requests, threaded BLAS only fights the request threads.
 """
 
 from __future__ import annotations
@@ -225,18 +228,24 @@ def _median_summary(runs: list[dict]) -> dict:
 def run_both(model_dir: Path, seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
     """Both servers run side by side; phases alternate between them and the concurrency order rotates
     between repeats, so that the other jobs on the machine weigh on every contender alike."""
-    runs: dict = {mode: {kind: {n: [] for n in levels} for kind in ("generate", "predict")}
-                  for mode in ("batching_on", "batching_off")}
     with server(model_dir, True) as (on, _), server(model_dir, False) as (off, _):
-        warm_up(on)
-        warm_up(off)
-        for rep in range(repeats):
-            order = levels[rep % len(levels):] + levels[: rep % len(levels)]
-            modes = [("batching_on", on), ("batching_off", off)][:: 1 if rep % 2 == 0 else -1]
-            for n in order:
-                for kind in ("generate", "predict"):
-                    for mode, address in modes:
-                        runs[mode][kind][n].append(asyncio.run(load(address, kind, n, seconds)))
+        return run_phases({"batching_on": on, "batching_off": off}, seconds, levels, repeats)
+
+
+def run_phases(addresses: dict[str, str], seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
+    """The phases against running servers ({"batching_on": address, "batching_off": address}, either may be
+    missing), alternating between them as `run_both` describes; medians per mode, kind and level."""
+    runs: dict = {mode: {kind: {n: [] for n in levels} for kind in ("generate", "predict")}
+                  for mode in addresses}
+    for address in addresses.values():
+        warm_up(address)
+    for rep in range(repeats):
+        order = levels[rep % len(levels):] + levels[: rep % len(levels)]
+        modes = list(addresses.items())[:: 1 if rep % 2 == 0 else -1]
+        for n in order:
+            for kind in ("generate", "predict"):
+                for mode, address in modes:
+                    runs[mode][kind][n].append(asyncio.run(load(address, kind, n, seconds)))
     return {mode: {kind: [_median_summary(runs[mode][kind][n]) for n in levels] for kind in runs[mode]}
             for mode in runs}
 
@@ -270,10 +279,10 @@ def _div(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def ratios(on: dict, off: dict) -> dict:
+def ratios(on: dict, off: dict | None) -> dict:
     g = {r["clients"]: r for r in on["generate"]}
     p_on = {r["clients"]: r for r in on["predict"]}
-    p_off = {r["clients"]: r for r in off["predict"]}
+    p_off = {r["clients"]: r for r in off["predict"]} if off else {}
     out = {}
     if 1 in g and 64 in g:
         out["tokens_per_s_64_over_1"] = (_div(g[64]["tokens_per_s"], g[1]["tokens_per_s"]), 10.0, ">=")
@@ -328,15 +337,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=float, nargs="?", const=30.0, default=0.0, metavar="SECONDS",
                         help="only run 64 streams this long (default 30) and report server memory")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--address", metavar="ON[,OFF]",
+                        help="load servers already running (e.g. on another machine, so the load generator "
+                             "does not share their CPUs): ON with batching, OFF (optional) with "
+                             "--no-batching, each serving the model of --make-model-dir as 'lm'")
+    parser.add_argument("--make-model-dir", metavar="DIR", type=Path,
+                        help="only write the benchmark's model to DIR/lm (for servers started by hand), exit")
     args = parser.parse_args(argv)
     seconds, repeats = (1.5, 1) if args.quick else (args.seconds, args.repeats)
     if not 0.5 <= seconds <= 600 or not 1 <= repeats <= 20 or not 0 <= args.soak <= 3600:
         parser.error("--seconds must be in [0.5, 600], --repeats in [1, 20] and --soak in [0, 3600]")
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                     "model": "char LSTM, 2 layers, hidden 512, embedding 64, untrained", "seconds": seconds,
-                     "repeats": repeats}
-    with contextlib.suppress(OSError):
-        results["machine"]["load_average_before"] = os.getloadavg()
+    if args.make_model_dir is not None:
+        if (args.make_model_dir / "lm").exists():
+            parser.error(f"--make-model-dir: {args.make_model_dir / 'lm'} exists; choose an empty directory")
+        args.make_model_dir.mkdir(parents=True, exist_ok=True)
+        make_model_dir(args.make_model_dir)
+        print(f"wrote {args.make_model_dir / 'lm'}; serve it with python -m server --model-dir "
+              f"{args.make_model_dir} [--no-batching]")
+        return 0
+    if args.address is not None:
+        if args.soak:
+            parser.error("--soak reads the server's memory from /proc: it starts its own server; "
+                         "leave out --address")
+        parts = [a.strip() for a in args.address.split(",")]
+        if not 1 <= len(parts) <= 2 or not all(parts):
+            parser.error(f"--address: expected ON or ON,OFF (host:port each), got {args.address!r}")
+        addresses = dict(zip(("batching_on", "batching_off"), parts, strict=False))
+        return _report(_remote(addresses, seconds, repeats), args.json)
+    results = _results(seconds, repeats)
     with tempfile.TemporaryDirectory(prefix="rnn-load-") as tmp:
         model_dir = make_model_dir(Path(tmp))
         if args.soak:
@@ -347,7 +375,31 @@ def main(argv: list[str] | None = None) -> int:
             results["machine"]["load_average_after"] = os.getloadavg()
         if not args.soak:
             results["ratios"] = ratios(results["batching_on"], results["batching_off"])
-    if args.json:
+    return _report(results, args.json)
+
+
+def _results(seconds: float, repeats: int) -> dict:
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                     "model": "char LSTM, 2 layers, hidden 512, embedding 64, untrained", "seconds": seconds,
+                     "repeats": repeats}
+    with contextlib.suppress(OSError):
+        results["machine"]["load_average_before"] = os.getloadavg()
+    return results
+
+
+def _remote(addresses: dict[str, str], seconds: float, repeats: int) -> dict:
+    """Results of the phases against servers started elsewhere (`--address`); the machine is the client's."""
+    results = _results(seconds, repeats)
+    results["addresses"] = addresses
+    results.update(run_phases(addresses, seconds, CONCURRENCY, repeats))
+    with contextlib.suppress(OSError):
+        results["machine"]["load_average_after"] = os.getloadavg()
+    results["ratios"] = ratios(results["batching_on"], results.get("batching_off"))
+    return results
+
+
+def _report(results: dict, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(results, indent=2))
     else:
         print_table(results)
