@@ -363,7 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= len(parts) <= 2 or not all(parts):
             parser.error(f"--address: expected ON or ON,OFF (host:port each), got {args.address!r}")
         addresses = dict(zip(("batching_on", "batching_off"), parts, strict=False))
-        return _report(_remote(addresses, seconds, repeats), args.json)
+        try:
+            return _report(_remote(addresses, seconds, repeats), args.json)
+        except grpc.RpcError as exc:
+            parser.exit(1, f"bench.load: {exc.code().name}: {exc.details()}: is a server listening at "
+                           f"{args.address}, serving the model of --make-model-dir as 'lm'?\n")
     results = _results(seconds, repeats)
     with tempfile.TemporaryDirectory(prefix="rnn-load-") as tmp:
         model_dir = make_model_dir(Path(tmp))

@@ -27,6 +27,14 @@ def test_bad_address_arguments_are_refused(argv):
     assert err.value.code == 2
 
 
+def test_an_address_with_no_server_is_a_clear_error(capsys):
+    from bench.load import free_port
+
+    with pytest.raises(SystemExit) as err:
+        load.main(["--address", f"127.0.0.1:{free_port()}", "--quick"])
+    assert err.value.code == 1 and "is a server listening at" in capsys.readouterr().err
+
+
 def test_address_runs_the_phases_against_a_running_server(tmp_path, monkeypatch, capsys):
     from server import ServerConfig, create_server
 
