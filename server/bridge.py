@@ -178,48 +178,44 @@ class _SyncRequests(Iterator):
             pending.cancel()
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: CallAborted):
-    await context.abort(exc.code, exc.details, exc.trailing_metadata)
-
-
 def in_thread(executor: concurrent.futures.Executor, fn: Callable, *args) -> asyncio.Future:
     """`fn(*args)` run in `executor` with the caller's context variables, as an awaitable."""
     return asyncio.wrap_future(executor.submit(contextvars.copy_context().run, fn, *args))
 
 
+@contextlib.asynccontextmanager
+async def _sync_call(request, context: grpc.aio.ServicerContext, request_streaming: bool):
+    """(the request, or a worker's iterator over the request stream; the call's SyncContext) for a sync
+    method; a CallAborted raised inside ends the call with its status, and the call's end is marked."""
+    loop = asyncio.get_running_loop()
+    sync = SyncContext(context, loop)
+    requests = _SyncRequests(request, sync, loop) if request_streaming else None
+    try:
+        yield requests or request, sync
+    except CallAborted as exc:
+        await context.abort(exc.code, exc.details, exc.trailing_metadata)
+    finally:
+        sync._end()  # (again for streams: harmless) before close() wakes a worker that must see it
+        if requests is not None:
+            requests.close()
+
+
 def _unary_response(method, executor, request_streaming: bool):
     async def handler(request, context):
-        loop = asyncio.get_running_loop()
-        sync = SyncContext(context, loop)
-        requests = _SyncRequests(request, sync, loop) if request_streaming else None
-        try:
-            return await in_thread(executor, method, requests or request, sync)
-        except CallAborted as exc:
-            await _abort(context, exc)
-        finally:
-            sync._end()  # first: a worker thread woken by close() must see is_active() False
-            if requests is not None:
-                requests.close()
+        async with _sync_call(request, context, request_streaming) as (arg, sync):
+            return await in_thread(executor, method, arg, sync)
 
     return handler
 
 
 def _stream_response(method, executor, request_streaming: bool):
     async def handler(request, context):
-        loop = asyncio.get_running_loop()
-        sync = SyncContext(context, loop)
-        requests = _SyncRequests(request, sync, loop) if request_streaming else None
-        try:
-            items = iterate_in_thread(method(requests or request, sync), executor)
+        async with _sync_call(request, context, request_streaming) as (arg, sync):
+            # the call is marked ended before the generator's clean-up starts in the pool, which must see it
+            items = iterate_in_thread(method(arg, sync), executor, on_end=sync._end)
             async with contextlib.aclosing(items):
                 async for item in items:
                     yield item
-        except CallAborted as exc:
-            await _abort(context, exc)
-        finally:
-            sync._end()  # first: a worker thread woken by close() must see is_active() False
-            if requests is not None:
-                requests.close()
 
     return handler
 
@@ -256,8 +252,10 @@ def adapt_servicer(servicer: Any, service: Any, executor: concurrent.futures.Exe
     return adapted
 
 
-async def iterate_in_thread(items: Iterator, executor: concurrent.futures.Executor) -> AsyncIterator:
-    """The items of a blocking iterator, each produced in `executor` (context variables carried along)."""
+async def iterate_in_thread(items: Iterator, executor: concurrent.futures.Executor,
+                            on_end: Callable[[], Any] | None = None) -> AsyncIterator:
+    """The items of a blocking iterator, each produced in `executor` (context variables carried along).
+    When iteration ends for any reason, `on_end()` runs (on the loop) before a generator is closed."""
     ctx = contextvars.copy_context()
     items = iter(items)
     running: concurrent.futures.Future | None = None
@@ -270,5 +268,7 @@ async def iterate_in_thread(items: Iterator, executor: concurrent.futures.Execut
                 return
             yield item
     finally:
+        if on_end is not None:
+            on_end()
         if hasattr(items, "close"):  # a generator: its clean-up runs in the pool, after its current item
             executor.submit(_close_after, running, ctx, items)
