@@ -1,6 +1,6 @@
 """The gRPC server of rnn-service: thin servicers over rnn_engine (see docs/DESIGN.md).
 
-Exports are loaded lazily, so a training worker process importing `server.worker` does not pay for grpc.
+Exports are loaded lazily, so a training worker process importing `server.jobs.worker` does not pay for grpc.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from .batching import BatchingPool, BatchSettings
 from .bridge import EventLoopThread, adapt_servicer
 from .config import ServerConfig
 from .interceptor import CallInterceptor, StreamLimiter
-from .jobs import JobManager
+from .jobs.directory import JobManager
+from .jobs.uploads import UploadStore
 from .metrics import Metrics
 from .sequences import SequenceRegistry
 from .servicers.inference import InferenceServicer
@@ -35,7 +36,6 @@ from .servicers.models import ModelServicer
 from .servicers.training import TrainingServicer
 from .state import ServerState
 from .store import ModelStore
-from .uploads import UploadStore
 
 log = logging.getLogger("rnn.server")
 _DESCRIPTORS = {

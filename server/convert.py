@@ -214,7 +214,7 @@ def settings_to_pb(model_config: dict, train_config: dict) -> tuple[pb.ModelSpec
 
 
 def job_to_pb(record, resumable: bool = False) -> tpb.Job:
-    """A server.jobrecord.JobRecord as a Job message."""
+    """A server.jobs.record.JobRecord as a Job message."""
     spec, training = settings_to_pb(record.model_config, record.train_config)
     job = tpb.Job(
         job_id=record.job_id,
@@ -239,7 +239,7 @@ def job_to_pb(record, resumable: bool = False) -> tpb.Job:
 
 
 def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
-    """A job event dict (server/jobs.py) as a JobEvent message."""
+    """A job event dict (server/jobs/) as a JobEvent message."""
 
     def num(*keys, kind=float):
         for key in keys:

@@ -12,11 +12,11 @@ from .batching import BatchingPool
 from .config import ServerConfig
 from .errors import invalid
 from .interceptor import note_model
-from .jobs import JobManager
+from .jobs.directory import JobManager
+from .jobs.uploads import UploadStore
 from .metrics import Metrics
 from .sequences import SequenceRegistry
 from .store import ModelStore
-from .uploads import UploadStore
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The model directory: names -> saved models (rnn_engine.checkpoint), with a small cache of loaded models.
 
 Layout of `model_dir`: one directory per model (rnn_engine.modelfile), plus hidden `.jobs/` (job records and
-checkpoints, server/jobs.py) and `.uploads/` (UploadDataset files). Hidden entries are never listed as models.
+checkpoints, server/jobs/) and `.uploads/` (UploadDataset files). Hidden entries are never listed as models.
 """
 
 from __future__ import annotations

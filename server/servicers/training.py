@@ -6,12 +6,12 @@ from rnn.v1 import common_pb2 as pb
 from rnn.v1 import training_service_pb2 as tpb
 from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
-from .. import jobrecord as jr
 from .. import limits
 from ..convert import JOB_STATES, event_to_pb, job_to_pb, model_config_from, task_from, train_config_from
-from ..datasets import check_dataset, dataset_bytes, dataset_options
 from ..errors import handle_errors, invalid
 from ..interceptor import note_model
+from ..jobs import record as jr
+from ..jobs.datasets import check_dataset, dataset_bytes, dataset_options
 from ..state import ServerState, check_model_name
 from .paging import page
 
@@ -37,7 +37,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         limits.check_training(model_config, train_config, self.state.config)
         data, suffix = dataset_bytes(request.dataset, task, self.state.uploads, self.state.config)
         options = dataset_options(request.dataset.options)
-        check_dataset(self.state.jobs.root, (model_config, train_config), data, suffix, options)
+        check_dataset(self.state.jobs.staging, (model_config, train_config), data, suffix, options)
         return self.state.jobs.submit(
             model=name,
             task=task,

@@ -122,7 +122,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from rnn_engine import modelfile
-from server.uploads import _open_part
+from server.jobs.uploads import _open_part
 
 models, go = Path(sys.argv[1]), Path(sys.argv[2])
 part, f = _open_part(models / ".uploads")

@@ -11,7 +11,7 @@ import pytest
 
 from rnn_engine.config import ModelConfig, TrainConfig
 from server.config import ConfigError, load_config
-from server.worker import run_job
+from server.jobs.worker import run_job
 from tests.crash.proc import ServerProcess
 
 TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 4

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from server.joblock import JobLock, held_elsewhere
+from server.jobs.lock import JobLock, held_elsewhere
 
 
 def _hold(lock, started, stop) -> None:

@@ -202,7 +202,7 @@ def test_restart_keeps_models_and_resumes_interrupted_jobs(make_server, tmp_path
 
 
 def test_a_crashing_worker_fails_the_job_and_the_server_keeps_serving(make_server, monkeypatch):
-    import server.jobs as jobs_module
+    import server.jobs.directory as jobs_module
 
     monkeypatch.setattr(jobs_module, "run_job", _crash)
     server, stubs = make_server()  # spawn: the worker imports _crash from this module

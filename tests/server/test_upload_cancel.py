@@ -6,7 +6,7 @@ import pytest
 
 from rnn.v1 import training_service_pb2 as tpb
 from rnn_engine.errors import Cancelled
-from server.uploads import UploadStore
+from server.jobs.uploads import UploadStore
 
 
 def _parts(*chunks: bytes):

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .threads import DEFAULT_BLAS_THREADS, limit_blas_threads
+from ..threads import DEFAULT_BLAS_THREADS, limit_blas_threads
 
 
 def event_dict(event: Any) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def orphan_check():
 def run_job(job: dict[str, Any], queue, stop) -> None:
     """Worker entry point. `job`: {"model_config", "train_config", "task", "data_path", "dataset_format",
     "dataset_options", "checkpoint_dir", "resume", "model_path", "job_id", "blas_threads", "lock"} ("lock", a
-    server.joblock.InheritedLock, keeps the job's lock held while this process lives); the "done" message
+    server.jobs.lock.InheritedLock, keeps the job's lock held while this process lives); the "done" message
     also reports the BLAS thread count in effect ("blas_threads")."""
     from rnn_engine import errors
     from rnn_engine.checkpoint import save_model

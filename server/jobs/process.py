@@ -1,4 +1,4 @@
-"""One training worker: a process running `server.worker.run_job`, and a thread reading what it reports.
+"""One training worker: a process running `server.jobs.worker.run_job`, and a thread reading what it reports.
 
 The worker speaks only through a multiprocessing Queue: ("event", dict) messages, then one last word
 (("done", dict), ("cancelled", message) or ("error", kind, message)). A process that dies without a last word

@@ -1,13 +1,13 @@
 """Training jobs: worker processes (spawn), progress read back by a thread, watchers, persistence, restart.
 
-A job runs `server.worker.run_job` in its own process, at most `max_running` at once (others wait QUEUED).
-Its events flow through a multiprocessing Queue to a reader thread here, which numbers them, appends them to
-the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last word
+A job runs `server.jobs.worker.run_job` in its own process, at most `max_running` at once (others wait
+QUEUED). Its events flow through a multiprocessing Queue to a reader thread here, which numbers them, appends
+them to the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last word
 leaves the job FAILED with its exit code. `resume` restarts a FAILED/CANCELLED/INTERRUPTED job (same id)
 from its last checkpoint.
 
 Several servers may share one model directory (scale-out). A server owns the jobs it queued or resumed and
-holds their lock (server/joblock.py) until they end; only owned jobs live in memory. Every other job is read
+holds their lock (server/jobs/lock.py) until they end; only owned jobs live in memory. Every other job is read
 from its files (state as recorded; WatchJob polls its events.jsonl). A job recorded QUEUED/RUNNING whose
 lock nobody holds lost its server: whoever reads it first (a server at start-up, or any query) takes the
 lock and records it INTERRUPTED. Resuming takes the lock first, so a job runs on one server at a time;
@@ -28,10 +28,10 @@ from typing import Any
 from rnn_engine import modelfile
 from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
-from . import jobrecord as jr
-from .errors import exhausted
-from .joblock import JobLock
-from .jobprocess import WorkerProcess
+from ..errors import exhausted
+from . import record as jr
+from .lock import JobLock
+from .process import WorkerProcess
 from .worker import run_job
 
 log = logging.getLogger("rnn.server.jobs")
@@ -65,6 +65,7 @@ class JobManager:
         self.model_dir = Path(model_dir)
         self.root = self.model_dir / ".jobs"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.staging = self.root  # temporary files (the dataset pre-check)
         self.max_running, self.max_queued = max_running, max_queued
         self.ctx = mp.get_context(start_method)
         self.blas_threads = blas_threads  # each worker limits its own BLAS pool (server/threads.py)

@@ -23,7 +23,7 @@ from rnn.v1 import training_service_pb2 as tpb
 from rnn_engine import filelock
 from rnn_engine.errors import Cancelled
 
-from .errors import ServiceError, exhausted, invalid
+from ..errors import ServiceError, exhausted, invalid
 
 DATASET_ID = re.compile(r"ds-[0-9a-f]{24}")
 

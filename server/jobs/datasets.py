@@ -10,9 +10,9 @@ from pathlib import Path
 from rnn.v1 import training_service_pb2 as tpb
 from rnn_engine.errors import InvalidInput
 
-from . import limits
-from .convert import struct_dict
-from .errors import invalid, with_field_prefix
+from .. import limits
+from ..convert import struct_dict
+from ..errors import invalid, with_field_prefix
 from .uploads import UploadStore
 
 SUFFIXES = {
