@@ -125,22 +125,26 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     config.validate()
     tokens, creds = _credentials(config)
     metrics = Metrics()
-    store = ModelStore(config.model_dir, cache_size=config.model_cache_size)
-    jobs = JobManager(
-        config.model_dir,
-        max_running=config.max_training_jobs,
-        max_queued=config.max_queued_jobs,
-        start_method=config.worker_start_method,
-        blas_threads=config.blas_threads,
-        on_change=lambda counts: metrics.set_job_counts(counts.items()),
-    )
+    if config.store:
+        store, jobs, uploads = _postgres_store(config, metrics)
+    else:
+        store = ModelStore(config.model_dir, cache_size=config.model_cache_size)
+        jobs = JobManager(
+            config.model_dir,
+            max_running=config.max_training_jobs,
+            max_queued=config.max_queued_jobs,
+            start_method=config.worker_start_method,
+            blas_threads=config.blas_threads,
+            on_change=lambda counts: metrics.set_job_counts(counts.items()),
+        )
+        uploads = UploadStore(config.model_dir, config.max_upload_bytes, config.max_upload_disk_bytes)
     state = ServerState(
         config=config,
         store=store,
         jobs=jobs,
         metrics=metrics,
         sequences=SequenceRegistry(config.sequence_idle_timeout, config.max_open_sequences, metrics),
-        uploads=UploadStore(config.model_dir, config.max_upload_bytes, config.max_upload_disk_bytes),
+        uploads=uploads,
         batching=BatchingPool(
             BatchSettings.from_config(config),
             metrics.registry,
@@ -164,9 +168,44 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
             "port": port,
             "metrics_port": metrics_port,
             "model_dir": str(config.model_dir),
+            "store": jobs.db.where if config.store else "model_dir",
         },
     )
     return RnnServer(loop, server, state, health_servicer, metrics_port), port
+
+
+def _postgres_store(config: ServerConfig, metrics: Metrics):
+    """The PostgreSQL backends (server/pg.py); StoreError (a ValueError naming RNN_STORE) if unusable."""
+    from .jobs.pgworker import PgWorker
+    from .jobs.postgres import PgJobs, PgUploads
+    from .pg import Database, Listener
+    from .pgmodels import PgModelStore
+
+    db = Database(config.store, max_size=16)
+    listener = Listener(config.store).start()
+    store = PgModelStore(db, listener, config.model_dir, cache_size=config.model_cache_size)
+    worker = None
+    if config.max_training_jobs:
+        worker = PgWorker(
+            db,
+            listener,
+            slots=config.max_training_jobs,
+            lease_seconds=config.job_lease_seconds,
+            work_dir=config.model_dir,
+            start_method=config.worker_start_method,
+            blas_threads=config.blas_threads,
+        ).start()
+    staging = config.model_dir / ".staging"
+    jobs = PgJobs(
+        db,
+        listener,
+        staging,
+        max_queued=config.max_queued_jobs,
+        worker=worker,
+        on_change=lambda counts: metrics.set_job_counts(counts.items()),
+    )
+    uploads = PgUploads(db, staging, config.max_upload_bytes, config.max_upload_disk_bytes)
+    return store, jobs, uploads
 
 
 async def _build(config: ServerConfig, state: ServerState, interceptors: list, creds):

@@ -28,6 +28,8 @@ class ServerConfig:
     host: str = "127.0.0.1"  # address to listen on (loopback by default)
     port: int = 50051  # 0 picks a free port
     model_dir: Path = Path("./models")  # models, checkpoints, job records (.jobs/) and uploads (.uploads/)
+    store: str = ""  # empty: model_dir is the store; postgresql://...: the database (model_dir: local cache)
+    job_lease_seconds: float = 15.0  # PostgreSQL store: a dead worker's job is INTERRUPTED after this
     metrics_port: int = 9464  # Prometheus HTTP endpoint; 0 disables it
     metrics_host: str = ""  # address of the Prometheus endpoint (no auth, plain HTTP); empty: same as host
     max_training_jobs: int = 1  # concurrently running training worker processes
@@ -69,7 +71,7 @@ class ServerConfig:
         for name, low, high in (
             ("port", 0, 65535),
             ("metrics_port", 0, 65535),
-            ("max_training_jobs", 1, 64),
+            ("max_training_jobs", 0 if self.store else 1, 64),  # 0: rnn-worker processes train
             ("max_message_bytes", 1024, 2**31 - 1),
             ("max_sequence_length", 1, 10**8),
             ("max_batch_size", 1, 10**6),
@@ -89,7 +91,14 @@ class ServerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
-        for name in ("sequence_idle_timeout", "shutdown_grace"):
+        if not isinstance(self.store, str) or (
+            self.store and not self.store.startswith(("postgresql://", "postgres://"))
+        ):
+            raise ConfigError(
+                "store (--store / RNN_STORE): expected empty (the model directory) or a postgresql:// URL, "
+                f"got {self.store!r}"
+            )
+        for name in ("sequence_idle_timeout", "shutdown_grace", "job_lease_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name}: expected a number > 0, got {value!r}")

@@ -2,8 +2,8 @@
 
 A job runs `server.jobs.worker.run_job` in its own process, at most `max_running` at once (others wait
 QUEUED). Its events flow through a multiprocessing Queue to a reader thread here, which numbers them, appends
-them to the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last word
-leaves the job FAILED with its exit code. `resume` restarts a FAILED/CANCELLED/INTERRUPTED job (same id)
+them to the job's events.jsonl, updates the record and wakes every watcher. A worker that dies without a last
+word leaves the job FAILED with its exit code. `resume` restarts a FAILED/CANCELLED/INTERRUPTED job (same id)
 from its last checkpoint.
 
 Several servers may share one model directory (scale-out). A server owns the jobs it queued or resumed and

@@ -5,8 +5,8 @@ whose server died: an exclusive `fcntl.flock` (rnn_engine.filelock) taken by the
 job and shared with the job's training worker process (the same open file description is passed to the
 worker), so it is released only when both have let go. A kill -9 of the server leaves the lock with the
 orphan worker until the worker notices (server/jobs/worker.py orphan_check) and exits after its checkpoint;
-only then can another server mark the job INTERRUPTED and resume it. A kill of both (a container dying) releases
-it at once.
+only then can another server mark the job INTERRUPTED and resume it. A kill of both (a container dying)
+releases it at once.
 """
 
 from __future__ import annotations

@@ -114,3 +114,11 @@ def run_job(job: dict[str, Any], queue, stop) -> None:
         queue.put(("error", type(exc).__name__, str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the server, which marks the job FAILED
         queue.put(("error", type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=5)}"))
+
+
+if __name__ == "__main__":  # `python -m server.jobs.worker`: the rnn-worker process (PostgreSQL store)
+    import sys
+
+    from .pgworker import main
+
+    sys.exit(main())
