@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import grpc
 import psycopg
@@ -110,3 +111,44 @@ def test_an_upload_on_a_trains_through_b(pg_url, procs, tmp_path):
             model="up2", task=pb.TASK_LANGUAGE_MODEL, spec=TINY, training=training,
             dataset=tpb.DatasetSource(dataset_id="ds-" + "0" * 24)), timeout=30))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "dataset.dataset_id" in err.value.details()
+
+
+def test_the_serving_hot_path_does_not_touch_the_database(pg_url, tmp_path):
+    """After the first load, PgModelStore.get answers from the cache: no connection is taken."""
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.model import Model
+    from rnn_engine.tokenizers import CharTokenizer
+    from server.pg import Listener
+    from server.pgmodels import PgModelStore
+
+    db = Database(pg_url)
+    listener = Listener(pg_url).start()
+    try:
+        store = PgModelStore(db, listener, tmp_path)
+        other_listener = Listener(pg_url).start()
+        other = PgModelStore(db, other_listener, tmp_path / "other")
+        tokenizer = CharTokenizer.fit(["ab"])
+        other.save("m", Model(ModelConfig(hidden_size=8, embedding_dim=4, seed=0), tokenizer=tokenizer))
+        taken = []
+        real = db.connect
+
+        def counting():
+            taken.append(1)
+            return real()
+
+        db.connect = counting
+        time.sleep(0.5)  # the save's NOTIFY has reached `store` (a get racing one reads the database again)
+        first = store.get("m")
+        assert taken  # the first get reads the database
+        taken.clear()
+        assert all(store.get("m") is first for _ in range(100)) and not taken
+        other.save("m", Model(ModelConfig(hidden_size=8, embedding_dim=4, seed=1),
+                              tokenizer=CharTokenizer.fit(["ab"])))
+        deadline = time.monotonic() + 5
+        while store.get("m") is first and time.monotonic() < deadline:  # NOTIFY drops the old version
+            time.sleep(0.01)
+        assert store.get("m") is not first
+    finally:
+        listener.close()
+        other_listener.close()
+        db.close()
