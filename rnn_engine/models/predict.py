@@ -136,7 +136,13 @@ def predict_decoder(model, inputs: list, k: int) -> list[dict]:
             prompt = item
         tokens = [r for r in model.generate(prompt, cfg) if isinstance(r, GeneratedToken)]
         n = 0 if model.task == "one_to_many" else len(model.encode_text("inputs", item))
-        results.append({"text": "".join(t.text for t in tokens), "tokens": [t.id for t in tokens], "length": n})
+        results.append(
+            {
+                "text": "".join(t.text for t in tokens),
+                "tokens": [t.id for t in tokens],
+                "length": n,
+            }
+        )
     return results
 
 
@@ -157,7 +163,11 @@ def predict_chunk(model, inputs: list, state: dict, k: int) -> tuple[list[dict],
         chunks = [series_rows(model, f"inputs[{b}]", s) for b, s in enumerate(inputs)]
         rows = [xp.concatenate([state["rows"][b], c])[-model.config.window :] for b, c in enumerate(chunks)]
         new["rows"] = rows
-        return [{"values": [next_value(model, r)], "length": int(c.shape[0])} for r, c in zip(rows, chunks)], new
+        out = [
+            {"values": [next_value(model, r)], "length": int(c.shape[0])}
+            for r, c in zip(rows, chunks, strict=True)
+        ]
+        return out, new
     if model.task == "tagging":
         pairs = [tagging_ids(model, f"inputs[{b}]", s) for b, s in enumerate(inputs)]
         seqs = [p[0] for p in pairs]

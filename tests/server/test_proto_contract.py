@@ -9,7 +9,10 @@ from rnn.v1 import inference_service_pb2 as ipb
 
 # name -> (inputs, the step count of each input as the proto defines it: tokens or vectors, no <bos>)
 LENGTH_CASES = {
-    "lm": ([pb.SequenceInput(text="the cat"), pb.SequenceInput(token_ids=pb.TokenIds(ids=[5, 6, 7]))], [7, 3]),
+    "lm": (
+        [pb.SequenceInput(text="the cat"), pb.SequenceInput(token_ids=pb.TokenIds(ids=[5, 6, 7]))],
+        [7, 3],
+    ),
     "clf": ([pb.SequenceInput(text="cat"), pb.SequenceInput(text="mug owl")], [3, 7]),
     "tagger": ([pb.SequenceInput(text="the cat sat"), pb.SequenceInput(text="a dog")], [3, 2]),
     "fc": (
@@ -39,3 +42,46 @@ def test_predict_stream_length_is_the_chunks_step_count(stubs, trained, name):
     replies = list(stubs.inference.PredictStream(requests(), timeout=30))
     assert [r.output.length for r in replies] == lengths
     assert replies[-1].steps_seen == sum(lengths)
+
+
+def _reflect_v1(channel, request: bytes):
+    """One request on grpc.reflection.v1, encoded by hand from reflection.proto's field numbers."""
+    from grpc_reflection.v1alpha import reflection_pb2  # v1 has the same messages and numbers
+
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda b: b,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return list(call(iter([request]), timeout=10))
+
+
+def _string_field(number: int, value: str) -> bytes:
+    data = value.encode()
+    assert len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def test_reflection_v1_is_served_beside_v1alpha(stubs):
+    from google.protobuf import descriptor_pb2
+
+    replies = _reflect_v1(stubs.channel, _string_field(7, ""))  # list_services = 7
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {
+        "rnn.v1.TrainingService",
+        "rnn.v1.InferenceService",
+        "rnn.v1.ModelService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    for symbol, package in (
+        ("rnn.v1.InferenceService", "rnn.v1"),
+        ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1"),
+    ):
+        reply = _reflect_v1(stubs.channel, _string_field(4, symbol))[0]  # file_containing_symbol = 4
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(b)
+            for b in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        assert files and files[0].package == package, reply
