@@ -85,3 +85,51 @@ def test_reflection_v1_is_served_beside_v1alpha(stubs):
             for b in reply.file_descriptor_response.file_descriptor_proto
         ]
         assert files and files[0].package == package, reply
+
+
+def proto_comment(file: str, line_start: str) -> str:
+    """The // comment block right above the line of proto/rnn/v1/<file> that starts with `line_start`."""
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[2] / "proto" / "rnn" / "v1" / file).read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(line_start))
+    block = []
+    for line in reversed(lines[:at]):
+        if not line.strip().startswith("//"):
+            break
+        block.insert(0, line.strip()[2:].strip())
+    return " ".join(block)
+
+
+def test_prompt_tokens_counts_the_bos_a_language_model_reads_as_documented(stubs, served, trained):
+    from rnn_engine.checkpoint import load_model
+
+    comment = proto_comment("inference_service.proto", "int32 prompt_tokens")
+    assert "<bos>" in comment and '"the " with a char tokenizer gives 5' in comment
+    tok = load_model(served[0].state.store.path("lm")).tokenizer
+    for prompt in ("the ", "a", ""):
+        request = ipb.StreamGenerateRequest(model="lm", prompt=prompt, max_new_tokens=2, temperature=0)
+        summary = list(stubs.inference.StreamGenerate(request, timeout=30))[-1].summary
+        assert summary.prompt_tokens == len(tok.encode(prompt)) + 1
+    request = ipb.StreamGenerateRequest(model="rev", prompt="abc", max_new_tokens=2, temperature=0)
+    assert list(stubs.inference.StreamGenerate(request, timeout=30))[-1].summary.prompt_tokens == 3
+
+
+def test_predict_stream_refuses_a_bidirectional_model_as_documented(stubs, trained):
+    import grpc
+
+    from rnn.v1 import training_service_pb2 as tpb
+
+    from .conftest import CLASSES, TRAINING, train
+
+    assert "bidirectional model" in proto_comment("inference_service.proto", "rpc PredictStream")
+    spec = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=6, embedding_dim=4, bidirectional=True)
+    events = train(stubs, "bidi", pb.TASK_CLASSIFICATION, spec, tpb.DatasetSource(text=CLASSES), TRAINING)
+    assert events[-1].state == pb.JOB_STATE_SUCCEEDED
+    request = ipb.PredictStreamRequest(
+        model="bidi", sequence_id="s", start=True, chunk=pb.SequenceInput(text="cat")
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(stubs.inference.PredictStream(iter([request]), timeout=30))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "bidirectional" in err.value.details()
