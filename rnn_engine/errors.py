@@ -12,7 +12,11 @@ class InvalidInput(EngineError, ValueError):
 
 
 class NotFound(EngineError, LookupError):
-    """A named model, checkpoint or file does not exist."""
+    """A named model, checkpoint or file does not exist; `resource_type`/`resource_name` say which."""
+
+    def __init__(self, message: str, *, resource_type: str | None = None, resource_name: str | None = None):
+        super().__init__(message)
+        self.resource_type, self.resource_name = resource_type, resource_name
 
 
 class AlreadyExists(EngineError):

@@ -4,13 +4,13 @@
 
 - language_model, input text: {"tokens": [id per input token], "top_tokens": [{"ids": [k], "texts": [k],
   "probs": [k]} per input token]}: the distribution of the token after each input token (read after <bos>);
-- classification, input text: {"labels": [k labels, most likely first], "probs": [k]};
+- classification, input text: {"labels": [k labels, most likely first], "probs": [k], "length": tokens read};
 - tagging, input text or a list of token strings: {"tokens": [text per step], "tags": [tag per step],
   "probs": [probability of that tag per step]}, and with top_k > 1 "top_tags" / "top_probs" ([k] per step);
-- forecasting, input a list of values or of rows [value, exog...]: {"values": [next value]} (reads the last
-  `window` rows);
-- one_to_many, input a label: {"text": greedy output, "tokens": [ids]};
-- seq2seq, input a source text: {"text": greedy output, "tokens": [ids]}.
+- forecasting, input a list of values or of rows [value, exog...]: {"values": [next value], "length": rows
+  given} (reads the last `window` rows);
+- one_to_many, input a label: {"text": greedy output, "tokens": [ids], "length": 0};
+- seq2seq, input a source text: {"text": greedy output, "tokens": [ids], "length": source tokens}.
 
 Streaming (`initial_state(batch)`, then `predict_chunk(inputs, state)` repeatedly) returns for each chunk
 what `predict` on the concatenation so far returns for the new part: language model and tagging give the

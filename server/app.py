@@ -15,14 +15,13 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from rnn.v1 import inference_service_pb2, model_service_pb2, training_service_pb2
 from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
 from rnn.v1 import model_service_pb2_grpc as mpb_grpc
 from rnn.v1 import training_service_pb2_grpc as tpb_grpc
 
-from . import auth
+from . import auth, reflection
 from .batching import BatchingPool, BatchSettings
 from .bridge import EventLoopThread, adapt_servicer
 from .config import ServerConfig
@@ -230,7 +229,7 @@ async def _build(config: ServerConfig, state: ServerState, interceptors: list, c
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable((*SERVICES, health.SERVICE_NAME), server)
     address = f"{config.host}:{config.port}" if ":" not in config.host else f"[{config.host}]:{config.port}"
     port = server.add_secure_port(address, creds) if creds is not None else server.add_insecure_port(address)
     if port == 0:

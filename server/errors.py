@@ -28,6 +28,7 @@ from grpc_status import rpc_status
 
 from rnn_engine import errors as engine_errors
 
+from . import error_details
 from .bridge import CallAborted
 
 log = logging.getLogger("rnn.server")
@@ -38,7 +39,8 @@ _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")
 
 
 class ServiceError(Exception):
-    """A failure with a chosen status code; `field` adds a BadRequest violation, `reason` an ErrorInfo."""
+    """A failure with a chosen status code; `field` adds a BadRequest violation, `reason` an ErrorInfo,
+    `resource` (type, name) the ResourceInfo of a NOT_FOUND (server/error_details.py)."""
 
     def __init__(
         self,
@@ -48,10 +50,12 @@ class ServiceError(Exception):
         field: str | None = None,
         reason: str | None = None,
         metadata: dict[str, str] | None = None,
+        resource: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code, self.message, self.field = code, message, field
         self.reason, self.metadata = reason, dict(metadata or {})
+        self.resource = resource
 
 
 def invalid(field: str, message: str) -> ServiceError:
@@ -59,13 +63,16 @@ def invalid(field: str, message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}", field=field)
 
 
-def exhausted(limit: str, message: str) -> ServiceError:
-    """RESOURCE_EXHAUSTED naming the server limit (e.g. "max_batch_size") in the message and ErrorInfo."""
+def exhausted(limit: str, message: str, value: int | None = None) -> ServiceError:
+    """RESOURCE_EXHAUSTED naming the server limit (e.g. "max_batch_size") and its value in the message,
+    ErrorInfo and QuotaFailure; `message` says what was asked for and does not repeat the limit."""
+    named = limit if value is None else f"{limit}={value}"
+    metadata = {"limit": limit} if value is None else {"limit": limit, "limit_value": str(value)}
     return ServiceError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"{message} (server limit {limit})",
+        f"{message} (server limit {named})",
         reason="LIMIT_EXCEEDED",
-        metadata={"limit": limit},
+        metadata=metadata,
     )
 
 
@@ -106,7 +113,7 @@ def classify(exc: BaseException) -> ServiceError | None:
             field = None
             if code == grpc.StatusCode.INVALID_ARGUMENT:  # every INVALID_ARGUMENT names a field
                 field = field_of(str(exc)) or "request"
-            return ServiceError(code, str(exc), field=field)
+            return ServiceError(code, str(exc), field=field, resource=error_details.resource_of(exc))
     return None
 
 
@@ -143,6 +150,7 @@ def to_grpc_status(err: ServiceError, request_id: str) -> grpc.Status:
         status.details.append(
             _pack(error_details_pb2.ErrorInfo(reason=err.reason, domain="rnn.v1", metadata=err.metadata))
         )
+    status.details.extend(_pack(m) for m in error_details.standard_details(err))
     status.details.append(_pack(error_details_pb2.RequestInfo(request_id=request_id)))
     base = rpc_status.to_status(status)
     return rpc_status._Status(

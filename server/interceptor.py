@@ -141,7 +141,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             full = self.limiter.acquire(info["client"])
             if full is not None:
                 limit = self.limiter.limit if full == "max_concurrent_streams" else self.limiter.per_client
-                await self._reject(context, exhausted(full, f"too many open streams ({limit})"), rid)
+                await self._reject(context, exhausted(full, "too many open streams", limit), rid)
             info["stream"] = True
             self.metrics.active_streams.labels(info["method"]).inc()
 

@@ -24,7 +24,7 @@ def over_limit(field: str, got: int, limit_name: str, limit: int, what: str = ""
     return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                         f"{field}: {got}{' ' + what if what else ''} is more than the server limit "
                         f"{limit_name}={limit}", field=field, reason="LIMIT_EXCEEDED",
-                        metadata={"limit": limit_name})
+                        metadata={"limit": limit_name, "limit_value": str(limit)})
 
 
 def estimated_parameters(model_config: dict[str, Any]) -> int:

@@ -166,7 +166,7 @@ def sequence_output(model, result: dict[str, Any], output: int) -> pb.SequenceOu
     elif task == "classification":
         ids = [model.label_index[lab] for lab in result["labels"]]
         out.steps.append(_scores(result["labels"], ids, result["probs"], output, len(model.labels)))
-        out.length = int(result.get("length", 0) or 0)
+        out.length = int(result["length"])
     elif task == "tagging":
         top_tags = result.get("top_tags") or [[t] for t in result["tags"]]
         top_probs = result.get("top_probs") or [[p] for p in result["probs"]]
@@ -177,9 +177,11 @@ def sequence_output(model, result: dict[str, Any], output: int) -> pb.SequenceOu
         out.length = len(result["tags"])
     elif task == "forecasting":
         out.steps.append(pb.StepOutput(values=[float(v) for v in result["values"]]))
+        out.length = int(result["length"])
     else:
         out.text = result.get("text", "")
         out.token_ids.extend(int(i) for i in result.get("tokens", []))
+        out.length = int(result.get("length", 0))
     return out
 
 

@@ -49,7 +49,7 @@ class SequenceRegistry:
         with self._lock:
             key = (stream, seq_id)
             if key not in self._seqs and len(self._seqs) >= self.max_open:
-                raise exhausted("max_open_sequences", f"{self.max_open} sequences are already open")
+                raise exhausted("max_open_sequences", "too many sequences are already open", self.max_open)
             seq = Sequence(model_name, model, state)
             self._seqs[key] = seq
             self._released.pop(key, None)

@@ -41,7 +41,7 @@ class ModelStore:
         try:
             return (self.path(name) / modelfile.MANIFEST).stat().st_mtime_ns
         except FileNotFoundError:
-            raise NotFound(f"model {name!r} not found") from None
+            raise NotFound(f"model {name!r} not found", resource_type="model", resource_name=name) from None
 
     def get(self, name: str):
         """The loaded Model `name` (reloaded when its files changed); NotFound if there is none."""
@@ -75,7 +75,7 @@ class ModelStore:
         with self._lock:
             path = self.path(name)
             if not path.is_dir() or path.is_symlink():
-                raise NotFound(f"model {name!r} not found")
+                raise NotFound(f"model {name!r} not found", resource_type="model", resource_name=name)
             self._cache.pop(name, None)
             shutil.rmtree(path)
 

@@ -65,6 +65,9 @@ class InferenceServiceServicer:
         """Stateful streaming: send sequences a chunk at a time under sequence ids; the server keeps each
         sequence's hidden state between chunks and answers every chunk. Several sequences may share a stream.
         A bad message ends the whole stream with its status (naming the field); the stream's sequences are released.
+        Only unidirectional language models, classifiers, taggers and forecasters stream: a bidirectional model
+        needs the whole sequence before its first output and is refused with FAILED_PRECONDITION (use Predict);
+        seq2seq and one-to-many models are refused likewise (use StreamGenerate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

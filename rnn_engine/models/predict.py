@@ -75,7 +75,7 @@ def predict_classification(model, inputs: list, k: int) -> list[dict]:
     results = []
     for b in range(len(seqs)):
         top, ps = _top(probs[b], k)
-        results.append({"labels": [model.labels[i] for i in top], "probs": ps})
+        results.append({"labels": [model.labels[i] for i in top], "probs": ps, "length": len(seqs[b])})
     return results
 
 
@@ -116,9 +116,8 @@ def next_value(model, rows: xp.ndarray) -> float:
 
 
 def predict_forecasting(model, inputs: list, k: int) -> list[dict]:
-    return [
-        {"values": [next_value(model, series_rows(model, f"inputs[{i}]", s))]} for i, s in enumerate(inputs)
-    ]
+    rows = [series_rows(model, f"inputs[{i}]", s) for i, s in enumerate(inputs)]
+    return [{"values": [next_value(model, r)], "length": int(r.shape[0])} for r in rows]
 
 
 def predict_decoder(model, inputs: list, k: int) -> list[dict]:
@@ -136,7 +135,14 @@ def predict_decoder(model, inputs: list, k: int) -> list[dict]:
             cfg = GenerationConfig(temperature=0.0, max_new_tokens=min(model.config.max_length, 200))
             prompt = item
         tokens = [r for r in model.generate(prompt, cfg) if isinstance(r, GeneratedToken)]
-        results.append({"text": "".join(t.text for t in tokens), "tokens": [t.id for t in tokens]})
+        n = 0 if model.task == "one_to_many" else len(model.encode_text("inputs", item))
+        results.append(
+            {
+                "text": "".join(t.text for t in tokens),
+                "tokens": [t.id for t in tokens],
+                "length": n,
+            }
+        )
     return results
 
 
@@ -154,12 +160,14 @@ def predict_chunk(model, inputs: list, state: dict, k: int) -> tuple[list[dict],
     """Advance every stream by its chunk; see the streaming paragraph in model.py."""
     new = dict(state)
     if model.task == "forecasting":
-        rows = [
-            xp.concatenate([state["rows"][b], series_rows(model, f"inputs[{b}]", s)])[-model.config.window :]
-            for b, s in enumerate(inputs)
-        ]
+        chunks = [series_rows(model, f"inputs[{b}]", s) for b, s in enumerate(inputs)]
+        rows = [xp.concatenate([state["rows"][b], c])[-model.config.window :] for b, c in enumerate(chunks)]
         new["rows"] = rows
-        return [{"values": [next_value(model, r)]} for r in rows], new
+        out = [
+            {"values": [next_value(model, r)], "length": int(c.shape[0])}
+            for r, c in zip(rows, chunks, strict=True)
+        ]
+        return out, new
     if model.task == "tagging":
         pairs = [tagging_ids(model, f"inputs[{b}]", s) for b, s in enumerate(inputs)]
         seqs = [p[0] for p in pairs]
@@ -180,5 +188,5 @@ def predict_chunk(model, inputs: list, state: dict, k: int) -> tuple[list[dict],
         results = []
         for b in range(len(seqs)):
             top, ps = _top(probs[b], k)
-            results.append({"labels": [model.labels[i] for i in top], "probs": ps})
+            results.append({"labels": [model.labels[i] for i in top], "probs": ps, "length": len(seqs[b])})
     return results, new

@@ -64,8 +64,8 @@ class BatchMetrics:
 
 def queue_full(kind: str, depth: int) -> ServiceError:
     """RESOURCE_EXHAUSTED naming the queue_depth limit (message and ErrorInfo as every limit's)."""
-    return exhausted("queue_depth", f"{kind} queue is full: {depth} calls are already waiting for this model "
-                                    f"(--queue-depth {depth})")
+    return exhausted("queue_depth", f"{kind} queue is full: {depth} calls are already waiting for this model",
+                     depth)
 
 
 def deadline_exceeded(kind: str, waited: float) -> ServiceError:

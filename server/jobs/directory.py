@@ -88,9 +88,11 @@ class JobManager:
             files = jr.JobFiles(self.root, job_id)
             record = files.read_record()
         except FileNotFoundError:
-            raise NotFound(f"job {job_id!r} not found") from None
+            raise NotFound(f"job {job_id!r} not found", resource_type="job", resource_name=job_id) from None
         except (OSError, ValueError, TypeError) as exc:
-            raise NotFound(f"job {job_id!r}: unreadable record ({exc})") from None
+            raise NotFound(
+                f"job {job_id!r}: unreadable record ({exc})", resource_type="job", resource_name=job_id
+            ) from None
         if record.state not in jr.ACTIVE:
             return record
         lock = JobLock.acquire(files.dir)
@@ -212,7 +214,8 @@ class JobManager:
             if model_exists and not overwrite:
                 raise AlreadyExists(f"model {model!r} already exists (set overwrite to replace it)")
             if len(self._queue) >= self.max_queued and self._running() >= self.max_running:
-                raise exhausted("max_queued_jobs", f"{self.max_queued} training jobs are already waiting")
+                raise exhausted("max_queued_jobs", "too many training jobs are already waiting",
+                                self.max_queued)
             job_id = "job-" + secrets.token_hex(6)
             files = jr.JobFiles(self.root, job_id)
             files.dir.mkdir(parents=True)

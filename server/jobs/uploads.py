@@ -53,7 +53,7 @@ class UploadStore:
                 used = self._stored + self._receiving
                 raise exhausted(
                     "max_upload_disk_bytes",
-                    f"uploads already use {used} of {self.max_disk_bytes} bytes of disk",
+                    f"uploads already use {used} bytes of disk", self.max_disk_bytes
                 )
             self._receiving += n
 
@@ -80,7 +80,9 @@ class UploadStore:
         if info.size_bytes < 0:
             raise invalid("info.size_bytes", f"expected a size >= 0, got {info.size_bytes}")
         if info.size_bytes > self.max_bytes:
-            raise exhausted("max_upload_bytes", f"info.size_bytes: {info.size_bytes} bytes is too large")
+            raise exhausted(
+                "max_upload_bytes", f"info.size_bytes: {info.size_bytes} bytes is too large", self.max_bytes
+            )
         tmp, f = _open_part(self.root)
         digest, size, reserved, stored = hashlib.sha256(), 0, 0, 0
         try:
@@ -89,7 +91,7 @@ class UploadStore:
                 if msg.WhichOneof("part") != "chunk":
                     raise invalid(f"chunk[{n}]", "expected a chunk; info may only come first")
                 if size + len(msg.chunk) > self.max_bytes:
-                    raise exhausted("max_upload_bytes", f"the upload exceeds {self.max_bytes} bytes")
+                    raise exhausted("max_upload_bytes", "the upload is larger than allowed", self.max_bytes)
                 self._reserve(len(msg.chunk))
                 reserved += len(msg.chunk)
                 size += len(msg.chunk)
@@ -132,7 +134,11 @@ class UploadStore:
             raise invalid(field, f"expected an id returned by UploadDataset (ds-...), got {dataset_id!r}")
         path, sidecar = self.root / dataset_id, self.root / f"{dataset_id}.json"
         if not (path.is_file() and sidecar.is_file()) or path.is_symlink() or sidecar.is_symlink():
-            raise ServiceError(grpc.StatusCode.NOT_FOUND, f"{field}: dataset {dataset_id!r} not found")
+            raise ServiceError(
+                grpc.StatusCode.NOT_FOUND,
+                f"{field}: dataset {dataset_id!r} not found",
+                resource=("dataset", dataset_id),
+            )
         meta = json.loads(sidecar.read_text())
         return path.read_bytes(), tpb.DatasetFormat.Value(meta.get("format", "DATASET_FORMAT_UNSPECIFIED"))
 

@@ -16,7 +16,7 @@ from .. import predict_io as io
 from ..batching.generation import TokenStream
 from ..bridge import in_thread, iterate_in_thread
 from ..convert import TASK_ENUMS
-from ..errors import abort, exhausted, handle_errors, invalid, with_field_prefix
+from ..errors import abort, handle_errors, invalid, with_field_prefix
 from ..state import ServerState
 
 _stream_ids = itertools.count(1)
@@ -168,10 +168,8 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         settings = {name: getattr(request, name) for name in GENERATION_FIELDS if request.HasField(name)}
         limit = self.state.config.max_new_tokens
         if settings.get("max_new_tokens", 0) > limit:
-            raise exhausted(
-                "max_new_tokens",
-                f"max_new_tokens: {settings['max_new_tokens']} is more than the server allows ({limit})",
-            )
+            n = settings["max_new_tokens"]
+            raise limits.over_limit("max_new_tokens", n, "max_new_tokens", limit, "tokens")
         settings.setdefault("max_new_tokens", min(GenerationConfig().max_new_tokens, limit))
         settings["stop"] = list(request.stop_sequences)
         if request.label:

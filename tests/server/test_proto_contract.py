@@ -1,0 +1,135 @@
+"""Contract tests: what the .proto comments promise, checked on every task the server trains."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnn.v1 import common_pb2 as pb
+from rnn.v1 import inference_service_pb2 as ipb
+
+# name -> (inputs, the step count of each input as the proto defines it: tokens or vectors, no <bos>)
+LENGTH_CASES = {
+    "lm": (
+        [pb.SequenceInput(text="the cat"), pb.SequenceInput(token_ids=pb.TokenIds(ids=[5, 6, 7]))],
+        [7, 3],
+    ),
+    "clf": ([pb.SequenceInput(text="cat"), pb.SequenceInput(text="mug owl")], [3, 7]),
+    "tagger": ([pb.SequenceInput(text="the cat sat"), pb.SequenceInput(text="a dog")], [3, 2]),
+    "fc": (
+        [pb.SequenceInput(values=pb.FloatSequence(data=[0.1 * t for t in range(n)])) for n in (7, 11)],
+        [7, 11],
+    ),
+    "rev": ([pb.SequenceInput(text="abc"), pb.SequenceInput(text="ab")], [3, 2]),
+    "namer": ([pb.SequenceInput(text="F")], [0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LENGTH_CASES))
+def test_predict_length_is_the_number_of_input_steps_for_every_task(stubs, trained, name):
+    inputs, lengths = LENGTH_CASES[name]
+    reply = stubs.inference.Predict(ipb.PredictRequest(model=name, inputs=inputs), timeout=60)
+    assert [o.length for o in reply.outputs] == lengths
+
+
+@pytest.mark.parametrize("name", ["lm", "clf", "tagger", "fc"])
+def test_predict_stream_length_is_the_chunks_step_count(stubs, trained, name):
+    inputs, lengths = LENGTH_CASES[name]
+
+    def requests():
+        for i, chunk in enumerate(inputs):
+            yield ipb.PredictStreamRequest(model=name, sequence_id="s", start=i == 0, chunk=chunk)
+
+    replies = list(stubs.inference.PredictStream(requests(), timeout=30))
+    assert [r.output.length for r in replies] == lengths
+    assert replies[-1].steps_seen == sum(lengths)
+
+
+def _reflect_v1(channel, request: bytes):
+    """One request on grpc.reflection.v1, encoded by hand from reflection.proto's field numbers."""
+    from grpc_reflection.v1alpha import reflection_pb2  # v1 has the same messages and numbers
+
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda b: b,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return list(call(iter([request]), timeout=10))
+
+
+def _string_field(number: int, value: str) -> bytes:
+    data = value.encode()
+    assert len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def test_reflection_v1_is_served_beside_v1alpha(stubs):
+    from google.protobuf import descriptor_pb2
+
+    replies = _reflect_v1(stubs.channel, _string_field(7, ""))  # list_services = 7
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {
+        "rnn.v1.TrainingService",
+        "rnn.v1.InferenceService",
+        "rnn.v1.ModelService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= names
+    for symbol, package in (
+        ("rnn.v1.InferenceService", "rnn.v1"),
+        ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1"),
+    ):
+        reply = _reflect_v1(stubs.channel, _string_field(4, symbol))[0]  # file_containing_symbol = 4
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(b)
+            for b in reply.file_descriptor_response.file_descriptor_proto
+        ]
+        assert files and files[0].package == package, reply
+
+
+def proto_comment(file: str, line_start: str) -> str:
+    """The // comment block right above the line of proto/rnn/v1/<file> that starts with `line_start`."""
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[2] / "proto" / "rnn" / "v1" / file).read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith(line_start))
+    block = []
+    for line in reversed(lines[:at]):
+        if not line.strip().startswith("//"):
+            break
+        block.insert(0, line.strip()[2:].strip())
+    return " ".join(block)
+
+
+def test_prompt_tokens_counts_the_bos_a_language_model_reads_as_documented(stubs, served, trained):
+    from rnn_engine.checkpoint import load_model
+
+    comment = proto_comment("inference_service.proto", "int32 prompt_tokens")
+    assert "<bos>" in comment and '"the " with a char tokenizer gives 5' in comment
+    tok = load_model(served[0].state.store.path("lm")).tokenizer
+    for prompt in ("the ", "a", ""):
+        request = ipb.StreamGenerateRequest(model="lm", prompt=prompt, max_new_tokens=2, temperature=0)
+        summary = list(stubs.inference.StreamGenerate(request, timeout=30))[-1].summary
+        assert summary.prompt_tokens == len(tok.encode(prompt)) + 1
+    request = ipb.StreamGenerateRequest(model="rev", prompt="abc", max_new_tokens=2, temperature=0)
+    assert list(stubs.inference.StreamGenerate(request, timeout=30))[-1].summary.prompt_tokens == 3
+
+
+def test_predict_stream_refuses_a_bidirectional_model_as_documented(stubs, trained):
+    import grpc
+
+    from rnn.v1 import training_service_pb2 as tpb
+
+    from .conftest import CLASSES, TRAINING, train
+
+    assert "bidirectional model" in proto_comment("inference_service.proto", "rpc PredictStream")
+    spec = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=6, embedding_dim=4, bidirectional=True)
+    events = train(stubs, "bidi", pb.TASK_CLASSIFICATION, spec, tpb.DatasetSource(text=CLASSES), TRAINING)
+    assert events[-1].state == pb.JOB_STATE_SUCCEEDED
+    request = ipb.PredictStreamRequest(
+        model="bidi", sequence_id="s", start=True, chunk=pb.SequenceInput(text="cat")
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(stubs.inference.PredictStream(iter([request]), timeout=30))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "bidirectional" in err.value.details()
