@@ -1,6 +1,7 @@
-"""Inference forwards of LSTM and GRU in column layout: each step's gates are (G, B), the states (H, B).
+"""Inference forward of the GRU in column layout: each step's gates are (G, B), the states (H, B).
 
-Same arithmetic as `cells.lstm_forward` / `cells.gru_forward` with `keep=False` (processing order, scaled
+(The LSTM's column layout, for training and inference, is `cells.lstm_forward_columns`.)
+Same arithmetic as `cells.gru_forward` with `keep=False` (processing order, scaled
 pre-activations, contiguous scaled `Wt` (H, G)) and bit-identical results, but the caller hands the input
 projection in column layout, `xw_cols` (G, T, B) (one product for all steps, Wt_ih^T (G, I) x x^T (I, T*B),
 which OpenBLAS runs as fast as the row-layout one), and each step's recurrent product is computed
@@ -23,43 +24,9 @@ def _rows(a):
     return a.swapaxes(-1, -2)
 
 
-def lstm_forward_columns(xw_cols, h0, c0, Wt, mask):
-    """xw_cols: (4H, T, B) scaled, both biases folded in; h0, c0 (B, H); Wt (H, 4H) contiguous, scaled;
-    mask (T, B, 1) or None.  Returns (out (T, B, H), h_T (B, H), c_T (B, H)) as views."""
-    G, T, B = xw_cols.shape
-    H = G // 4
-    hs = xp.empty((T, H, B), dtype=xw_cols.dtype)
-    out = hs if mask is None else xp.empty_like(hs)
-    mask_c = None if mask is None else mask.swapaxes(1, 2)  # (T, 1, B)
-    cs = xp.empty((2, H, B), dtype=xw_cols.dtype)  # the running c
-    tanh_c = xp.empty((H, B), dtype=xw_cols.dtype)
-    ig = xp.empty((H, B), dtype=xw_cols.dtype)
-    a = xp.empty((G, B), dtype=xw_cols.dtype)  # the step's pre-activations, then activations
-    WtT = Wt.T  # (G, H) view of the contiguous (H, G)
-    h, c = xp.ascontiguousarray(h0.T), xp.ascontiguousarray(c0.T)
-    for p in range(T):
-        c_new, h_new = cs[p % 2], hs[p]
-        xp.matmul(WtT, h, out=a)  # (G, H) @ (H, B): all gates in one product
-        a += xw_cols[:, p]
-        xp.tanh(a, out=a)  # one call for all four gates
-        _sigmoid_from_tanh(a[: 2 * H])
-        _sigmoid_from_tanh(a[3 * H :])
-        xp.multiply(a[H : 2 * H], c, out=c_new)  # f c
-        xp.multiply(a[:H], a[2 * H : 3 * H], out=ig)  # i g
-        c_new += ig
-        xp.tanh(c_new, out=tanh_c)
-        xp.multiply(a[3 * H :], tanh_c, out=h_new)  # o tanh(c')
-        if mask is not None:
-            xp.multiply(h_new, mask_c[p], out=out[p])
-            _masked_carry(mask_c[p], h_new, h)
-            _masked_carry(mask_c[p], c_new, c)
-        h, c = h_new, c_new
-    return _rows(out), _rows(h), _rows(c)
-
-
 def gru_forward_columns(xw_cols, h0, Wt, b_hn, mask):
-    """xw_cols: (3H, T, B) scaled, b_ih and the r, z blocks of b_hh folded in; b_hn (H,) or 0.0; otherwise
-    as `lstm_forward_columns`.  Returns (out (T, B, H), h_T (B, H)) as views."""
+    """xw_cols: (3H, T, B) scaled, b_ih and the r, z blocks of b_hh folded in; b_hn (H,) or 0.0; h0 (B, H);
+    Wt (H, 3H) contiguous, scaled; mask (T, B, 1) or None.  Returns (out (T, B, H), h_T (B, H)) as views."""
     G, T, B = xw_cols.shape
     H = G // 3
     hs = xp.empty((T, H, B), dtype=xw_cols.dtype)

@@ -11,9 +11,19 @@ from typing import Any
 
 import numpy as np
 
+from rnn_engine import columns, recurrent
 from rnn_engine.recurrent import GRU, LSTM, RNN, RecurrentBase
 
 KINDS = ("tanh", "relu", "lstm", "gru")
+
+
+def force_lstm_columns(monkeypatch) -> None:
+    """Make every LSTM call take the column-layout path (`_lstm_columns_apply`), at the tests' small sizes.
+
+    That path normally needs B >= columns.MIN_BATCH and T*B >= COPY_MIN_ROWS; the grids run at B = 2-3.
+    """
+    monkeypatch.setattr(columns, "MIN_BATCH", 1)
+    monkeypatch.setattr(recurrent, "COPY_MIN_ROWS", 1)
 
 
 def make_engine(kind: str, input_size: int, hidden_size: int, **kwargs: Any) -> RecurrentBase:

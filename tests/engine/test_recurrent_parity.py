@@ -15,6 +15,7 @@ import pytest
 
 from tests.engine.recurrent_cases import (
     KINDS,
+    force_lstm_columns,
     make_engine,
     make_torch_twin,
     max_abs_diff,
@@ -65,9 +66,26 @@ def test_outputs_states_and_gradients_match_torch(case, dtype):
     assert diffs[worst] < TOLERANCE[dtype], f"{worst} differs by {diffs[worst]:.3e}: {diffs}"
 
 
+LSTM_GRID = [c for c in GRID if c[0] == "lstm"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", LSTM_GRID, ids=[i for c, i in zip(GRID, GRID_IDS) if c[0] == "lstm"])
+def test_lstm_column_layout_matches_torch(case, dtype, monkeypatch):
+    """The same grid through the column-layout LSTM (training and inference of B >= 8 in real use)."""
+    force_lstm_columns(monkeypatch)
+    assert make_engine("lstm", I, H)._lstm_columns_apply(T, B)
+    test_outputs_states_and_gradients_match_torch(case, dtype)
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "len"])
-def test_batch_first_matches_torch(kind, with_lengths):
+def test_batch_first_matches_torch(kind, with_lengths, layout, monkeypatch):
+    if layout == "columns":
+        if kind != "lstm":
+            pytest.skip("only the LSTM has a column-layout training path")
+        force_lstm_columns(monkeypatch)
     diffs = _compare(kind, 2, True, with_lengths, True, np.float64, batch_first=True)
     worst = max(diffs, key=diffs.get)
     assert diffs[worst] < 1e-9, f"{worst} differs by {diffs[worst]:.3e}"
