@@ -153,9 +153,8 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
         executor=futures.ThreadPoolExecutor(max_workers=_workers(config), thread_name_prefix="rnn-rpc"),
     )
     limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
-    interceptors = [CallInterceptor(metrics, limiter, state.draining)]
-    if tokens is not None:
-        interceptors.append(auth.AuthInterceptor(tokens))
+    interceptors = [CallInterceptor(metrics, limiter, state.draining, tokens=tokens,
+                                    max_calls=max_calls(config), request_timeout=config.request_message_timeout)]
     loop = EventLoopThread.shared()
     server, health_servicer, address, port = loop.run(_build(config, state, interceptors, creds))
     metrics_host = config.metrics_host or config.host
@@ -213,10 +212,11 @@ async def _build(config: ServerConfig, state: ServerState, interceptors: list, c
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", config.max_streams_per_connection),
     ]
-    server = grpc.aio.server(
-        interceptors=interceptors, options=options, maximum_concurrent_rpcs=_workers(config)
-    )
+    # No maximum_concurrent_rpcs: grpc.aio would count a call from its HEADERS on, before any credentials
+    # or message, and refuse health checks too; the CallInterceptor's max_concurrent_calls counts instead.
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     pool = state.executor
     for add, servicer, name in (
         (tpb_grpc.add_TrainingServiceServicer_to_server, TrainingServicer(state), "TrainingService"),
@@ -237,7 +237,12 @@ async def _build(config: ServerConfig, state: ServerState, interceptors: list, c
     return server, health_servicer, address, port
 
 
+def max_calls(config: ServerConfig) -> int:
+    """rnn.v1 calls served at once (more get RESOURCE_EXHAUSTED naming max_concurrent_calls)."""
+    return config.max_concurrent_calls or config.max_concurrent_streams + 16
+
+
 def _workers(config: ServerConfig) -> int:
-    """Calls served at once (more get RESOURCE_EXHAUSTED from grpc), and the threads of the blocking work."""
-    return config.max_concurrent_streams + 16
+    """The threads of the blocking work: one per call that may run at once."""
+    return max_calls(config)
 

@@ -7,13 +7,17 @@ and never logged.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from .errors import ServiceError
 
 ROLES = ("inference", "admin")
 
@@ -86,13 +90,59 @@ def required_role(method: str) -> str | None:
     return "inference" if method in INFERENCE_METHODS else "admin"
 
 
-def _bearer(metadata) -> str | None:
-    for key, value in metadata or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token:
-                return token.strip()
-    return None
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no space, CR, LF, NUL or other control
+
+
+def bearer_token(metadata) -> str | None:
+    """The token of the call's one `authorization: Bearer <token>` header, None when it has none.
+
+    Raises UNAUTHENTICATED for a header that is repeated, not exactly `Bearer` (any case, RFC 7235),
+    one space and the token, or that holds CR, LF, NUL, spaces or other control characters (RFC 9113
+    8.2.1), so one token has one spelling and so one identity."""
+    values = [value for key, value in metadata or () if key == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise _unauthenticated("send one 'authorization' header, got %d" % len(values))
+    value = values[0]
+    if isinstance(value, bytes):
+        raise _unauthenticated("expected 'authorization: Bearer <token>' (text, not binary metadata)")
+    scheme, sep, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not sep or not _TOKEN_CHARS.fullmatch(token):
+        raise _unauthenticated("expected 'authorization: Bearer <token>' (one space, no other whitespace "
+                               "or control characters)")
+    return token
+
+
+def _unauthenticated(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
+def authenticate(tokens: TokenTable | None, method: str, metadata) -> str | None:
+    """The authenticated token of a call (None when auth is off or the method is open); raises
+    UNAUTHENTICATED for missing, malformed or unknown credentials, PERMISSION_DENIED without the role."""
+    role = required_role(method)
+    if tokens is None or role is None:
+        return None
+    token = bearer_token(metadata)
+    if token is None:
+        raise _unauthenticated("missing credentials: send metadata 'authorization: Bearer <token>'")
+    have = tokens.role_of(token)
+    if have is None:
+        raise _unauthenticated("unknown bearer token")
+    if role == "admin" and have != "admin":
+        raise ServiceError(grpc.StatusCode.PERMISSION_DENIED,
+                           f"{method} needs the 'admin' role; this token has '{have}'")
+    return token
+
+
+def client_identity(token: str | None, peer: str) -> str:
+    """The one identity per-client limits key on: the authenticated token (hashed, never kept), else the
+    peer's host (its address without the port)."""
+    if token:
+        return "token:" + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    peer = peer or ""
+    return "peer:" + (peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer)
 
 
 def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
@@ -122,19 +172,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        role = required_role(handler_call_details.method)
-        if handler is None or role is None:
+        if handler is None:
             return handler
-        token = _bearer(handler_call_details.invocation_metadata)
-        if token is None:
-            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED,
-                         "missing credentials: send metadata 'authorization: Bearer <token>'")
-        have = self.tokens.role_of(token)
-        if have is None:
-            return _deny(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
-        if role == "admin" and have != "admin":
-            return _deny(handler, grpc.StatusCode.PERMISSION_DENIED,
-                         f"{handler_call_details.method} needs the 'admin' role; this token has '{have}'")
+        try:
+            authenticate(self.tokens, handler_call_details.method, handler_call_details.invocation_metadata)
+        except ServiceError as err:
+            return _deny(handler, err.code, err.message)
         return handler
 
 

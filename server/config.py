@@ -48,6 +48,9 @@ class ServerConfig:
     max_open_sequences: int = 1024  # PredictStream sequences held at once, over all streams
     max_upload_bytes: int = 256 * 1024 * 1024  # UploadDataset total size
     max_upload_disk_bytes: int = 1024 * 1024 * 1024  # all uploads together on disk (model_dir/.uploads)
+    max_concurrent_calls: int = 0  # calls served at once (health/reflection excluded); 0: max_concurrent_streams+16
+    max_streams_per_connection: int = 100  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (grpc.max_concurrent_streams)
+    request_message_timeout: float = 10.0  # seconds a call may wait for its (first) request message
     max_streams_per_client: int = 0  # open streams of one client (token, else peer host); 0: no own limit
     max_queued_jobs: int = 32  # training jobs waiting for a worker slot
     max_model_parameters: int = 50_000_000  # Train: estimated parameters of the requested model
@@ -81,6 +84,8 @@ class ServerConfig:
             ("max_upload_bytes", 1, 2**40),
             ("max_upload_disk_bytes", 1, 2**50),
             ("max_streams_per_client", 0, 10**5),
+            ("max_concurrent_calls", 0, 10**6),
+            ("max_streams_per_connection", 1, 2**31 - 1),
             ("max_queued_jobs", 0, 10**5),
             ("max_model_parameters", 1, 10**12),
             ("batch_max_size", 1, 4096),
@@ -98,7 +103,7 @@ class ServerConfig:
                 "store (--store / RNN_STORE): expected empty (the model directory) or a postgresql:// URL, "
                 f"got {self.store!r}"
             )
-        for name in ("sequence_idle_timeout", "shutdown_grace", "job_lease_seconds"):
+        for name in ("sequence_idle_timeout", "shutdown_grace", "job_lease_seconds", "request_message_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name}: expected a number > 0, got {value!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hashlib
 import logging
 import re
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from . import auth, wire
 from .errors import REQUEST_ID_KEY, ServiceError, exhausted, request_id_var, status_name, to_grpc_status
 from .metrics import Metrics
 
@@ -70,20 +70,23 @@ class StreamLimiter:
                 self.by_client.pop(client, None)
 
 
-def client_key(context, meta: dict) -> str:
-    """Who a call is from, for per-client limits: its bearer token (hashed, never kept) or its peer host."""
-    auth = meta.get("authorization")
-    if isinstance(auth, str) and auth:
-        return "token:" + hashlib.sha256(auth.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    peer = context.peer() or ""
-    return "peer:" + (peer.rsplit(":", 1)[0] if peer.count(":") > 1 else peer)
-
-
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every handler; `draining` set means new calls (except health/reflection) get UNAVAILABLE."""
+    """Wraps every rnn.v1 handler (health and reflection pass untouched, outside every limit).
 
-    def __init__(self, metrics: Metrics, limiter: StreamLimiter, draining: threading.Event) -> None:
+    Each call is served as a request-streaming call, so the interceptor runs from the call's HEADERS on
+    and bounds what a peer can hold before it has proven anything: the request id is sent; while draining
+    the call is UNAVAILABLE; credentials are checked (`tokens`: server/auth.py) before any message is
+    read; the (first) request message must arrive within `request_timeout` seconds (DEADLINE_EXCEEDED
+    naming request_message_timeout); undecodable or over-long requests are INVALID_ARGUMENT (server/wire.py);
+    only then does the call take a slot of `max_calls` (and a streaming call one of the stream limiter).
+    Every refusal is logged with its limit and counted (rnn_refused_calls_total{limit})."""
+
+    def __init__(self, metrics: Metrics, limiter: StreamLimiter, draining: threading.Event, *,
+                 tokens: auth.TokenTable | None = None, max_calls: int = 0,
+                 request_timeout: float = 10.0) -> None:
         self.metrics, self.limiter, self.draining = metrics, limiter, draining
+        self.tokens, self.max_calls, self.request_timeout = tokens, max_calls, request_timeout
+        self.calls = 0  # admitted calls (changed on the loop thread only)
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -92,70 +95,188 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         full = handler_call_details.method
         if full.startswith(_INFRA_PREFIXES):
             return handler
-        method = full.rsplit("/", 1)[-1]
-        streaming = handler.request_streaming or handler.response_streaming
-        for kind, factory in (
-            ("unary_unary", grpc.unary_unary_rpc_method_handler),
-            ("unary_stream", grpc.unary_stream_rpc_method_handler),
-            ("stream_unary", grpc.stream_unary_rpc_method_handler),
-            ("stream_stream", grpc.stream_stream_rpc_method_handler),
-        ):
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                wrapped = self._wrap(behavior, method, streaming, handler.response_streaming)
-                return factory(
-                    wrapped,
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-        return handler
+        behavior = next(getattr(handler, kind) for kind in _KINDS if getattr(handler, kind) is not None)
+        call = _Call(self, full, handler, behavior)
+        factory = grpc.stream_stream_rpc_method_handler if handler.response_streaming \
+            else grpc.stream_unary_rpc_method_handler
+        return factory(
+            call.stream_behavior if handler.response_streaming else call.unary_behavior,
+            request_deserializer=wire.safe_deserializer(
+                handler.request_deserializer, wire.type_name_of(handler.request_deserializer)),
+            response_serializer=handler.response_serializer,
+        )
 
-    @staticmethod
-    def _begin(request, context, method: str) -> tuple[dict[str, Any], dict]:
-        """The call's info record (its request id chosen and set for the call's context) and metadata."""
-        meta = dict(context.invocation_metadata() or ())
-        given = meta.get("x-request-id") or meta.get(REQUEST_ID_KEY) or ""
+
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()  # a read left behind by a refused call: its outcome is not needed
+
+
+class _Call:
+    """How one method's calls are admitted, run and recorded (a fresh info record per call)."""
+
+    def __init__(self, owner: CallInterceptor, full: str, handler, behavior) -> None:
+        self.owner, self.full, self.behavior = owner, full, behavior
+        self.method = full.rsplit("/", 1)[-1]
+        self.request_streaming = handler.request_streaming
+        self.streaming = handler.request_streaming or handler.response_streaming
+
+    # ---------------------------------------------------------------- admission
+    def _begin(self, context) -> dict[str, Any]:
+        """The call's info record (its request id chosen and set for the call's context)."""
+        meta = context.invocation_metadata() or ()
+        given = next((v for k, v in meta if k in ("x-request-id", REQUEST_ID_KEY) and isinstance(v, str)), "")
         rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         request_id_var.set(rid)
-        info = {
-            "method": method,
-            "model": getattr(request, "model", "") or "",
-            "request_id": rid,
-            "start": time.perf_counter(),
-            "completed": False,
-            "stream": False,
-            "error": None,
-        }
+        info = {"method": self.method, "model": "", "request_id": rid, "start": time.perf_counter(),
+                "completed": False, "stream": False, "call": False, "error": None, "status": None,
+                "abort": None, "limit": None}
         call_info_var.set(info)
-        return info, meta
+        return info
 
-    async def _admit(self, info: dict[str, Any], meta: dict, context, streaming: bool) -> None:
-        """Send the request id; refuse the call while draining or when the stream limits are full."""
-        rid = info["request_id"]
-        await context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
-        if self.draining.is_set():
-            err = ServiceError(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
-            await self._reject(context, err, rid)
-        if streaming:
-            info["client"] = client_key(context, meta)
-            full = self.limiter.acquire(info["client"])
+    async def _reject(self, info: dict[str, Any], context, err: ServiceError, limit: str | None = None):
+        """End the call with `err` (raises grpc.aio.AbortError); a refusal by a limit is counted."""
+        if limit is not None:
+            info["limit"] = limit
+            self.owner.metrics.refused.labels(self.method, limit).inc()
+        status = to_grpc_status(err, info["request_id"])
+        info["status"] = err.code.name
+        try:
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        except grpc.aio.AbortError as exc:
+            info["abort"] = exc
+            raise
+
+    async def _headers(self, info: dict[str, Any], context) -> None:
+        """Before any message: the request id is sent, draining and credentials are checked."""
+        owner = self.owner
+        await context.send_initial_metadata(((REQUEST_ID_KEY, info["request_id"]),))
+        if owner.draining.is_set():
+            await self._reject(info, context, ServiceError(grpc.StatusCode.UNAVAILABLE,
+                                                           "server is shutting down"))
+        meta = context.invocation_metadata() or ()
+        try:
+            token = auth.authenticate(owner.tokens, self.full, meta)
+        except ServiceError as err:
+            await self._reject(info, context, err)
+        info["client"] = auth.client_identity(token, context.peer() or "")
+
+    async def _read(self, info: dict[str, Any], context, first: bool):
+        """The next request message, decoded and checked; the first must come within the timeout."""
+        read = asyncio.ensure_future(context.read())
+        read.add_done_callback(_retrieve)
+        if first:
+            done, _ = await asyncio.wait((read,), timeout=self.owner.request_timeout)
+            if not done:
+                timeout = self.owner.request_timeout
+                err = ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   f"no request message within {timeout:g} s "
+                                   f"(server limit request_message_timeout={timeout:g})",
+                                   reason="LIMIT_EXCEEDED", metadata={"limit": "request_message_timeout"})
+                await self._reject(info, context, err, "request_message_timeout")
+        message = await read
+        if message is grpc.aio.EOF:
+            return message
+        if isinstance(message, wire.Undecodable):
+            await self._reject(info, context, message.error())
+        try:
+            wire.check_request(message)
+        except ServiceError as err:
+            await self._reject(info, context, err)
+        return message
+
+    async def _admit(self, info: dict[str, Any], context) -> None:
+        """Take a call slot (and a stream slot for a streaming call) or refuse naming the full limit."""
+        owner = self.owner
+        if owner.max_calls and owner.calls >= owner.max_calls:
+            await self._reject(info, context, exhausted(
+                "max_concurrent_calls", "too many calls in progress", owner.max_calls),
+                "max_concurrent_calls")
+        owner.calls += 1
+        info["call"] = True
+        if self.streaming:
+            full = owner.limiter.acquire(info["client"])
             if full is not None:
-                limit = self.limiter.limit if full == "max_concurrent_streams" else self.limiter.per_client
-                await self._reject(context, exhausted(full, "too many open streams", limit), rid)
+                limit = owner.limiter.limit if full == "max_concurrent_streams" else owner.limiter.per_client
+                await self._reject(info, context, exhausted(full, "too many open streams", limit), full)
             info["stream"] = True
-            self.metrics.active_streams.labels(info["method"]).inc()
+            owner.metrics.active_streams.labels(self.method).inc()
 
-    @staticmethod
-    async def _reject(context, err: ServiceError, rid: str) -> None:
-        status = to_grpc_status(err, rid)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+    async def _prepare(self, info: dict[str, Any], context):
+        """The argument for the wrapped behavior: the request, or an async iterator over the requests."""
+        await self._headers(info, context)
+        first = await self._read(info, context, first=True)
+        if not self.request_streaming:
+            if first is grpc.aio.EOF:
+                await self._reject(info, context, ServiceError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "request: expected a request message, got none",
+                    field="request"))
+            model = getattr(first, "model", "")
+            info["model"] = model if isinstance(model, str) else ""
+            await self._admit(info, context)
+            return first
+        await self._admit(info, context)
+        return self._requests(info, context, first)
 
+    async def _requests(self, info: dict[str, Any], context, first):
+        message = first
+        while message is not grpc.aio.EOF:
+            yield message
+            message = await self._read(info, context, first=False)
+
+    # ---------------------------------------------------------------- the wrapped behaviors
+    def _failed(self, info: dict[str, Any], exc: BaseException) -> BaseException:
+        """What to raise for `exc`: once the call was refused here, the refusal itself (grpc.aio checks
+        that an aborted call ends with its AbortError; a worker's RequestStreamEnded would be logged)."""
+        info["error"] = exc
+        return info["abort"] if info["abort"] is not None else exc
+
+    async def unary_behavior(self, _requests, context):
+        info = self._begin(context)
+        try:
+            arg = await self._prepare(info, context)
+            response = await self.behavior(arg, context)
+            info["completed"] = True
+            return response
+        except BaseException as exc:
+            raised = self._failed(info, exc)
+            if raised is exc:
+                raise
+            raise raised from None
+        finally:
+            self._finish(info, context)
+
+    async def stream_behavior(self, _requests, context):
+        info = self._begin(context)
+        try:
+            arg = await self._prepare(info, context)
+            async with contextlib.aclosing(self.behavior(arg, context)) as items:
+                async for item in items:
+                    yield item
+            info["completed"] = True
+        except BaseException as exc:
+            raised = self._failed(info, exc)
+            if raised is exc:
+                raise
+            raise raised from None
+        finally:
+            self._finish(info, context)
+
+    # ---------------------------------------------------------------- the record of the call
     def _finish(self, info: dict[str, Any], context) -> None:
+        owner = self.owner
+        if info["call"]:
+            owner.calls -= 1
         if info["stream"]:
-            self.limiter.release(info["client"])
-            self.metrics.active_streams.labels(info["method"]).dec()
+            owner.limiter.release(info["client"])
+            owner.metrics.active_streams.labels(self.method).dec()
         error = info["error"]
-        if info["completed"]:
+        if info["status"] is not None:
+            status = info["status"]
+        elif info["completed"]:
             status = "OK"
         elif isinstance(error, grpc.aio.AbortError):
             status = status_name(context.code())
@@ -165,48 +286,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         else:  # a failure outside handle_errors: grpc answers UNKNOWN
             status = "UNKNOWN"
         seconds = time.perf_counter() - info["start"]
-        self.metrics.observe_call(info["method"], status, seconds)
-        log.info(
-            "call",
-            extra={
-                "method": info["method"],
-                "model": info["model"],
-                "status": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "request_id": info["request_id"],
-            },
-        )
-
-    def _wrap(self, behavior, method: str, streaming: bool, response_streaming: bool):
-        if response_streaming:
-
-            async def stream_behavior(request, context):
-                info, meta = self._begin(request, context, method)
-                try:
-                    await self._admit(info, meta, context, streaming)
-                    async with contextlib.aclosing(behavior(request, context)) as items:
-                        async for item in items:
-                            yield item
-                    info["completed"] = True
-                except BaseException as exc:
-                    info["error"] = exc
-                    raise
-                finally:
-                    self._finish(info, context)
-
-            return stream_behavior
-
-        async def unary_behavior(request, context):
-            info, meta = self._begin(request, context, method)
-            try:
-                await self._admit(info, meta, context, streaming)
-                response = await behavior(request, context)
-                info["completed"] = True
-                return response
-            except BaseException as exc:
-                info["error"] = exc
-                raise
-            finally:
-                self._finish(info, context)
-
-        return unary_behavior
+        owner.metrics.observe_call(self.method, status, seconds)
+        extra = {"method": self.method, "model": info["model"], "status": status,
+                 "duration_ms": round(seconds * 1000, 3), "request_id": info["request_id"]}
+        if info["limit"]:
+            extra["limit"] = info["limit"]
+        log.info("call", extra=extra)

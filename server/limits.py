@@ -28,15 +28,19 @@ def over_limit(field: str, got: int, limit_name: str, limit: int, what: str = ""
 
 
 def estimated_parameters(model_config: dict[str, Any]) -> int:
-    """Recurrent parameters plus embedding and head for ASSUMED_VOCAB tokens (of a ModelConfig.to_dict())."""
+    """Recurrent parameters plus embedding and head for ASSUMED_VOCAB tokens (of a ModelConfig.to_dict()).
+
+    A closed form (layers after the first all see the same input width), so refusing a model of 2**31
+    layers costs as little as accepting a small one."""
     hidden, layers = int(model_config["hidden_size"]), int(model_config["num_layers"])
     dirs = 2 if model_config.get("bidirectional") else 1
     gates = GATES.get(model_config.get("cell", "lstm"), 4)
     forecasting = model_config.get("task") == "forecasting"
     width = 1 if forecasting else int(model_config["embedding_dim"])
     total = 0 if forecasting else ASSUMED_VOCAB * width
-    for _ in range(layers):
-        total += dirs * gates * hidden * (width + hidden + 2)
+    if layers >= 1:
+        per_cell = dirs * gates * hidden
+        total += per_cell * (width + hidden + 2) + (layers - 1) * per_cell * (dirs * hidden + hidden + 2)
         width = dirs * hidden
     return total + (width + 1) * ASSUMED_VOCAB
 

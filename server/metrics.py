@@ -30,6 +30,10 @@ class Metrics:
         self.active_sequences = Gauge(
             "rnn_active_sequences", "PredictStream sequences holding state", registry=r
         )
+        self.refused = Counter(
+            "rnn_refused_calls", "Calls refused by a server limit (named by `limit`)", ["method", "limit"],
+            registry=r,
+        )
         self.jobs = Gauge("rnn_training_jobs", "Training jobs by state", ["state"], registry=r)
         self._http = None
 

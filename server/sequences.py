@@ -34,7 +34,9 @@ class SequenceRegistry:
     def __init__(self, idle_timeout: float, max_open: int, metrics: Metrics | None = None) -> None:
         self.idle_timeout, self.max_open, self.metrics = idle_timeout, max_open, metrics
         self._seqs: dict[tuple[int, str], Sequence] = {}
-        self._released: dict[tuple[int, str], str] = {}  # why a sequence went away (for a clear error)
+        # why an idle sequence was released (for a clear error); ids are at most 256 characters
+        # (server/wire.py) and the table is cleared past 10 * max_open entries, so it stays small
+        self._released: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, daemon=True, name="rnn-sequence-reaper")
@@ -63,7 +65,7 @@ class SequenceRegistry:
         with self._lock:
             seq = self._seqs.get((stream, seq_id))
             if seq is None:
-                why = self._released.get((stream, seq_id), "it was never started (send start=true first)")
+                why = self._released.get((stream, seq_id), "it was never started (send start=true first) or it ended")
                 raise ServiceError(
                     grpc.StatusCode.NOT_FOUND,
                     f"sequence_id: sequence {seq_id!r} is not open: {why}",
@@ -72,10 +74,11 @@ class SequenceRegistry:
             seq.last_used = time.monotonic()
             return seq
 
-    def release(self, stream: int, seq_id: str, why: str = "it ended") -> None:
+    def release(self, stream: int, seq_id: str) -> None:
+        """Forget an ended sequence entirely (nothing is kept per ended sequence)."""
         with self._lock:
-            if self._seqs.pop((stream, seq_id), None) is not None:
-                self._released[(stream, seq_id)] = why
+            self._seqs.pop((stream, seq_id), None)
+            self._released.pop((stream, seq_id), None)
             self._gauge()
 
     def close_stream(self, stream: int) -> None:

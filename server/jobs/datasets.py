@@ -48,10 +48,22 @@ def dataset_bytes(source: tpb.DatasetSource, task: str, uploads: UploadStore, co
 def dataset_options(options) -> dict:
     """DatasetSource.options as load_dataset keywords (only the documented, path-free ones)."""
     values = struct_dict(options)
-    for key in values:
+    for key, value in values.items():
         if key not in OPTIONS:
             raise invalid(f"dataset.options.{key}", f"expected one of {list(OPTIONS)}")
+        if not OPTION_TYPES[key](value):
+            raise invalid(f"dataset.options.{key}", f"expected {OPTION_SHAPES[key]}, got {value!r:.80}")
     return values
+
+
+def _names(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+OPTION_TYPES = {"column": lambda v: isinstance(v, str), "exog_columns": _names,
+                "fmt": lambda v: isinstance(v, str), "header": lambda v: isinstance(v, bool)}
+OPTION_SHAPES = {"column": "a column name (string)", "exog_columns": "a column name or a list of column names",
+                 "fmt": "a format name (string)", "header": "true or false"}
 
 
 def check_dataset(staging: Path, configs: tuple[dict, dict], data: bytes, suffix: str, options: dict) -> None:

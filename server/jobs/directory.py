@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import secrets
 import threading
 import time
@@ -64,6 +65,8 @@ class JobManager:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.root = self.model_dir / ".jobs"
+        if self.root.is_symlink():
+            raise ValueError(f"{self.root} is a symlink: the job directory must be a real directory")
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging = self.root  # temporary files (the dataset pre-check)
         self.max_running, self.max_queued = max_running, max_queued
@@ -86,7 +89,9 @@ class JobManager:
         """A job this server does not own, as recorded; QUEUED/RUNNING with nobody holding it: INTERRUPTED."""
         try:
             files = jr.JobFiles(self.root, job_id)
+            files.check_no_symlinks()
             record = files.read_record()
+            files.check_no_symlinks(record)
         except FileNotFoundError:
             raise NotFound(f"job {job_id!r} not found", resource_type="job", resource_name=job_id) from None
         except (OSError, ValueError, TypeError) as exc:
@@ -309,7 +314,8 @@ class JobManager:
             if live is None:
                 record = self._disk_record(job_id)
                 if not record.terminal:
-                    jr.JobFiles(self.root, job_id).cancel_request.touch()
+                    request = jr.JobFiles(self.root, job_id).cancel_request
+                    os.close(os.open(request, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644))
                 return record
             if live.record.state == jr.QUEUED:
                 self._queue.remove(job_id)

@@ -66,6 +66,16 @@ class JobRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class SymlinkRefused(OSError):
+    """A path in a job directory is a symlink; it is not followed."""
+
+
+def _open_nofollow(path: Path, flags: int, mode: str):
+    """open() that refuses a symlink as the last component (OSError ELOOP) instead of following it."""
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    return os.fdopen(fd, mode, encoding="utf-8")
+
+
 class JobFiles:
     """Paths of one job's files, and their atomic reads and writes."""
 
@@ -78,27 +88,45 @@ class JobFiles:
         self.checkpoints = self.dir / "ckpt"
         self.cancel_request = self.dir / "cancel"  # CancelJob from a server that does not run the job
 
+    def check_no_symlinks(self, record: JobRecord | None = None) -> None:
+        """Raise SymlinkRefused when the job directory, or a file or checkpoint in it, is a symlink (a
+        planted link must not be read, served or written through; nothing under the model dir follows one)."""
+        paths = [self.dir.parent, self.dir, self.record, self.events, self.checkpoints, self.cancel_request,
+                 self.dir / "lock", self.record.with_suffix(".json.tmp")]
+        if record is not None and isinstance(record.dataset.get("file"), str):
+            paths.append(self.data_path(record))
+        if self.checkpoints.is_dir() and not self.checkpoints.is_symlink():
+            paths.extend(self.checkpoints.iterdir())
+        for path in paths:
+            if path.is_symlink():
+                raise SymlinkRefused(f"{path.name} in the job directory is a symlink (refused)")
+
     def data_path(self, record: JobRecord) -> Path:
         return self.dir / record.dataset["file"]
 
     def write_record(self, record: JobRecord) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.record.with_suffix(".json.tmp")
-        tmp.write_text(record.to_json())
-        os.replace(tmp, self.record)
+        with _open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "w") as f:
+            f.write(record.to_json())
+        os.replace(tmp, self.record)  # replaces a link itself, never its target
 
     def read_record(self) -> JobRecord:
-        return JobRecord.from_json(self.record.read_text())
+        with _open_nofollow(self.record, os.O_RDONLY, "r") as f:
+            return JobRecord.from_json(f.read())
 
     def append_event(self, event: dict[str, Any]) -> None:
-        with open(self.events, "a", encoding="utf-8") as f:
+        with _open_nofollow(self.events, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "a") as f:
             f.write(json.dumps(event, sort_keys=True) + "\n")
 
     def read_events(self) -> list[dict[str, Any]]:
-        if not self.events.exists():
+        try:
+            with _open_nofollow(self.events, os.O_RDONLY, "r") as f:
+                text = f.read()
+        except FileNotFoundError:
             return []
         out = []
-        for line in self.events.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:  # a torn last line after a crash
@@ -108,7 +136,8 @@ class JobFiles:
     def read_events_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
         """Complete event lines after byte `offset`, and the offset past them (WatchJob on another server)."""
         try:
-            with open(self.events, "rb") as f:
+            fd = os.open(self.events, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as f:
                 f.seek(offset)
                 data = f.read()
         except FileNotFoundError:

@@ -33,6 +33,8 @@ class UploadStore:
 
     def __init__(self, model_dir: Path, max_bytes: int, max_disk_bytes: int = 0) -> None:
         self.root = Path(model_dir) / ".uploads"
+        if self.root.is_symlink():
+            raise ValueError(f"{self.root} is a symlink: the upload directory must be a real directory")
         self.root.mkdir(parents=True, exist_ok=True)
         for part in self.root.glob(".part-*"):  # left by a crash mid-upload, unless another server holds it
             lock = filelock.lock_fresh(part)

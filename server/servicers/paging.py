@@ -9,6 +9,7 @@ from ..errors import invalid
 
 T = TypeVar("T")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+MAX_TOKEN_DIGITS = 18
 
 
 def page(items: Sequence[T], page_size: int, page_token: str) -> tuple[list[T], str]:
@@ -16,8 +17,10 @@ def page(items: Sequence[T], page_size: int, page_token: str) -> tuple[list[T], 
     if page_size < 0 or page_size > MAX_PAGE:
         raise invalid("page_size", f"expected 0..{MAX_PAGE}, got {page_size}")
     size = page_size or DEFAULT_PAGE
-    if page_token and not (page_token.isascii() and page_token.isdigit() and int(page_token) <= len(items)):
-        raise invalid("page_token", f"expected a token from a previous response, got {page_token!r}")
+    # digits only, and few: int() refuses over 4300 digits, and no offset needs more than 18
+    if page_token and not (len(page_token) <= MAX_TOKEN_DIGITS and page_token.isascii() and page_token.isdigit()
+                           and int(page_token) <= len(items)):
+        raise invalid("page_token", f"expected a token from a previous response, got {page_token!r:.40}")
     start = int(page_token or 0)
     end = start + size
     return list(items[start:end]), (str(end) if end < len(items) else "")
