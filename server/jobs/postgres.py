@@ -131,9 +131,12 @@ class PgJobs:
         if self.on_change is None:
             return
         counts = {s: 0 for s in jr.STATES}
-        with self.db.connect() as conn:
-            for state, n in conn.execute("SELECT state, count(*) FROM rnn_jobs GROUP BY state"):
-                counts[state] = n
+        try:
+            with self.db.connect() as conn:
+                for state, n in conn.execute("SELECT state, count(*) FROM rnn_jobs GROUP BY state"):
+                    counts[state] = n
+        except ServiceError:  # the change itself is committed; the gauge catches up at the next one
+            return
         self.on_change(counts)
 
     # ------------------------------------------------------------------------------------------ queries
