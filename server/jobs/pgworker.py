@@ -61,7 +61,7 @@ class PgWorker:
                  name: str | None = None) -> None:
         self.db, self.slots, self.lease = db, slots, float(lease_seconds)
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.work_dir = Path(work_dir or tempfile.gettempdir()) / f"rnn-worker-{secrets.token_hex(4)}"
+        self.work_dir = Path(work_dir or tempfile.gettempdir()) / f".rnn-worker-{secrets.token_hex(4)}"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.ctx = mp.get_context(start_method)
         self.blas_threads = blas_threads

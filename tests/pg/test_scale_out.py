@@ -1,6 +1,7 @@
 """Scale-out on the PostgreSQL store: server and rnn-worker processes share only a database (no files).
 
-Every server has its own empty model directory (its local cache); the jobs run in rnn-worker processes.
+Every server has its own empty model directory (its local cache) and `--max-training-jobs 0`; the jobs run
+in rnn-worker processes. Leases are 2 s so that a dead worker's job is INTERRUPTED quickly.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
         pg_url, procs, tmp_path):
     a = procs.server(pg_url, tmp_path / "a", *SERVE)
     b = procs.server(pg_url, tmp_path / "b", *SERVE)
+    c = procs.server(pg_url, tmp_path / "c", *SERVE)
     procs.worker(pg_url)
     first = [r.event for r in a.stubs.training.Train(train_request("lm", 10), timeout=120)]
     assert first[-1].state == pb.JOB_STATE_SUCCEEDED, first[-1]
@@ -99,7 +101,11 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
         while not stop.is_set():
             seen.append(predict(b.stubs, "lm"))
 
-    threads = [threading.Thread(target=load) for _ in range(2)]
+    def load_c():
+        while not stop.is_set():
+            seen.append(predict(c.stubs, "lm"))
+
+    threads = [threading.Thread(target=load), threading.Thread(target=load_c)]
     for t in threads:
         t.start()
     second = [r.event for r in a.stubs.training.Train(
@@ -114,14 +120,22 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
     for t in threads:
         t.join()
     assert new_a != old_a and predict(b.stubs, "lm") == new_a
+    deadline = time.monotonic() + 5
+    while predict(c.stubs, "lm") != new_a and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert predict(c.stubs, "lm") == new_a
     assert seen and all(r in (old_b, new_a) for r in seen)
     assert time.monotonic() - swapped < 5
 
     # DeleteModel on B: A no longer has it
     b.stubs.models.DeleteModel(mpb.DeleteModelRequest(model="lm"), timeout=20)
-    with pytest.raises(grpc.RpcError) as err:
-        predict(a.stubs, "lm")
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    for server in (a, c):
+        with pytest.raises(grpc.RpcError) as err:
+            predict(server.stubs, "lm")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # nothing was shared on disk: each replica's directory holds only its own cache
+    for name in "abc":
+        assert not (tmp_path / name / "lm").exists() and not (tmp_path / name / ".jobs").exists()
 
 
 def test_watchjob_on_b_follows_a_job_a_worker_runs_and_canceljob_on_b_cancels_it(pg_url, procs, tmp_path):
