@@ -246,3 +246,26 @@ def test_the_database_restarted_while_replicas_serve(postgres, pg_url, procs, tm
     assert predict(a.stubs, "lm").outputs
     assert [r.event for r in a.stubs.training.Train(train_request("lm2", 3), timeout=120)][-1].state == \
         pb.JOB_STATE_SUCCEEDED
+
+
+def test_a_database_outage_longer_than_the_lease_stops_the_job_and_the_same_worker_resumes_it(
+        postgres, pg_url, procs, tmp_path):
+    a = procs.server(pg_url, tmp_path / "a", *SERVE)
+    worker = procs.worker(pg_url, "--lease-seconds", "2")
+    events = follow(a.stubs.training.Train(train_request("long", 200_000), timeout=120))
+    job_id = wait_step(events, 12)
+    postgres.stop()
+    try:
+        time.sleep(4)  # > 3/4 of the lease without a renewal: the worker stops the job and writes nothing
+    finally:
+        postgres.start()
+    assert any("job lease lost" in line for line in worker.lines), worker.lines[-10:]
+    job = wait_state(a.stubs, job_id, pb.JOB_STATE_INTERRUPTED, timeout=30)
+    assert job.resumable
+    resumed = follow(a.stubs.training.Train(tpb.TrainRequest(resume_job_id=job_id), timeout=120))
+    assert wait_step(resumed, job.step + 1) == job_id  # the same rnn-worker, still running, took it again
+    a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
+    assert drain(resumed)[-1].state == pb.JOB_STATE_CANCELLED
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT (record->>'attempts')::int FROM rnn_jobs WHERE job_id = %s",
+                            (job_id,)).fetchone()[0] == 2
