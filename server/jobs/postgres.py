@@ -108,6 +108,7 @@ class PgJobs:
         self._expired_at = 0.0
         listener.subscribe("rnn_events", self._wake)
         listener.on_reset(self._wake_all)
+        self._changed()
 
     # ----------------------------------------------------------------------------------- notifications
     def _wake(self, job_id: str) -> None:
