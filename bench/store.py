@@ -107,7 +107,12 @@ def run(url: str, repeats: int, hidden: int, quick: bool) -> dict:
                 return lambda: server.stubs.inference.Predict(predict_req, timeout=30)
 
             def generator(server):
-                return lambda: sum(1 for _ in server.stubs.inference.StreamGenerate(gen_req, timeout=60))
+                def stream():
+                    got = sum(1 for r in server.stubs.inference.StreamGenerate(gen_req, timeout=60)
+                              if r.HasField("token"))
+                    if got != tokens:
+                        raise RuntimeError(f"the server streamed {got} tokens, expected {tokens}")
+                return stream
 
             for fn in (predictor(a), generator(a)):  # the first call loads the model from the database
                 fn()

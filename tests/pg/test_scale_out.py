@@ -7,6 +7,7 @@ in rnn-worker processes. Leases are 2 s so that a dead worker's job is INTERRUPT
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 
@@ -269,3 +270,23 @@ def test_a_database_outage_longer_than_the_lease_stops_the_job_and_the_same_work
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT (record->>'attempts')::int FROM rnn_jobs WHERE job_id = %s",
                             (job_id,)).fetchone()[0] == 2
+
+
+def test_sigterm_of_a_worker_checkpoints_and_records_the_job_interrupted_at_once(pg_url, procs, tmp_path):
+    a = procs.server(pg_url, tmp_path / "a", *SERVE)
+    worker = procs.worker(pg_url, "--lease-seconds", "60")  # not the lease: the worker says so itself
+    events = follow(a.stubs.training.Train(train_request("long", 200_000), timeout=120))
+    job_id = wait_step(events, 12)
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
+    tail = drain(events)
+    assert tail[-1].state == pb.JOB_STATE_INTERRUPTED and "shut down" in tail[-1].message
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM rnn_job_checkpoints WHERE job_id = %s AND "
+                            "file = 'latest/manifest.json'", (job_id,)).fetchone()[0] == 1
+    procs.worker(pg_url)
+    resumed = follow(a.stubs.training.Train(tpb.TrainRequest(resume_job_id=job_id), timeout=120))
+    first = resumed.get(timeout=30)
+    assert "resuming from the last checkpoint" in first.message
+    a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
+    assert drain(resumed)[-1].state == pb.JOB_STATE_CANCELLED
