@@ -147,7 +147,7 @@ def run(url: str, repeats: int, hidden: int, quick: bool) -> dict:
                 "commit_ms_median": 1000 * statistics.median(s[1] for s in seen),
             }
 
-            workers = [WorkerProcess(url), WorkerProcess(url)]
+            workers = [WorkerProcess(url, "--work-dir", str(root)) for _ in range(2)]
             started.extend(workers)
             claims = []
             training = pb.TrainingSettings(max_steps=2, batch_size=2, seq_len=8)
