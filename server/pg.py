@@ -151,10 +151,11 @@ class Database:
         self.pool.open(wait=False)
 
     @contextmanager
-    def connect(self) -> Iterator[psycopg.Connection]:
-        """An autocommit connection from the pool; a lost database raises ServiceError(UNAVAILABLE)."""
+    def connect(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """An autocommit connection from the pool (waiting at most `timeout` s, default the pool's); a lost
+        database raises ServiceError(UNAVAILABLE)."""
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=timeout) as conn:
                 yield conn
         except DB_ERRORS as exc:
             raise unavailable(exc) from None

@@ -12,8 +12,7 @@ from .batching import BatchingPool
 from .config import ServerConfig
 from .errors import invalid
 from .interceptor import note_model
-from .jobs.directory import JobManager
-from .jobs.uploads import UploadStore
+from .jobs import JobBackend, UploadBackend
 from .metrics import Metrics
 from .sequences import SequenceRegistry
 from .store import ModelStore
@@ -22,11 +21,11 @@ from .store import ModelStore
 @dataclass
 class ServerState:
     config: ServerConfig
-    store: ModelStore
-    jobs: JobManager
+    store: ModelStore  # or pgmodels.PgModelStore (the same methods)
+    jobs: JobBackend  # jobs.directory.JobManager or jobs.postgres.PgJobs
     sequences: SequenceRegistry
     metrics: Metrics
-    uploads: UploadStore
+    uploads: UploadBackend  # jobs.uploads.UploadStore or jobs.postgres.PgUploads
     draining: threading.Event = field(default_factory=threading.Event)
     batching: BatchingPool | None = None  # server/batching: None runs every call alone
     executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="rnn-rpc"))

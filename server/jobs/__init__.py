@@ -2,7 +2,8 @@
 
 - `directory.JobManager` + `uploads.UploadStore`: the model directory (job records, events and checkpoints
   under `.jobs/`, uploads under `.uploads/`), coordinated between servers on one host by flock files.
-- the PostgreSQL store (server/pgstore/): the same interface over a database shared by every replica.
+- `postgres.PgJobs` + `postgres.PgUploads` (with `pgworker.PgWorker`, the training slots, and server/pg.py):
+  the same interface over a PostgreSQL database shared by every replica and `rnn-worker` (`--store`).
 
 The servicers only use the methods of `JobBackend` and `UploadBackend` below, so they never know which
 backend is in use. This module imports nothing heavy: a training worker process imports `server.jobs.worker`.

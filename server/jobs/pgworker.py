@@ -4,11 +4,11 @@ A slot claims the oldest QUEUED job with `SELECT ... FOR UPDATE SKIP LOCKED` (tw
 one), records it RUNNING with a lease of `lease_seconds` and runs it in a training process
 (server/jobs/worker.py run_job, as the directory backend does) in a local scratch directory: the dataset and
 the last checkpoint come from the database, and every checkpoint the trainer writes goes back to it. A
-heartbeat renews the lease every lease/4 s; when a renewal fails (another worker took the job over after
-the lease expired, or the database is unreachable for most of a lease) the slot stops its process and
-writes nothing more, so a job never runs twice at once. The finished model and the job's SUCCEEDED record
-are written in one transaction, only while the lease is held. CancelJob anywhere NOTIFYs `rnn_cancel`: the
-process stops at its next training step.
+heartbeat thread renews the lease every lease/4 s (only a lease that has not expired); when a renewal is
+refused (expired, or taken over) or none succeeded for 3/4 of the lease (the database unreachable, the
+network hung) the slot kills its process and writes nothing more, so a job never runs twice at once. The
+finished model and the job's SUCCEEDED record are written in one transaction, only while the lease is held.
+CancelJob anywhere NOTIFYs `rnn_cancel`: the process stops at its next training step.
 
 `rnn-worker` / `python -m server.jobs.worker`: a process of `--slots` slots against `--store` / RNN_STORE.
 """
@@ -61,7 +61,7 @@ class PgWorker:
                  name: str | None = None) -> None:
         self.db, self.slots, self.lease = db, slots, float(lease_seconds)
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.work_dir = Path(work_dir or tempfile.gettempdir()) / f"rnn-worker-{secrets.token_hex(4)}"
+        self.work_dir = Path(work_dir or tempfile.gettempdir()) / f".rnn-worker-{secrets.token_hex(4)}"
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.ctx = mp.get_context(start_method)
         self.blas_threads = blas_threads
@@ -183,26 +183,33 @@ class PgWorker:
             )
             run.process.start()
             log.info("job claimed", extra={"job_id": rec.job_id, "worker": self.id})
-            while not run.ended.wait(self.lease / 4):
-                self._heartbeat(run)
+            threading.Thread(target=self._beat, args=(run,), daemon=True,
+                             name=f"rnn-heartbeat-{rec.job_id}").start()
+            while not run.ended.wait(self.lease / 8):  # a heartbeat hung on the network cannot delay this
+                if not run.lost and time.monotonic() - run.renewed > self.lease * 0.75:
+                    self._lose(run, "no lease renewal for 3/4 of the lease")
         finally:
             self._runs.pop(rec.job_id, None)
             shutil.rmtree(run.scratch, ignore_errors=True)
 
+    def _beat(self, run: _Run) -> None:
+        while not run.ended.wait(self.lease / 4):
+            self._heartbeat(run)
+
     def _heartbeat(self, run: _Run) -> None:
         try:
-            with self.db.connect() as conn:
+            with self.db.connect(timeout=self.lease / 4) as conn:  # never blocked past the give-up time
                 row = conn.execute(
                     "UPDATE rnn_jobs SET lease_expires = now() + make_interval(secs => %s) "
-                    "WHERE job_id = %s AND lease_owner = %s AND state = 'RUNNING' RETURNING cancel_requested",
+                    "WHERE job_id = %s AND lease_owner = %s AND state = 'RUNNING' AND lease_expires > now() "
+                    "RETURNING cancel_requested",
                     (self.lease, run.record.job_id, self.id),
                 ).fetchone()
-        except DB_TROUBLE as exc:
-            if time.monotonic() - run.renewed > self.lease * 0.75:
-                self._lose(run, f"cannot renew the lease: {exc}")
+        except DB_TROUBLE as exc:  # _run gives the job up at 3/4 of the lease without a renewal
+            log.warning("cannot renew a lease", extra={"job_id": run.record.job_id, "error": str(exc)})
             return
         if row is None:
-            self._lose(run, "the lease was taken over")
+            self._lose(run, "the lease expired or was taken over")
             return
         run.renewed = time.monotonic()
         if row[0] and run.process is not None:  # a missed NOTIFY rnn_cancel

@@ -108,6 +108,7 @@ class PgJobs:
         self._expired_at = 0.0
         listener.subscribe("rnn_events", self._wake)
         listener.on_reset(self._wake_all)
+        self._changed()
 
     # ----------------------------------------------------------------------------------- notifications
     def _wake(self, job_id: str) -> None:
@@ -131,9 +132,12 @@ class PgJobs:
         if self.on_change is None:
             return
         counts = {s: 0 for s in jr.STATES}
-        with self.db.connect() as conn:
-            for state, n in conn.execute("SELECT state, count(*) FROM rnn_jobs GROUP BY state"):
-                counts[state] = n
+        try:
+            with self.db.connect() as conn:
+                for state, n in conn.execute("SELECT state, count(*) FROM rnn_jobs GROUP BY state"):
+                    counts[state] = n
+        except ServiceError:  # the change itself is committed; the gauge catches up at the next one
+            return
         self.on_change(counts)
 
     # ------------------------------------------------------------------------------------------ queries

@@ -121,7 +121,7 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def procs():
+def procs(tmp_path):
     """Server and worker processes started through `procs.server(...)` / `procs.worker(...)`; killed after."""
 
     class Procs:
@@ -133,7 +133,9 @@ def procs():
             return self.started[-1]
 
         def worker(self, url: str, *extra: str) -> WorkerProcess:
-            self.started.append(WorkerProcess(url, *extra))
+            work = tmp_path / f"worker-{len(self.started)}"  # scratch left by a kill -9 goes with tmp_path
+            work.mkdir()
+            self.started.append(WorkerProcess(url, "--work-dir", str(work), *extra))
             return self.started[-1]
 
     p = Procs()

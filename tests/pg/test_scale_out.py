@@ -1,11 +1,13 @@
 """Scale-out on the PostgreSQL store: server and rnn-worker processes share only a database (no files).
 
-Every server has its own empty model directory (its local cache); the jobs run in rnn-worker processes.
+Every server has its own empty model directory (its local cache) and `--max-training-jobs 0`; the jobs run
+in rnn-worker processes. Leases are 2 s so that a dead worker's job is INTERRUPTED quickly.
 """
 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 
@@ -83,6 +85,7 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
         pg_url, procs, tmp_path):
     a = procs.server(pg_url, tmp_path / "a", *SERVE)
     b = procs.server(pg_url, tmp_path / "b", *SERVE)
+    c = procs.server(pg_url, tmp_path / "c", *SERVE)
     procs.worker(pg_url)
     first = [r.event for r in a.stubs.training.Train(train_request("lm", 10), timeout=120)]
     assert first[-1].state == pb.JOB_STATE_SUCCEEDED, first[-1]
@@ -99,7 +102,11 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
         while not stop.is_set():
             seen.append(predict(b.stubs, "lm"))
 
-    threads = [threading.Thread(target=load) for _ in range(2)]
+    def load_c():
+        while not stop.is_set():
+            seen.append(predict(c.stubs, "lm"))
+
+    threads = [threading.Thread(target=load), threading.Thread(target=load_c)]
     for t in threads:
         t.start()
     second = [r.event for r in a.stubs.training.Train(
@@ -114,14 +121,22 @@ def test_a_model_trained_through_a_is_listed_served_and_exported_by_b_and_retrai
     for t in threads:
         t.join()
     assert new_a != old_a and predict(b.stubs, "lm") == new_a
+    deadline = time.monotonic() + 5
+    while predict(c.stubs, "lm") != new_a and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert predict(c.stubs, "lm") == new_a
     assert seen and all(r in (old_b, new_a) for r in seen)
     assert time.monotonic() - swapped < 5
 
     # DeleteModel on B: A no longer has it
     b.stubs.models.DeleteModel(mpb.DeleteModelRequest(model="lm"), timeout=20)
-    with pytest.raises(grpc.RpcError) as err:
-        predict(a.stubs, "lm")
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    for server in (a, c):
+        with pytest.raises(grpc.RpcError) as err:
+            predict(server.stubs, "lm")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # nothing was shared on disk: each replica's directory holds only its own cache
+    for name in "abc":
+        assert not (tmp_path / name / "lm").exists() and not (tmp_path / name / ".jobs").exists()
 
 
 def test_watchjob_on_b_follows_a_job_a_worker_runs_and_canceljob_on_b_cancels_it(pg_url, procs, tmp_path):
@@ -232,3 +247,46 @@ def test_the_database_restarted_while_replicas_serve(postgres, pg_url, procs, tm
     assert predict(a.stubs, "lm").outputs
     assert [r.event for r in a.stubs.training.Train(train_request("lm2", 3), timeout=120)][-1].state == \
         pb.JOB_STATE_SUCCEEDED
+
+
+def test_a_database_outage_longer_than_the_lease_stops_the_job_and_the_same_worker_resumes_it(
+        postgres, pg_url, procs, tmp_path):
+    a = procs.server(pg_url, tmp_path / "a", *SERVE)
+    worker = procs.worker(pg_url, "--lease-seconds", "2")
+    events = follow(a.stubs.training.Train(train_request("long", 200_000), timeout=120))
+    job_id = wait_step(events, 12)
+    postgres.stop()
+    try:
+        time.sleep(4)  # > 3/4 of the lease without a renewal: the worker stops the job and writes nothing
+    finally:
+        postgres.start()
+    assert any("job lease lost" in line for line in worker.lines), worker.lines[-10:]
+    job = wait_state(a.stubs, job_id, pb.JOB_STATE_INTERRUPTED, timeout=30)
+    assert job.resumable
+    resumed = follow(a.stubs.training.Train(tpb.TrainRequest(resume_job_id=job_id), timeout=120))
+    assert wait_step(resumed, job.step + 1) == job_id  # the same rnn-worker, still running, took it again
+    a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
+    assert drain(resumed)[-1].state == pb.JOB_STATE_CANCELLED
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT (record->>'attempts')::int FROM rnn_jobs WHERE job_id = %s",
+                            (job_id,)).fetchone()[0] == 2
+
+
+def test_sigterm_of_a_worker_checkpoints_and_records_the_job_interrupted_at_once(pg_url, procs, tmp_path):
+    a = procs.server(pg_url, tmp_path / "a", *SERVE)
+    worker = procs.worker(pg_url, "--lease-seconds", "60")  # not the lease: the worker says so itself
+    events = follow(a.stubs.training.Train(train_request("long", 200_000), timeout=120))
+    job_id = wait_step(events, 12)
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
+    tail = drain(events)
+    assert tail[-1].state == pb.JOB_STATE_INTERRUPTED and "shut down" in tail[-1].message
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM rnn_job_checkpoints WHERE job_id = %s AND "
+                            "file = 'latest/manifest.json'", (job_id,)).fetchone()[0] == 1
+    procs.worker(pg_url)
+    resumed = follow(a.stubs.training.Train(tpb.TrainRequest(resume_job_id=job_id), timeout=120))
+    first = resumed.get(timeout=30)
+    assert "resuming from the last checkpoint" in first.message
+    a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
+    assert drain(resumed)[-1].state == pb.JOB_STATE_CANCELLED

@@ -152,3 +152,25 @@ def test_the_serving_hot_path_does_not_touch_the_database(pg_url, tmp_path):
         listener.close()
         other_listener.close()
         db.close()
+
+
+def test_both_backends_have_the_one_interface_the_servicers_use():
+    import inspect
+
+    from server.jobs import JobBackend, UploadBackend
+    from server.jobs.directory import JobManager
+    from server.jobs.postgres import PgJobs, PgUploads
+    from server.jobs.uploads import UploadStore
+    from server.pgmodels import PgModelStore
+    from server.store import ModelStore
+
+    def methods(cls):
+        return {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
+
+    for protocol, backends in ((JobBackend, (JobManager, PgJobs)), (UploadBackend, (UploadStore, PgUploads))):
+        for backend in backends:
+            for name in methods(protocol):
+                want = list(inspect.signature(getattr(protocol, name)).parameters)
+                got = list(inspect.signature(getattr(backend, name)).parameters)
+                assert got[:len(want)] == want, (backend.__name__, name, got)
+    assert {"names", "exists", "get", "save", "delete", "info"} <= methods(PgModelStore) & methods(ModelStore)
