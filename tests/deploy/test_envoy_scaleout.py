@@ -17,7 +17,6 @@ import queue
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
