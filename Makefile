@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow venv lint bench proto clean
+.PHONY: run test test-slow venv lint bench proto clean deploy-check
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.engine
+
+# Builds and runs the image and both compose profiles (needs docker.io and docker-compose; see README "Docker").
+deploy-check: $(STAMP)
+	PYTHON=$(PY) scripts/deploy-check
 
 proto: $(STAMP)
 	$(PY) scripts/gen_proto.py

@@ -157,7 +157,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         with RnnClient(address, timeout=30) as client:
             check_onnx(onnx_path, client.predict(model, [PROBE], top_k=5)[0])
     console.print(Rule("done", style="green"))
-    console.print("[green]server stopped; the demo finished.[/]")
+    if args.address:  # not ours to stop
+        console.print(f"[green]the demo finished; the server at {args.address} keeps running.[/]")
+    else:
+        console.print("[green]server stopped; the demo finished.[/]")
 
 
 def main(argv: list[str] | None = None) -> int:

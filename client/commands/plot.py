@@ -1,7 +1,12 @@
-"""`rnnctl plot`: training and validation curves of a model, drawn to a PNG with matplotlib (Agg)."""
+"""`rnnctl plot`: training and validation curves of a model, drawn to a PNG with matplotlib (Agg).
+
+matplotlib is the client's optional `plot` extra (`pip install 'rnn-service[plot]'`), not a server dependency:
+the server image does not carry it, and without it the command says how to install it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,8 @@ STEP_KEYS = ("step", "steps", "global_step")
 TRAIN_KEYS = ("train_loss", "training_loss")
 VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
 MAIN_METRICS = ("accuracy", "macro_f1", "token_accuracy", "perplexity", "mse", "mae")
+PLOT_INSTALL_HINT = ("install the client's plot extra: pip install 'rnn-service[plot]' "
+                     "(or pip install matplotlib)")
 SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", *STEP_KEYS, *TRAIN_KEYS, *VAL_KEYS}
 
 
@@ -69,6 +76,13 @@ def curves(rows: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
+def matplotlib_available() -> bool:
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation counts as missing
+        return False
+
+
 def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -> None:
     """Loss curves on the left, other metrics (if any) on the right; written atomically to `path`."""
     import matplotlib
@@ -103,6 +117,8 @@ def draw(series: dict[str, list[tuple[float, float]]], title: str, path: Path) -
 @pass_app
 def command(app, model: str, output: Path | None) -> None:
     """Plot MODEL's training and validation curves to a PNG."""
+    if not matplotlib_available():
+        app.console.abort("rnnctl plot needs matplotlib, which is not installed", hint=PLOT_INSTALL_HINT)
     output = output or Path(f"{model}.png")
     if not output.parent.is_dir():
         raise click.BadParameter(f"expected a file in an existing directory, got {str(output)!r}",

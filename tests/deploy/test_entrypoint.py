@@ -64,7 +64,9 @@ def test_image_entrypoint_serves_and_its_healthcheck_passes(tmp_path):
     assert entry == ["rnn-server"]
     probe = _exec_form("HEALTHCHECK")
     assert probe[:3] == ["python", "-m", "server.healthcheck"]
-    probe = [sys.executable, *probe[1:-1], f"127.0.0.1:{port}"]
+    # No fixed address: the probe must follow RNN_PORT (here a free port, not 50051) as the server does.
+    assert "--address" not in probe
+    probe = [sys.executable, *probe[1:]]
     proc = subprocess.Popen(
         [str(BIN / entry[0])],
         env=env,
