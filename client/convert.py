@@ -139,6 +139,8 @@ def job_event(ev: Any) -> types.JobEvent:
         step=ev.step, total_steps=ev.total_steps, epoch=ev.epoch, loss=ev.loss,
         validation_loss=ev.validation_loss if ev.HasField("validation_loss") else None,
         metrics=dict(ev.metrics), time=_time(ev.time, ev.HasField("time")), message=ev.message,
+        elapsed_seconds=ev.elapsed_seconds, items_per_second=ev.items_per_second, eta_seconds=ev.eta_seconds,
+        best_step=ev.best_step,
     )
 
 

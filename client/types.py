@@ -17,7 +17,7 @@ class JobEvent:
 
     job_id: str
     sequence: int  # 0-based position within the job's events
-    kind: str  # "state" | "progress" | "checkpoint" | "log"
+    kind: str  # "state" | "progress" (a step) | "evaluation" | "completed" | "checkpoint" | "log"
     state: str  # "queued" | "running" | "succeeded" | "failed" | "cancelled" | "interrupted" | ""
     step: int
     total_steps: int
@@ -27,6 +27,10 @@ class JobEvent:
     metrics: dict[str, float]
     time: datetime | None
     message: str
+    elapsed_seconds: float = 0.0
+    items_per_second: float = 0.0
+    eta_seconds: float = 0.0
+    best_step: int = 0
 
     @property
     def is_final(self) -> bool:

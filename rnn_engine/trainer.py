@@ -31,7 +31,7 @@ from .tasks import Dataset, prepare
 
 @dataclass
 class TrainEvent:
-    kind: str  # "step" | "eval" | "checkpoint" | "done"
+    kind: str  # "step" | "eval" | "checkpoint" | "done" (metrics: the returned model's, of best_step)
     step: int  # optimizer steps completed
     total_steps: int
     epoch: int  # epoch of the last step (0-based)
@@ -41,6 +41,7 @@ class TrainEvent:
     elapsed: float = 0.0  # seconds of training in this run and the runs it resumes
     eta: float = 0.0  # seconds left at the current pace
     checkpoint: str | None = None  # "checkpoint": the directory written
+    best_step: int | None = None  # "done": the step whose weights the model has (its best evaluation)
 
 
 def make_optimizer(tcfg: TrainConfig, params: dict):
@@ -248,5 +249,7 @@ def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:
         model.net.load_arrays(run.best_weights)
     _stamp(run)
     model.net.eval()
-    emit(event("done", model.history[-1]["train_loss"] if model.history else None, model.metrics))
+    done = event("done", model.history[-1]["train_loss"] if model.history else None, model.metrics)
+    done.best_step = run.best_step if run.best_step is not None else run.step
+    emit(done)
     return model

@@ -40,10 +40,10 @@ EVENT_KINDS = {
     "progress": tpb.JOB_EVENT_KIND_PROGRESS,
     "step": tpb.JOB_EVENT_KIND_PROGRESS,
     "epoch": tpb.JOB_EVENT_KIND_PROGRESS,
-    "eval": tpb.JOB_EVENT_KIND_PROGRESS,
+    "eval": tpb.JOB_EVENT_KIND_EVALUATION,
     "checkpoint": tpb.JOB_EVENT_KIND_CHECKPOINT,
     "log": tpb.JOB_EVENT_KIND_LOG,
-    "done": tpb.JOB_EVENT_KIND_PROGRESS,
+    "done": tpb.JOB_EVENT_KIND_COMPLETED,
 }
 FINISH = {
     "length": ipb.FINISH_REASON_LENGTH,
@@ -259,6 +259,10 @@ def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
         loss=num("loss", "train_loss"),
         metrics=_floats(event.get("metrics")),
         message=str(event.get("message") or ""),
+        elapsed_seconds=num("elapsed"),
+        items_per_second=num("items_per_sec"),
+        eta_seconds=num("eta"),
+        best_step=num("best_step", kind=int),
     )
     metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
     for key in ("validation_loss", "val_loss", "loss"):

@@ -85,7 +85,7 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
                     progress.console.print(ev.message, markup=False, style="dim")
                 if ev.kind == "state":
                     progress.update(bar, description=ev.state or "training")
-                if ev.kind == "progress":
+                if ev.kind in ("progress", "evaluation"):  # older servers sent evaluations as progress
                     seen.update(ev.metrics)
                     val = ev.validation_loss if ev.validation_loss is not None else ev.metrics.get("loss")
                     if val is not None:

@@ -37,9 +37,9 @@ def history_from_job(client, job_id: str) -> list[dict[str, Any]]:
     """Rebuild the history from the job's replayed progress events."""
     rows = []
     for ev in client.watch_job(job_id):
-        if ev.kind != "progress":
+        if ev.kind not in ("progress", "evaluation"):
             continue
-        if ev.validation_loss is None and not ev.metrics:  # a training step: its own loss
+        if ev.kind == "progress" and ev.validation_loss is None and not ev.metrics:  # a step: its own loss
             rows.append({"step": ev.step, "train_loss": ev.loss})
         else:  # an evaluation: its loss field is the mean training loss since the last one, not plotted
             rows.append({**ev.metrics, "step": ev.step, "validation_loss": ev.validation_loss})

@@ -133,3 +133,28 @@ def test_predict_stream_refuses_a_bidirectional_model_as_documented(stubs, train
         list(stubs.inference.PredictStream(iter([request]), timeout=30))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "bidirectional" in err.value.details()
+
+
+@pytest.mark.parametrize("name", ["lm", "clf"])
+def test_job_events_say_what_they_are_and_the_last_carries_the_final_metrics(stubs, trained, name):
+    from rnn.v1 import model_service_pb2 as mpb
+    from rnn.v1 import training_service_pb2 as tpb
+
+    events = trained[name]
+    steps = [e for e in events if e.kind == tpb.JOB_EVENT_KIND_PROGRESS]
+    evals = [e for e in events if e.kind == tpb.JOB_EVENT_KIND_EVALUATION]
+    completed = [e for e in events if e.kind == tpb.JOB_EVENT_KIND_COMPLETED]
+    assert steps and all(not e.metrics and not e.HasField("validation_loss") for e in steps)
+    assert steps[-1].step == 12 and all(e.items_per_second > 0 for e in steps)
+    assert evals and all(e.metrics and e.HasField("validation_loss") for e in evals)
+    assert evals[-1].step == 12
+    assert len(completed) == 1 and events[-2] is completed[0]
+    done, final = completed[0], events[-1]
+    assert final.kind == tpb.JOB_EVENT_KIND_STATE and final.state == pb.JOB_STATE_SUCCEEDED
+    best = next(e for e in evals if e.step == done.best_step)  # the saved model is the best evaluation's
+    assert dict(done.metrics) == dict(best.metrics)
+    assert dict(final.metrics) == dict(done.metrics) and final.validation_loss == done.validation_loss
+    assert final.loss == done.loss > 0 and final.epoch == done.epoch == evals[-1].epoch
+    assert final.best_step == done.best_step and final.elapsed_seconds >= done.elapsed_seconds > 0
+    info = stubs.models.GetModel(mpb.GetModelRequest(model=name)).model
+    assert {k: info.metrics[k] for k in done.metrics} == dict(done.metrics)
