@@ -118,7 +118,7 @@ class TrainConfig(_Serialisable):
     patience: int = 0  # early stopping: evaluations without improvement; 0 disables
     checkpoint_every: int = 0  # steps between checkpoints (needs checkpoint_dir); 0: only best and final
     validation_fraction: float = 0.1  # held out when the dataset has no validation part
-    max_eval_items: int = 512  # cap on validation sequences (or LM windows x streams) per evaluation
+    max_eval_items: int = 0  # cap on validation sequences (LM: bptt windows x streams) per evaluation; 0: all
     seed: int = 0  # batch order and held-out split
 
     def validate(self) -> None:
@@ -132,7 +132,7 @@ class TrainConfig(_Serialisable):
             ("eval_every", 1),
             ("patience", 0),
             ("checkpoint_every", 0),
-            ("max_eval_items", 1),
+            ("max_eval_items", 0),
             ("seed", 0),
         ):
             _check_int(name, getattr(self, name), low)

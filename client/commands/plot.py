@@ -15,7 +15,8 @@ STEP_KEYS = ("step", "steps", "global_step")
 TRAIN_KEYS = ("train_loss", "training_loss")
 VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
 MAIN_METRICS = ("accuracy", "macro_f1", "token_accuracy", "perplexity", "mse", "mae")
-SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", *STEP_KEYS, *TRAIN_KEYS, *VAL_KEYS}
+SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", "validation_items", *STEP_KEYS, *TRAIN_KEYS,
+        *VAL_KEYS}
 
 
 def _first(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:

@@ -87,7 +87,7 @@ class LanguageModelObjective(Objective):
         if self.valid_rows is None:
             return {}
         T, total, count, state = self.tcfg.bptt, 0.0, 0, None
-        budget = self.tcfg.max_eval_items * T
+        budget = self.tcfg.max_eval_items * T or self.valid_rows.size
         with no_grad():
             for w in range(0, self.valid_rows.shape[1] - 1, T):
                 chunk = self.valid_rows[:, w : w + T + 1]
@@ -101,6 +101,7 @@ class LanguageModelObjective(Objective):
         metrics = {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "bits_per_token": bits}
         if self.model.tokenizer.kind == "char":  # one token per character
             metrics["bits_per_char"] = bits
+        metrics["validation_items"] = float(count)  # tokens scored
         return metrics
 
 
@@ -117,8 +118,12 @@ class _ExampleObjective(Objective):
     def batch(self, step: int):
         return [self.train[i] for i in self._indices(step, len(self.train))]
 
+    def _n_valid(self) -> int:
+        """Validation examples one evaluation covers (all of them unless max_eval_items caps it)."""
+        return min(len(self.valid), self.tcfg.max_eval_items or len(self.valid))
+
     def _valid_batches(self):
-        valid = self.valid[: self.tcfg.max_eval_items]
+        valid = self.valid[: self.tcfg.max_eval_items or len(self.valid)]
         B = self.tcfg.batch_size
         return [valid[i : i + B] for i in range(0, len(valid), B)]
 
@@ -172,7 +177,8 @@ class SequenceLabelObjective(_CrossEntropyObjective):
             trues.append(y[keep])
             preds.append(logits.argmax(-1)[keep])
         t, p = xp.concatenate(trues), xp.concatenate(preds)
-        return {"loss": total / count, "accuracy": float((t == p).mean()), "macro_f1": macro_f1(t, p)}
+        return {"loss": total / count, "accuracy": float((t == p).mean()), "macro_f1": macro_f1(t, p),
+                "validation_items": float(self._n_valid())}
 
 
 class DecoderObjective(_CrossEntropyObjective):
@@ -200,7 +206,8 @@ class DecoderObjective(_CrossEntropyObjective):
             total, count = total + loss, count + int(keep.sum())
             correct += int((logits.argmax(-1) == y)[keep].sum())
         mean = total / count
-        return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "token_accuracy": correct / count}
+        return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "token_accuracy": correct / count,
+                "validation_items": float(self._n_valid())}
 
 
 class ForecastObjective(_ExampleObjective):
@@ -236,4 +243,5 @@ class ForecastObjective(_ExampleObjective):
                 sq, ab, n = sq + float((err**2).sum()), ab + float(abs(err).sum()), n + len(chunk)
                 naive += float(abs((x[:, -1, 0] - y[:, 0]) * std).sum())
         mse_ = sq / n
-        return {"loss": mse_ / std**2, "mse": mse_, "mae": ab / n, "naive_mae": naive / n}
+        return {"loss": mse_ / std**2, "mse": mse_, "mae": ab / n, "naive_mae": naive / n,
+                "validation_items": float(n)}
