@@ -119,6 +119,8 @@ class Model:
             "embedding_dim": c.embedding_dim,
             "bidirectional": c.bidirectional,
             "dropout": c.dropout,
+            "forget_bias": c.forget_bias,
+            "init": c.init,
             "vocab_size": self.tokenizer.vocab_size if self.tokenizer else 0,
             "tokenizer": self.tokenizer.kind if self.tokenizer else None,
             "labels": list(self.labels or []),

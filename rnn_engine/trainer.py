@@ -24,7 +24,7 @@ from .checkpoint import load_model, save_model
 from .config import ModelConfig, TrainConfig
 from .errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
 from .model import Model
-from .optim import SGD, Adagrad, Adam, AdamW, clip_grad_norm
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
 from .schedules import make_schedule
 from .tasks import Dataset, prepare
 
@@ -52,6 +52,8 @@ def make_optimizer(tcfg: TrainConfig, params: dict):
         return Adam(params, lr=tcfg.lr, weight_decay=wd)
     if kind == "adamw":
         return AdamW(params, lr=tcfg.lr, weight_decay=wd)
+    if kind == "rmsprop":
+        return RMSprop(params, lr=tcfg.lr, alpha=tcfg.rmsprop_alpha, momentum=tcfg.momentum, weight_decay=wd)
     return Adagrad(params, lr=tcfg.lr, weight_decay=wd)
 
 

@@ -58,6 +58,7 @@ SPEC_FIELDS = {
     "bidirectional": "bidirectional",
     "dropout": "dropout",
     "embedding_dim": "embedding_dim",
+    "forget_bias": "forget_bias",
 }
 TRAIN_FIELDS = {
     "epochs": "epochs",
@@ -279,7 +280,8 @@ def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
 def model_info_to_pb(info: dict[str, Any]) -> pb.ModelInfo:
     """`Model.info()` (plus "name") as a ModelInfo message."""
     task = info.get("task", "")
-    spec, training = settings_to_pb({**info, "task": task}, info.get("training") or {})
+    run = info.get("training") or {}  # the trainer's summary; the settings are its "train_config"
+    spec, training = settings_to_pb({**info, "task": task}, run.get("train_config") or {})
     for key in (
         "labels",
         "metrics",

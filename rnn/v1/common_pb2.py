@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rnn/v1/common.proto\x12\x06rnn.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x02\n\tModelSpec\x12\x1e\n\x04\x63\x65ll\x18\x01 \x01(\x0e\x32\x10.rnn.v1.CellType\x12\x18\n\x0bhidden_size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nnum_layers\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rbidirectional\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x14\n\x07\x64ropout\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x1a\n\rembedding_dim\x18\x06 \x01(\x05H\x04\x88\x01\x01\x12\x11\n\ttokenizer\x18\x07 \x01(\t\x12\x14\n\x0cnonlinearity\x18\x08 \x01(\t\x12&\n\x05\x65xtra\x18\x0f \x01(\x0b\x32\x17.google.protobuf.StructB\x0e\n\x0c_hidden_sizeB\r\n\x0b_num_layersB\x10\n\x0e_bidirectionalB\n\n\x08_dropoutB\x10\n\x0e_embedding_dim\"\xf1\x03\n\x10TrainingSettings\x12\x13\n\x06\x65pochs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmax_steps\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\toptimizer\x18\x05 \x01(\t\x12\x19\n\x0cweight_decay\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x1b\n\x0e\x63lip_grad_norm\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x14\n\x07seq_len\x18\x08 \x01(\x05H\x06\x88\x01\x01\x12\x11\n\x04seed\x18\t \x01(\x04H\x07\x88\x01\x01\x12 \n\x13validation_fraction\x18\n \x01(\x01H\x08\x88\x01\x01\x12\x1d\n\x10\x63heckpoint_every\x18\x0b \x01(\x05H\t\x88\x01\x01\x12&\n\x05\x65xtra\x18\x0f \x01(\x0b\x32\x17.google.protobuf.StructB\t\n\x07_epochsB\x0c\n\n_max_stepsB\r\n\x0b_batch_sizeB\x10\n\x0e_learning_rateB\x0f\n\r_weight_decayB\x11\n\x0f_clip_grad_normB\n\n\x08_seq_lenB\x07\n\x05_seedB\x16\n\x14_validation_fractionB\x13\n\x11_checkpoint_every\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"3\n\rFloatSequence\x12\x0c\n\x04\x64\x61ta\x18\x01 \x03(\x01\x12\x14\n\x0c\x66\x65\x61ture_size\x18\x02 \x01(\x05\"z\n\rSequenceInput\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12%\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x10.rnn.v1.TokenIdsH\x00\x12\'\n\x06values\x18\x03 \x01(\x0b\x32\x15.rnn.v1.FloatSequenceH\x00\x42\t\n\x07\x63ontent\"<\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"U\n\nStepOutput\x12!\n\x05top_k\x18\x01 \x03(\x0b\x32\x12.rnn.v1.LabelScore\x12\x14\n\x0c\x64istribution\x18\x02 \x03(\x01\x12\x0e\n\x06values\x18\x03 \x03(\x01\"t\n\x0eSequenceOutput\x12!\n\x05steps\x18\x01 \x03(\x0b\x32\x12.rnn.v1.StepOutput\x12\x0e\n\x06length\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\ttoken_ids\x18\x04 \x03(\x05\x12\x0e\n\x06tokens\x18\x05 \x03(\t\"\xb0\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x04spec\x18\x03 \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x17\n\x0fparameter_count\x18\x06 \x01(\x03\x12/\n\x07metrics\x18\x07 \x03(\x0b\x32\x1e.rnn.v1.ModelInfo.MetricsEntry\x12+\n\x07\x63reated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08training\x18\t \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12\x12\n\ninput_size\x18\n \x01(\x05\x12\x13\n\x0boutput_size\x18\x0b \x01(\x05\x12\x0e\n\x06job_id\x18\x0c \x01(\t\x12(\n\x07\x64\x65tails\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x9e\x01\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_LANGUAGE_MODEL\x10\x01\x12\x17\n\x13TASK_CLASSIFICATION\x10\x02\x12\x10\n\x0cTASK_TAGGING\x10\x03\x12\x14\n\x10TASK_FORECASTING\x10\x04\x12\x14\n\x10TASK_ONE_TO_MANY\x10\x05\x12\x10\n\x0cTASK_SEQ2SEQ\x10\x06*_\n\x08\x43\x65llType\x12\x19\n\x15\x43\x45LL_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rCELL_TYPE_RNN\x10\x01\x12\x12\n\x0e\x43\x45LL_TYPE_LSTM\x10\x02\x12\x11\n\rCELL_TYPE_GRU\x10\x03*v\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTPUT_KIND_TOP_K\x10\x01\x12\x1c\n\x18OUTPUT_KIND_DISTRIBUTION\x10\x02\x12\x16\n\x12OUTPUT_KIND_VALUES\x10\x03*\xb5\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rnn/v1/common.proto\x12\x06rnn.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x02\n\tModelSpec\x12\x1e\n\x04\x63\x65ll\x18\x01 \x01(\x0e\x32\x10.rnn.v1.CellType\x12\x18\n\x0bhidden_size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\nnum_layers\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rbidirectional\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x14\n\x07\x64ropout\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x1a\n\rembedding_dim\x18\x06 \x01(\x05H\x04\x88\x01\x01\x12\x11\n\ttokenizer\x18\x07 \x01(\t\x12\x14\n\x0cnonlinearity\x18\x08 \x01(\t\x12\x18\n\x0b\x66orget_bias\x18\t \x01(\x01H\x05\x88\x01\x01\x12&\n\x05\x65xtra\x18\x0f \x01(\x0b\x32\x17.google.protobuf.StructB\x0e\n\x0c_hidden_sizeB\r\n\x0b_num_layersB\x10\n\x0e_bidirectionalB\n\n\x08_dropoutB\x10\n\x0e_embedding_dimB\x0e\n\x0c_forget_bias\"\xf1\x03\n\x10TrainingSettings\x12\x13\n\x06\x65pochs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmax_steps\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\toptimizer\x18\x05 \x01(\t\x12\x19\n\x0cweight_decay\x18\x06 \x01(\x01H\x04\x88\x01\x01\x12\x1b\n\x0e\x63lip_grad_norm\x18\x07 \x01(\x01H\x05\x88\x01\x01\x12\x14\n\x07seq_len\x18\x08 \x01(\x05H\x06\x88\x01\x01\x12\x11\n\x04seed\x18\t \x01(\x04H\x07\x88\x01\x01\x12 \n\x13validation_fraction\x18\n \x01(\x01H\x08\x88\x01\x01\x12\x1d\n\x10\x63heckpoint_every\x18\x0b \x01(\x05H\t\x88\x01\x01\x12&\n\x05\x65xtra\x18\x0f \x01(\x0b\x32\x17.google.protobuf.StructB\t\n\x07_epochsB\x0c\n\n_max_stepsB\r\n\x0b_batch_sizeB\x10\n\x0e_learning_rateB\x0f\n\r_weight_decayB\x11\n\x0f_clip_grad_normB\n\n\x08_seq_lenB\x07\n\x05_seedB\x16\n\x14_validation_fractionB\x13\n\x11_checkpoint_every\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\x05\"3\n\rFloatSequence\x12\x0c\n\x04\x64\x61ta\x18\x01 \x03(\x01\x12\x14\n\x0c\x66\x65\x61ture_size\x18\x02 \x01(\x05\"z\n\rSequenceInput\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12%\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x10.rnn.v1.TokenIdsH\x00\x12\'\n\x06values\x18\x03 \x01(\x0b\x32\x15.rnn.v1.FloatSequenceH\x00\x42\t\n\x07\x63ontent\"<\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\x05\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"U\n\nStepOutput\x12!\n\x05top_k\x18\x01 \x03(\x0b\x32\x12.rnn.v1.LabelScore\x12\x14\n\x0c\x64istribution\x18\x02 \x03(\x01\x12\x0e\n\x06values\x18\x03 \x03(\x01\"t\n\x0eSequenceOutput\x12!\n\x05steps\x18\x01 \x03(\x0b\x32\x12.rnn.v1.StepOutput\x12\x0e\n\x06length\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x11\n\ttoken_ids\x18\x04 \x03(\x05\x12\x0e\n\x06tokens\x18\x05 \x03(\t\"\xb0\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x04spec\x18\x03 \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12\x12\n\nvocab_size\x18\x04 \x01(\x05\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x17\n\x0fparameter_count\x18\x06 \x01(\x03\x12/\n\x07metrics\x18\x07 \x03(\x0b\x32\x1e.rnn.v1.ModelInfo.MetricsEntry\x12+\n\x07\x63reated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08training\x18\t \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12\x12\n\ninput_size\x18\n \x01(\x05\x12\x13\n\x0boutput_size\x18\x0b \x01(\x05\x12\x0e\n\x06job_id\x18\x0c \x01(\t\x12(\n\x07\x64\x65tails\x18\x0f \x01(\x0b\x32\x17.google.protobuf.Struct\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\x9e\x01\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_LANGUAGE_MODEL\x10\x01\x12\x17\n\x13TASK_CLASSIFICATION\x10\x02\x12\x10\n\x0cTASK_TAGGING\x10\x03\x12\x14\n\x10TASK_FORECASTING\x10\x04\x12\x14\n\x10TASK_ONE_TO_MANY\x10\x05\x12\x10\n\x0cTASK_SEQ2SEQ\x10\x06*_\n\x08\x43\x65llType\x12\x19\n\x15\x43\x45LL_TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rCELL_TYPE_RNN\x10\x01\x12\x12\n\x0e\x43\x45LL_TYPE_LSTM\x10\x02\x12\x11\n\rCELL_TYPE_GRU\x10\x03*v\n\nOutputKind\x12\x1b\n\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTPUT_KIND_TOP_K\x10\x01\x12\x1c\n\x18OUTPUT_KIND_DISTRIBUTION\x10\x02\x12\x16\n\x12OUTPUT_KIND_VALUES\x10\x03*\xb5\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,32 +35,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELINFO_METRICSENTRY']._loaded_options = None
   _globals['_MODELINFO_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_TASK']._serialized_start=1834
-  _globals['_TASK']._serialized_end=1992
-  _globals['_CELLTYPE']._serialized_start=1994
-  _globals['_CELLTYPE']._serialized_end=2089
-  _globals['_OUTPUTKIND']._serialized_start=2091
-  _globals['_OUTPUTKIND']._serialized_end=2209
-  _globals['_JOBSTATE']._serialized_start=2212
-  _globals['_JOBSTATE']._serialized_end=2393
+  _globals['_TASK']._serialized_start=1876
+  _globals['_TASK']._serialized_end=2034
+  _globals['_CELLTYPE']._serialized_start=2036
+  _globals['_CELLTYPE']._serialized_end=2131
+  _globals['_OUTPUTKIND']._serialized_start=2133
+  _globals['_OUTPUTKIND']._serialized_end=2251
+  _globals['_JOBSTATE']._serialized_start=2254
+  _globals['_JOBSTATE']._serialized_end=2435
   _globals['_MODELSPEC']._serialized_start=95
-  _globals['_MODELSPEC']._serialized_end=427
-  _globals['_TRAININGSETTINGS']._serialized_start=430
-  _globals['_TRAININGSETTINGS']._serialized_end=927
-  _globals['_TOKENIDS']._serialized_start=929
-  _globals['_TOKENIDS']._serialized_end=952
-  _globals['_FLOATSEQUENCE']._serialized_start=954
-  _globals['_FLOATSEQUENCE']._serialized_end=1005
-  _globals['_SEQUENCEINPUT']._serialized_start=1007
-  _globals['_SEQUENCEINPUT']._serialized_end=1129
-  _globals['_LABELSCORE']._serialized_start=1131
-  _globals['_LABELSCORE']._serialized_end=1191
-  _globals['_STEPOUTPUT']._serialized_start=1193
-  _globals['_STEPOUTPUT']._serialized_end=1278
-  _globals['_SEQUENCEOUTPUT']._serialized_start=1280
-  _globals['_SEQUENCEOUTPUT']._serialized_end=1396
-  _globals['_MODELINFO']._serialized_start=1399
-  _globals['_MODELINFO']._serialized_end=1831
-  _globals['_MODELINFO_METRICSENTRY']._serialized_start=1785
-  _globals['_MODELINFO_METRICSENTRY']._serialized_end=1831
+  _globals['_MODELSPEC']._serialized_end=469
+  _globals['_TRAININGSETTINGS']._serialized_start=472
+  _globals['_TRAININGSETTINGS']._serialized_end=969
+  _globals['_TOKENIDS']._serialized_start=971
+  _globals['_TOKENIDS']._serialized_end=994
+  _globals['_FLOATSEQUENCE']._serialized_start=996
+  _globals['_FLOATSEQUENCE']._serialized_end=1047
+  _globals['_SEQUENCEINPUT']._serialized_start=1049
+  _globals['_SEQUENCEINPUT']._serialized_end=1171
+  _globals['_LABELSCORE']._serialized_start=1173
+  _globals['_LABELSCORE']._serialized_end=1233
+  _globals['_STEPOUTPUT']._serialized_start=1235
+  _globals['_STEPOUTPUT']._serialized_end=1320
+  _globals['_SEQUENCEOUTPUT']._serialized_start=1322
+  _globals['_SEQUENCEOUTPUT']._serialized_end=1438
+  _globals['_MODELINFO']._serialized_start=1441
+  _globals['_MODELINFO']._serialized_end=1873
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=1827
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=1873
 # @@protoc_insertion_point(module_scope)

@@ -68,7 +68,7 @@ JOB_STATE_CANCELLED: JobState
 JOB_STATE_INTERRUPTED: JobState
 
 class ModelSpec(_message.Message):
-    __slots__ = ("cell", "hidden_size", "num_layers", "bidirectional", "dropout", "embedding_dim", "tokenizer", "nonlinearity", "extra")
+    __slots__ = ("cell", "hidden_size", "num_layers", "bidirectional", "dropout", "embedding_dim", "tokenizer", "nonlinearity", "forget_bias", "extra")
     CELL_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
     NUM_LAYERS_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class ModelSpec(_message.Message):
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
     TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     NONLINEARITY_FIELD_NUMBER: _ClassVar[int]
+    FORGET_BIAS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     cell: CellType
     hidden_size: int
@@ -86,8 +87,9 @@ class ModelSpec(_message.Message):
     embedding_dim: int
     tokenizer: str
     nonlinearity: str
+    forget_bias: float
     extra: _struct_pb2.Struct
-    def __init__(self, cell: _Optional[_Union[CellType, str]] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., dropout: _Optional[float] = ..., embedding_dim: _Optional[int] = ..., tokenizer: _Optional[str] = ..., nonlinearity: _Optional[str] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, cell: _Optional[_Union[CellType, str]] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., dropout: _Optional[float] = ..., embedding_dim: _Optional[int] = ..., tokenizer: _Optional[str] = ..., nonlinearity: _Optional[str] = ..., forget_bias: _Optional[float] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TrainingSettings(_message.Message):
     __slots__ = ("epochs", "max_steps", "batch_size", "learning_rate", "optimizer", "weight_decay", "clip_grad_norm", "seq_len", "seed", "validation_fraction", "checkpoint_every", "extra")

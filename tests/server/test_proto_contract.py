@@ -158,3 +158,22 @@ def test_job_events_say_what_they_are_and_the_last_carries_the_final_metrics(stu
     assert final.best_step == done.best_step and final.elapsed_seconds >= done.elapsed_seconds > 0
     info = stubs.models.GetModel(mpb.GetModelRequest(model=name)).model
     assert {k: info.metrics[k] for k in done.metrics} == dict(done.metrics)
+
+
+def test_model_spec_forget_bias_and_the_rmsprop_optimizer_reach_the_engine(stubs, served):
+    from rnn.v1 import model_service_pb2 as mpb
+    from rnn.v1 import training_service_pb2 as tpb
+    from rnn_engine.checkpoint import load_model
+
+    from .conftest import LM_TEXT, train
+
+    spec = pb.ModelSpec(cell=pb.CELL_TYPE_LSTM, hidden_size=6, embedding_dim=4, forget_bias=1.0)
+    training = pb.TrainingSettings(
+        max_steps=3, batch_size=4, seq_len=8, optimizer="rmsprop", learning_rate=0.002
+    )
+    events = train(stubs, "fb", pb.TASK_LANGUAGE_MODEL, spec, tpb.DatasetSource(text=LM_TEXT), training)
+    assert events[-1].state == pb.JOB_STATE_SUCCEEDED, events[-1]
+    info = stubs.models.GetModel(mpb.GetModelRequest(model="fb")).model
+    assert info.spec.forget_bias == 1.0 and info.training.optimizer == "rmsprop"
+    model = load_model(served[0].state.store.path("fb"))
+    assert model.config.forget_bias == 1.0 and model.training["train_config"]["optimizer"] == "rmsprop"
