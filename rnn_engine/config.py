@@ -126,8 +126,11 @@ class TrainConfig(_Serialisable):
     validation_fraction: float = 0.1  # held out when the dataset has no validation part
     max_eval_items: int = 0  # cap on validation sequences (LM: bptt windows x streams) per evaluation; 0: all
     seed: int = 0  # batch order and held-out split
+    ngram_baseline: bool = True  # language models: report the best n-gram's validation perplexity beside it
 
     def validate(self) -> None:
+        if not isinstance(self.ngram_baseline, bool):
+            raise InvalidInput(f"ngram_baseline: expected a bool, got {self.ngram_baseline!r}")
         for name, low in (
             ("steps", 0),
             ("epochs", 0),

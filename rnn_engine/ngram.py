@@ -91,6 +91,18 @@ class NGramModel:
         self._kn = self._kneser_ney_tables() if self.smoothing == "kneser_ney" else []
         return self
 
+    def truncated(self, order: int, smoothing: str | None = None) -> NGramModel:
+        """The model of a lower `order` (and any smoothing) on the same counts, without counting again: the
+        tables of levels below `order` do not depend on the order counted up to."""
+        self._check_fitted()
+        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= self.order:
+            raise InvalidInput(f"order: expected an int in [1, {self.order}], got {order!r}")
+        out = NGramModel(order, self.alpha, smoothing or self.smoothing)
+        out.vocab_size = self.vocab_size
+        out._pairs, out._contexts = self._pairs[:order], self._contexts[:order]
+        out._kn = out._kneser_ney_tables() if out.smoothing == "kneser_ney" else []
+        return out
+
     def _kneser_ney_tables(self) -> list:
         """Per level: the raw (top) or continuation (lower) counts, their context sums and discounts."""
         V, top = self.vocab_size, self.order - 1
@@ -204,3 +216,38 @@ def _discounts(counts: np.ndarray) -> tuple[float, float, float]:
     d2 = 2 - 3 * y * n3 / n2 if n2 else 1.0
     d3 = 3 - 4 * y * n4 / n3 if n3 else 1.5
     return float(min(max(d1, 0.0), 1.0)), float(min(max(d2, 0.0), 2.0)), float(min(max(d3, 0.0), 3.0))
+
+
+BASELINE_ORDERS = tuple(range(1, 8))
+BASELINE_SMOOTHINGS = ("witten_bell", "kneser_ney")
+
+
+def best_baseline(train_ids, streams: Sequence[Sequence[int]], vocab_size: int,
+                  orders: Sequence[int] = BASELINE_ORDERS,
+                  smoothings: Sequence[str] = BASELINE_SMOOTHINGS) -> dict:
+    """The n-gram with the lowest perplexity on `streams`, fitted on the id stream `train_ids`.
+
+    Each stream is scored as `token_log_probs` scores it (ids[1:] from the ids before them), so a stream that
+    starts with <bos> scores the tokens after it, as a language model reading the same stream does. Orders
+    whose codes would overflow int64 for `vocab_size` are skipped. Returns {"perplexity", "order",
+    "smoothing", "tokens" (scored), "seconds" (fitting and scoring everything)}.
+    """
+    import time
+
+    start = time.perf_counter()
+    train = np.asarray(train_ids, dtype=np.int64)
+    streams = [np.asarray(s, dtype=np.int64) for s in streams if len(s) >= 2]
+    if not streams:
+        raise InvalidInput("streams: expected at least one stream of 2 or more ids to score")
+    tokens = sum(len(s) - 1 for s in streams)
+    orders = [n for n in orders if float(vocab_size) ** n < 2.0**62]
+    counted = NGramModel(max(orders)).fit(train, vocab_size)  # counted once; lower orders reuse the tables
+    best: dict = {}
+    for order in orders:
+        for smoothing in smoothings:
+            model = counted.truncated(order, smoothing)
+            nll = -sum(float(model.token_log_probs(s).sum()) for s in streams) / tokens
+            if not best or nll < best["nll"]:
+                best = {"nll": nll, "order": order, "smoothing": smoothing}
+    return {"perplexity": math.exp(best["nll"]), "order": best["order"], "smoothing": best["smoothing"],
+            "tokens": tokens, "seconds": time.perf_counter() - start}

@@ -291,8 +291,8 @@ class RMSprop(Optimizer):
     buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
 
     def __init__(self, params: dict[str, xp.ndarray], lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
-                 maximize: bool = False) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
         super().__init__(params, lr)
         self.alpha = _number("alpha", alpha, "alpha")
         self.eps = _number("eps", eps, "epsilon")

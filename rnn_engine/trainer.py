@@ -226,14 +226,14 @@ def _evaluate(run: _Run, objective, emit, event, ckpt) -> bool:
         run.best_weights = {k: v.copy() for k, v in model.params.items()}
         model.metrics = dict(metrics)
         if ckpt is not None:
-            _stamp(run)
+            _stamp(run, objective)
             emit(event("checkpoint", None, path=str(save_model(model, ckpt / "best"))))
         return False
     run.bad_evals += 1
     return bool(run.tcfg.patience and run.bad_evals >= run.tcfg.patience)
 
 
-def _stamp(run: _Run) -> None:
+def _stamp(run: _Run, objective) -> None:
     run.model.trained = True
     run.model.training = {
         "train_config": run.tcfg.to_dict(),
@@ -241,6 +241,9 @@ def _stamp(run: _Run) -> None:
         "best_step": run.best_step,
         "elapsed": run.elapsed,
     }
+    baseline = getattr(objective, "baseline", lambda: None)()
+    if baseline is not None:  # the best n-gram on the same validation tokens (models/objectives.py)
+        run.model.training["ngram_baseline"] = dict(baseline)
 
 
 def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:
@@ -249,7 +252,7 @@ def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:
         run.save(ckpt)
     if run.best_weights is not None:
         model.net.load_arrays(run.best_weights)
-    _stamp(run)
+    _stamp(run, objective)
     model.net.eval()
     done = event("done", model.history[-1]["train_loss"] if model.history else None, model.metrics)
     done.best_step = run.best_step if run.best_step is not None else run.step

@@ -46,6 +46,29 @@ def _fmt(value: float) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
+# metrics that describe the report rather than the model's quality; shown in their own words, not listed
+REPORT_METRICS = ("validation_items", "ngram_perplexity", "ngram_order", "perplexity_vs_ngram")
+
+
+def quality_metrics(metrics: dict[str, float]) -> list[tuple[str, float]]:
+    """The validation metrics worth listing, sorted: without the report's own numbers, and without
+    bits_per_token when bits_per_char says the same (a character model)."""
+    same = "bits_per_char" in metrics
+    return [(k, v) for k, v in sorted(metrics.items())
+            if k not in REPORT_METRICS and not (same and k == "bits_per_token")]
+
+
+def ngram_note(metrics: dict[str, float]) -> str | None:
+    """"best n-gram (order 5) perplexity 3.12; the network's is 0.82x that" when the run reported one."""
+    if "ngram_perplexity" not in metrics:
+        return None
+    order = metrics.get("ngram_order")
+    ratio = metrics.get("perplexity_vs_ngram")
+    which = f" (order {order:.0f})" if order else ""
+    text = f"best n-gram{which} perplexity {_fmt(metrics['ngram_perplexity'])}"
+    return text + (f"; the network's is {ratio:.3g}x that" if ratio is not None else "")
+
+
 def describe(loss: float, seen: dict[str, float], rate: float | None) -> str:
     """The stats column of the progress bar: loss, last validation loss and metric, throughput."""
     parts = [f"loss {_fmt(loss)}"]
@@ -135,6 +158,13 @@ def finish(app: AppContext, job_id: str) -> None:
         reason = f": {job.message}" if job.message else ""
         console.abort(f"job {job.job_id} ended {job.state or 'in an unknown state'}{reason}", EXIT_FAILURE,
                       hint=f"resume it with `rnnctl train --resume {job.job_id}`" if job.resumable else None)
-    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(job.metrics.items()))
+    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in quality_metrics(job.metrics))
+    items = job.metrics.get("validation_items")
+    unit = {"language_model": "tokens", "forecasting": "values"}.get(job.task, "sequences")
+    over = f" over {items:,.0f} {unit}" if items else ""
     console.success(f"trained model {job.model!r} (job {job.job_id}) for {job.step} steps: "
-                    f"training loss {_fmt(job.last_loss)}" + (f"; validation {metrics}" if metrics else ""))
+                    f"training loss {_fmt(job.last_loss)}"
+                    + (f"; validation{over} {metrics}" if metrics else ""))
+    note = ngram_note(job.metrics)
+    if note:
+        console.print(note)

@@ -63,6 +63,7 @@ class LanguageModelObjective(Objective):
         Bv = max(1, min(B, len(valid_ids) // T))
         Lv = len(valid_ids) // Bv
         self.valid_rows = self._streams(valid_ids, Bv, Lv) if Lv >= 1 else None
+        self._baseline: dict | None = None
 
     @staticmethod
     def _streams(ids, B: int, L: int) -> xp.ndarray:
@@ -83,25 +84,50 @@ class LanguageModelObjective(Objective):
         self.net.backward(d)
         return loss, x.size, detach(state)
 
+    def _eval_columns(self) -> int:
+        """Target columns of valid_rows one evaluation scores: all, or whole bptt windows up to the cap."""
+        T, (B, cols) = self.tcfg.bptt, self.valid_rows.shape
+        cols -= 1
+        if not self.tcfg.max_eval_items:
+            return cols
+        windows = math.ceil(self.tcfg.max_eval_items * T / (B * T))
+        return min(cols, windows * T)
+
+    def baseline(self) -> dict | None:
+        """The best n-gram (rnn_engine.ngram.best_baseline) fitted once on the training stream and scored on
+        exactly the validation tokens `evaluate` scores; None without validation data or when disabled."""
+        if self.valid_rows is None or not self.tcfg.ngram_baseline:
+            return None
+        if self._baseline is None:
+            from ..ngram import best_baseline
+
+            cols = self._eval_columns()
+            train = self.rows[:, 1:].reshape(-1)  # the training streams' tokens, in corpus order
+            streams = [row[: cols + 1] for row in self.valid_rows]  # <bos> then the scored tokens
+            self._baseline = best_baseline(train, streams, self.model.tokenizer.vocab_size)
+        return self._baseline
+
     def evaluate(self) -> dict[str, float]:
         if self.valid_rows is None:
             return {}
         T, total, count, state = self.tcfg.bptt, 0.0, 0, None
-        budget = self.tcfg.max_eval_items * T or self.valid_rows.size
+        cols = self._eval_columns()
         with no_grad():
-            for w in range(0, self.valid_rows.shape[1] - 1, T):
-                chunk = self.valid_rows[:, w : w + T + 1]
+            for w in range(0, cols, T):
+                chunk = self.valid_rows[:, w : min(w + T, cols) + 1]
                 logits, state = self.net.forward(chunk[:, :-1], None, state)
                 loss, _ = cross_entropy(logits, chunk[:, 1:], reduction="sum")
                 total, count = total + loss, count + chunk[:, 1:].size
-                if count >= budget:
-                    break
         mean = total / count
         bits = mean / math.log(2)
         metrics = {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "bits_per_token": bits}
         if self.model.tokenizer.kind == "char":  # one token per character
             metrics["bits_per_char"] = bits
         metrics["validation_items"] = float(count)  # tokens scored
+        ngram = self.baseline()
+        if ngram is not None:  # how far the network is ahead of counting, on the same tokens
+            metrics.update(ngram_perplexity=ngram["perplexity"], ngram_order=float(ngram["order"]),
+                           perplexity_vs_ngram=metrics["perplexity"] / ngram["perplexity"])
         return metrics
 
 

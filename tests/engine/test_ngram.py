@@ -171,3 +171,13 @@ def test_fit_and_scoring_validate_ids():
         model.perplexity([[0, 1]])
     with pytest.raises(InvalidInput, match="too high"):
         NGramModel(10).fit([0, 1], 100_000)
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_a_truncated_model_equals_one_counted_at_that_order(corpus_ids, smoothing):
+    train, val, V = corpus_ids
+    high = NGramModel(6).fit(train, V)
+    for order in (1, 3, 5):
+        direct = NGramModel(order, smoothing=smoothing).fit(train, V)
+        np.testing.assert_array_equal(high.truncated(order, smoothing).token_log_probs(val[:3000]),
+                                      direct.token_log_probs(val[:3000]))
