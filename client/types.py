@@ -107,6 +107,9 @@ class Prediction:
     token_ids: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)  # tagging: the text of each input step's token
     task: str = ""  # the model's task, e.g. "classification"
+    log_probs: list[float] = field(default_factory=list)  # output "log_likelihood": ln P of each input token
+    log_likelihood: float | None = None  # output "log_likelihood": their sum (nats)
+    perplexity: float | None = None  # output "log_likelihood": exp(-log_likelihood / length)
 
     @property
     def labels(self) -> list[str]:

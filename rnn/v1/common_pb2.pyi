@@ -34,6 +34,7 @@ class OutputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTPUT_KIND_TOP_K: _ClassVar[OutputKind]
     OUTPUT_KIND_DISTRIBUTION: _ClassVar[OutputKind]
     OUTPUT_KIND_VALUES: _ClassVar[OutputKind]
+    OUTPUT_KIND_LOG_LIKELIHOOD: _ClassVar[OutputKind]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ OUTPUT_KIND_UNSPECIFIED: OutputKind
 OUTPUT_KIND_TOP_K: OutputKind
 OUTPUT_KIND_DISTRIBUTION: OutputKind
 OUTPUT_KIND_VALUES: OutputKind
+OUTPUT_KIND_LOG_LIKELIHOOD: OutputKind
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -154,28 +156,34 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., id: _Optional[int] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class StepOutput(_message.Message):
-    __slots__ = ("top_k", "distribution", "values")
+    __slots__ = ("top_k", "distribution", "values", "log_probability")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    LOG_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     top_k: _containers.RepeatedCompositeFieldContainer[LabelScore]
     distribution: _containers.RepeatedScalarFieldContainer[float]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., distribution: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+    log_probability: float
+    def __init__(self, top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., distribution: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ..., log_probability: _Optional[float] = ...) -> None: ...
 
 class SequenceOutput(_message.Message):
-    __slots__ = ("steps", "length", "text", "token_ids", "tokens")
+    __slots__ = ("steps", "length", "text", "token_ids", "tokens", "log_likelihood", "perplexity")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LOG_LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[StepOutput]
     length: int
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     tokens: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+    log_likelihood: float
+    perplexity: float
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., tokens: _Optional[_Iterable[str]] = ..., log_likelihood: _Optional[float] = ..., perplexity: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "task", "spec", "vocab_size", "labels", "parameter_count", "metrics", "created", "training", "input_size", "output_size", "job_id", "details")

@@ -58,3 +58,12 @@ def test_demo_reports_the_lstm_beside_the_ngram(trained_run, client):
     assert "best n-gram (order" in out and "ratio" in out
     with pytest.raises(demo.DemoFailed, match="no n-gram baseline"):
         demo.report_baseline({"perplexity": 3.0})
+
+
+def test_client_predict_log_likelihood_gives_each_texts_score(client, lm):
+    import math
+
+    (p,) = client.predict(lm, ["the cat"], output="log_likelihood")
+    assert p.length == 7 and len(p.log_probs) == 7 and all(v < 0 for v in p.log_probs)
+    assert abs(p.log_likelihood - sum(p.log_probs)) < 1e-9
+    assert abs(p.perplexity - math.exp(-p.log_likelihood / 7)) < 1e-9

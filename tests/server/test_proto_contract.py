@@ -177,3 +177,47 @@ def test_model_spec_forget_bias_and_the_rmsprop_optimizer_reach_the_engine(stubs
     assert info.spec.forget_bias == 1.0 and info.training.optimizer == "rmsprop"
     model = load_model(served[0].state.store.path("fb"))
     assert model.config.forget_bias == 1.0 and model.training["train_config"]["optimizer"] == "rmsprop"
+
+
+def test_predict_log_likelihood_scores_every_token_as_the_engine_does(stubs, served, trained):
+    import math
+
+    from rnn_engine.checkpoint import load_model
+
+    texts = ["the cat", "a dog sat on"]
+    request = ipb.PredictRequest(
+        model="lm", inputs=[pb.SequenceInput(text=t) for t in texts], output=pb.OUTPUT_KIND_LOG_LIKELIHOOD
+    )
+    reply = stubs.inference.Predict(request, timeout=30)
+    expected = load_model(served[0].state.store.path("lm")).score(texts)
+    for out, exp, text in zip(reply.outputs, expected, texts, strict=True):
+        assert out.length == len(text) == len(out.steps)
+        assert [s.log_probability for s in out.steps] == pytest.approx(exp["log_probs"], abs=1e-12)
+        assert out.log_likelihood == pytest.approx(sum(s.log_probability for s in out.steps), abs=1e-9)
+        assert out.perplexity == pytest.approx(math.exp(-out.log_likelihood / out.length), rel=1e-9)
+        assert not any(s.top_k or s.distribution for s in out.steps)
+
+
+def test_log_likelihood_is_refused_where_it_means_nothing(stubs, trained):
+    import grpc
+
+    for request_model in ("clf", "fc"):
+        inputs = (
+            [pb.SequenceInput(text="cat")]
+            if request_model == "clf"
+            else [pb.SequenceInput(values=pb.FloatSequence(data=[0.1] * 8))]
+        )
+        request = ipb.PredictRequest(model=request_model, inputs=inputs, output=pb.OUTPUT_KIND_LOG_LIKELIHOOD)
+        with pytest.raises(grpc.RpcError) as err:
+            stubs.inference.Predict(request, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "output" in err.value.details()
+    stream = ipb.PredictStreamRequest(
+        model="lm",
+        sequence_id="s",
+        start=True,
+        chunk=pb.SequenceInput(text="a"),
+        output=pb.OUTPUT_KIND_LOG_LIKELIHOOD,
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(stubs.inference.PredictStream(iter([stream]), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "PredictStream" in err.value.details()
