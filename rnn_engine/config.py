@@ -127,6 +127,7 @@ class TrainConfig(_Serialisable):
     max_eval_items: int = 0  # cap on validation sequences (LM: bptt windows x streams) per evaluation; 0: all
     seed: int = 0  # batch order and held-out split
     ngram_baseline: bool = True  # language models: report the best n-gram's validation perplexity beside it
+    time_budget: float = 0.0  # seconds of training (resumed runs included), then evaluate, keep the best; 0: none
 
     def validate(self) -> None:
         if not isinstance(self.ngram_baseline, bool):
@@ -155,6 +156,7 @@ class TrainConfig(_Serialisable):
         _check_float("weight_decay", self.weight_decay, 0.0)
         _check_float("gamma", self.gamma, 0.0, 1.0, open_low=True)
         _check_float("clip_norm", self.clip_norm, 0.0)
+        _check_float("time_budget", self.time_budget, 0.0)
         _check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, open_low=True)
 
 

@@ -67,6 +67,7 @@ class _Run:
         self.best_weights = None
         self.carry = None
         self.elapsed, self.recent = 0.0, []
+        self.stopped = "steps"  # why training ended: "steps" | "early_stopping" | "time_budget"
 
     def save(self, directory: Path, name: str = "latest") -> Path:
         arrays = {f"optimizer.{k}": v for k, v in self.opt.state_dict()["buffers"].items()}
@@ -180,8 +181,8 @@ def train(
             path,
         )
 
-    stopped_early = False
-    while run.step < total and not stopped_early:
+    stopped_early = out_of_time = False
+    while run.step < total and not stopped_early and not out_of_time:
         if should_stop is not None and should_stop():
             if ckpt is not None:
                 run.save(ckpt)
@@ -204,6 +205,15 @@ def train(
             stopped_early = _evaluate(run, objective, emit, event, ckpt)
         if ckpt is not None and tcfg.checkpoint_every and run.step % tcfg.checkpoint_every == 0:
             emit(event("checkpoint", None, path=str(run.save(ckpt))))
+        out_of_time = bool(tcfg.time_budget) and (
+            start_elapsed + time.perf_counter() - start_time >= tcfg.time_budget
+        )
+    if out_of_time and run.step < total and not stopped_early:
+        if not model.history or model.history[-1]["step"] != run.step:  # the last weights get a say too
+            _evaluate(run, objective, emit, event, ckpt)
+        run.stopped = "time_budget"
+    elif stopped_early:
+        run.stopped = "early_stopping"
     return _finish(run, objective, emit, event, ckpt, total)
 
 
@@ -240,6 +250,7 @@ def _stamp(run: _Run, objective) -> None:
         "steps": run.step,
         "best_step": run.best_step,
         "elapsed": run.elapsed,
+        "stopped": run.stopped,
     }
     baseline = getattr(objective, "baseline", lambda: None)()
     if baseline is not None:  # the best n-gram on the same validation tokens (models/objectives.py)

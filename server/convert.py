@@ -71,6 +71,7 @@ TRAIN_FIELDS = {
     "seed": "seed",
     "validation_fraction": "validation_fraction",
     "checkpoint_every": "checkpoint_every",
+    "time_budget_seconds": "time_budget",
 }
 
 

@@ -94,7 +94,7 @@ class ModelSpec(_message.Message):
     def __init__(self, cell: _Optional[_Union[CellType, str]] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., dropout: _Optional[float] = ..., embedding_dim: _Optional[int] = ..., tokenizer: _Optional[str] = ..., nonlinearity: _Optional[str] = ..., forget_bias: _Optional[float] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TrainingSettings(_message.Message):
-    __slots__ = ("epochs", "max_steps", "batch_size", "learning_rate", "optimizer", "weight_decay", "clip_grad_norm", "seq_len", "seed", "validation_fraction", "checkpoint_every", "extra")
+    __slots__ = ("epochs", "max_steps", "batch_size", "learning_rate", "optimizer", "weight_decay", "clip_grad_norm", "seq_len", "seed", "validation_fraction", "checkpoint_every", "time_budget_seconds", "extra")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class TrainingSettings(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     max_steps: int
@@ -118,8 +119,9 @@ class TrainingSettings(_message.Message):
     seed: int
     validation_fraction: float
     checkpoint_every: int
+    time_budget_seconds: float
     extra: _struct_pb2.Struct
-    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., weight_decay: _Optional[float] = ..., clip_grad_norm: _Optional[float] = ..., seq_len: _Optional[int] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., weight_decay: _Optional[float] = ..., clip_grad_norm: _Optional[float] = ..., seq_len: _Optional[int] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., time_budget_seconds: _Optional[float] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TokenIds(_message.Message):
     __slots__ = ("ids",)

@@ -221,3 +221,19 @@ def test_log_likelihood_is_refused_where_it_means_nothing(stubs, trained):
     with pytest.raises(grpc.RpcError) as err:
         list(stubs.inference.PredictStream(iter([stream]), timeout=30))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "PredictStream" in err.value.details()
+
+
+def test_time_budget_ends_a_job_succeeded_with_the_best_model(stubs, served):
+    from rnn.v1 import model_service_pb2 as mpb
+    from rnn.v1 import training_service_pb2 as tpb
+
+    from .conftest import LM_TEXT, train
+
+    spec = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=6, embedding_dim=4)
+    training = pb.TrainingSettings(max_steps=10**7, batch_size=4, seq_len=8, time_budget_seconds=1.0)
+    events = train(stubs, "budget", pb.TASK_LANGUAGE_MODEL, spec, tpb.DatasetSource(text=LM_TEXT), training)
+    assert events[-1].state == pb.JOB_STATE_SUCCEEDED, events[-1]
+    assert events[-1].step < 10**7 and events[-1].metrics["perplexity"] > 0
+    info = stubs.models.GetModel(mpb.GetModelRequest(model="budget")).model
+    assert info.details["training"]["stopped"] == "time_budget"
+    assert info.training.time_budget_seconds == 1.0
