@@ -127,7 +127,7 @@ class TrainConfig(_Serialisable):
     max_eval_items: int = 0  # cap on validation sequences (LM: bptt windows x streams) per evaluation; 0: all
     seed: int = 0  # batch order and held-out split
     ngram_baseline: bool = True  # language models: report the best n-gram's validation perplexity beside it
-    time_budget: float = 0.0  # seconds of training (resumed runs included), then evaluate, keep the best; 0: none
+    time_budget: float = 0.0  # seconds of training (resumed runs count), then keep the best model; 0: none
 
     def validate(self) -> None:
         if not isinstance(self.ngram_baseline, bool):
