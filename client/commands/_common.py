@@ -69,21 +69,37 @@ def ngram_note(metrics: dict[str, float]) -> str | None:
     return text + (f"; the network's is {ratio:.3g}x that" if ratio is not None else "")
 
 
-def describe(loss: float, seen: dict[str, float], rate: float | None) -> str:
-    """The stats column of the progress bar: loss, last validation loss and metric, throughput."""
-    parts = [f"loss {_fmt(loss)}"]
+# the validation metric that means most for each task, first found wins, with its short progress-line name
+PROGRESS_METRICS = (("accuracy", "acc"), ("token_accuracy", "tok acc"), ("bits_per_char", "bpc"),
+                    ("bits_per_token", "bpt"), ("mae", "mae"), ("perplexity", "ppl"))
+
+
+def describe(loss: float, seen: dict[str, float], rate: float | None, width: int | None = None) -> str:
+    """The stats column of the progress bar, at most `width` characters: training loss, validation loss,
+    the task's main metric, throughput, then a second metric; fields that do not fit are dropped whole
+    (numbers are never cut). A character model shows bits per character, not the same number twice."""
+    fields = [f"loss {_fmt(loss)}"]
     if "validation_loss" in seen:
-        parts.append(f"val {_fmt(seen['validation_loss'])}")
-    hidden = ("eta", "elapsed", "epoch")
-    shown = [k for k in sorted(seen) if "loss" not in k and "per_sec" not in k and k not in hidden]
-    parts += [f"{k} {_fmt(seen[k])}" for k in shown[:2]]
-    speed = [k for k in sorted(seen) if "per_sec" in k]
-    if speed:
-        unit = {"items": "items", "tokens": "tok"}.get(speed[0].split("_per_")[0], speed[0].split("_per_")[0])
-        parts.append(f"{seen[speed[0]]:,.0f} {unit}/s")
-    elif rate:
-        parts.append(f"{rate:.1f} steps/s")
-    return "  ".join(parts)
+        fields.append(f"val {_fmt(seen['validation_loss'])}")
+    metrics = [(short, seen[k]) for k, short in PROGRESS_METRICS if k in seen]
+    if "bits_per_char" in seen:  # bits per token is the same number for a char tokenizer
+        metrics = [(s, v) for s, v in metrics if s != "bpt"]
+    if metrics:
+        fields.append(f"{metrics[0][0]} {_fmt(metrics[0][1])}")
+    if "ngram_perplexity" in seen and "perplexity_vs_ngram" in seen:
+        fields.append(f"vs n-gram {seen['perplexity_vs_ngram']:.2f}x")
+    if rate:
+        fields.append(f"{rate:.1f} steps/s")
+    fields += [f"{s} {_fmt(v)}" for s, v in metrics[1:2]]
+    out = ""
+    for f in fields:
+        candidate = f"{out}  {f}" if out else f
+        if width is not None and len(candidate) > width:
+            if not out:  # not even the loss fits: show as much of the field names as possible, never numbers
+                return f[:width] if width >= len(f.split()[-1]) else ""
+            continue
+        out = candidate
+    return out
 
 
 def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "ask") -> JobEvent | None:
@@ -102,6 +118,7 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
         events = itertools.chain([first], events)
         with console.progress() as progress:
             bar = progress.add_task("training", total=None, stats="starting")
+            fixed = console.progress_fixed_width(progress)
             for ev in events:
                 last, job_id = ev, ev.job_id
                 if ev.kind == "log" and ev.message:
@@ -117,8 +134,9 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
                     now = ev.time.timestamp() if ev.time else time.monotonic()
                     first_step = first_step or (ev.step, now)
                     rate = (ev.step - first_step[0]) / (now - first_step[1]) if now > first_step[1] else None
+                    room = progress.console.width - fixed(ev.state or "training", ev.total_steps)
                     progress.update(bar, completed=ev.step, total=ev.total_steps or None,
-                                    stats=describe(ev.loss, seen, rate))
+                                    stats=describe(ev.loss, seen, rate, max(room, 0)))
         return last
     except KeyboardInterrupt:
         return _interrupted(app, job_id, on_interrupt)
