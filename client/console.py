@@ -82,7 +82,8 @@ class Console:
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
               title: str | None = None) -> None:
-        table = Table(title=title, show_edge=False, header_style="bold")
+        """A table; with all-empty column names, a plain two-column key/value table without a header."""
+        table = Table(title=title, show_edge=False, header_style="bold", show_header=any(columns))
         for col in columns:
             table.add_column(col, overflow="fold")
         for row in rows:
@@ -107,11 +108,27 @@ class Console:
             sys.stdout.flush()
 
     # -- progress ---------------------------------------------------------------------------------------
+    BAR_WIDTH = 24
+
+    def progress_fixed_width(self, progress: Progress):
+        """f(description, total_steps) -> columns the progress line uses besides its stats field; the bar
+        narrows (down to 8) on a narrow terminal first."""
+        width = progress.console.width
+        bar = progress.columns[1]
+        bar.bar_width = max(8, min(self.BAR_WIDTH, width // 6))
+
+        def fixed(description: str, total: int) -> int:
+            counter = 2 * len(str(total or 0)) + 1  # "400/400"
+            times = 7 + 3 + 7  # "0:01:23", "eta", "0:04:56"
+            return len(description) + bar.bar_width + counter + times + 6  # one space between columns
+
+        return fixed
+
     def progress(self) -> Progress:
         """A training progress bar on stderr: step counter, bar, loss/metric/throughput, elapsed, ETA."""
-        return Progress(  # stats last, so a narrow terminal truncates them rather than the counts
+        return Progress(  # stats last and sized to fit (describe(width=...)), so nothing is cut
             TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=24),
+            BarColumn(bar_width=self.BAR_WIDTH),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),

@@ -139,6 +139,8 @@ def job_event(ev: Any) -> types.JobEvent:
         step=ev.step, total_steps=ev.total_steps, epoch=ev.epoch, loss=ev.loss,
         validation_loss=ev.validation_loss if ev.HasField("validation_loss") else None,
         metrics=dict(ev.metrics), time=_time(ev.time, ev.HasField("time")), message=ev.message,
+        elapsed_seconds=ev.elapsed_seconds, items_per_second=ev.items_per_second, eta_seconds=ev.eta_seconds,
+        best_step=ev.best_step,
     )
 
 
@@ -197,9 +199,12 @@ def prediction(out: Any, task: str = "") -> types.Prediction:
     top_k = [[types.LabelScore(s.label, s.id, s.probability) for s in step.top_k] for step in steps]
     dist = np.array([list(s.distribution) for s in steps]) if any(s.distribution for s in steps) else None
     vals = np.array([list(s.values) for s in steps]) if any(s.values for s in steps) else None
+    scored = out.HasField("log_likelihood")
     return types.Prediction(length=out.length, top_k=top_k, distribution=dist, values=vals,
                             text=out.text, token_ids=list(out.token_ids), tokens=list(out.tokens),
-                            task=task)
+                            task=task, log_probs=[s.log_probability for s in steps] if scored else [],
+                            log_likelihood=out.log_likelihood if scored else None,
+                            perplexity=out.perplexity if scored else None)
 
 
 def generate_request(model: str, prompt: Any, options: Mapping[str, Any], stop: Sequence[str],

@@ -130,6 +130,15 @@ def check_onnx(path: Path, served: Prediction) -> None:
                          f"(max difference {diff:.2e})")
 
 
+def report_baseline(metrics: dict[str, float]) -> None:
+    """How far the LSTM is ahead of counting: its validation perplexity beside the best n-gram's."""
+    if "ngram_perplexity" not in metrics:
+        raise DemoFailed("step 'baseline' failed: the server reported no n-gram baseline for the model")
+    console.print(f"validation perplexity: LSTM {metrics['perplexity']:.3f}, best n-gram (order "
+                  f"{metrics['ngram_order']:.0f}) {metrics['ngram_perplexity']:.3f}: ratio "
+                  f"{metrics['perplexity_vs_ngram']:.3f} (below 1: the LSTM is ahead)")
+
+
 def run(args: argparse.Namespace, workdir: Path) -> None:
     from rnn_engine.corpus import default_corpus
 
@@ -147,6 +156,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                "--hidden-size", str(args.hidden_size), "--embedding-dim", "32", "--steps", str(args.steps),
                "--batch-size", "32", "--seq-len", "48", "--lr", "0.01", "--seed", "0",
                "--on-interrupt", "cancel", "--overwrite")
+        with RnnClient(address, timeout=30) as client:
+            report_baseline(client.get_model(model).metrics)
         rnnctl("2. the stored model", *base, "models", "list")
         rnnctl("3. stream generated text (tokens printed as they arrive)", *base, "generate", model, "The ",
                "--max-new-tokens", "300", "--temperature", "0.6", "--seed", "1")

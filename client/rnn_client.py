@@ -271,7 +271,8 @@ class RnnClient:
         """Predict a batch of sequences of different lengths; one Prediction per sequence, in order.
 
         Each sequence is a str (text), a 1-D list/array of ints (token ids), or floats of shape (T,) or
-        (T, F) (forecasting). `output`: "top_k" | "distribution" | "values" (None: the task's natural one).
+        (T, F) (forecasting). `output`: "top_k" | "distribution" | "values" | "log_likelihood" (language
+        models: `log_probs`, `log_likelihood`, `perplexity` of each text; None: the task's natural output).
         """
         _check_name("model", model)
         if isinstance(sequences, str | bytes) or not isinstance(sequences, Sequence) or not sequences:

@@ -17,7 +17,7 @@ class JobEvent:
 
     job_id: str
     sequence: int  # 0-based position within the job's events
-    kind: str  # "state" | "progress" | "checkpoint" | "log"
+    kind: str  # "state" | "progress" (a step) | "evaluation" | "completed" | "checkpoint" | "log"
     state: str  # "queued" | "running" | "succeeded" | "failed" | "cancelled" | "interrupted" | ""
     step: int
     total_steps: int
@@ -27,6 +27,10 @@ class JobEvent:
     metrics: dict[str, float]
     time: datetime | None
     message: str
+    elapsed_seconds: float = 0.0
+    items_per_second: float = 0.0
+    eta_seconds: float = 0.0
+    best_step: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -103,6 +107,9 @@ class Prediction:
     token_ids: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)  # tagging: the text of each input step's token
     task: str = ""  # the model's task, e.g. "classification"
+    log_probs: list[float] = field(default_factory=list)  # output "log_likelihood": ln P of each input token
+    log_likelihood: float | None = None  # output "log_likelihood": their sum (nats)
+    perplexity: float | None = None  # output "log_likelihood": exp(-log_likelihood / length)
 
     @property
     def labels(self) -> list[str]:

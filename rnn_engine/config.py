@@ -11,7 +11,7 @@ from .errors import InvalidInput
 TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_many", "seq2seq")
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 TOKENIZERS = ("char", "word", "byte")
-OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
 
@@ -69,6 +69,7 @@ class ModelConfig(_Serialisable):
     dropout: float = 0.0  # on embeddings, between layers and before the head (training only)
     bidirectional: bool = False  # classification and tagging only
     init: str = "default"  # recurrent weights: default | xavier | orthogonal | identity (IRNN)
+    forget_bias: float | None = None  # LSTM: initial forget-gate bias (b_ih block; b_hh's 0); None: PyTorch's
     tokenizer: str = "char"  # char | word | byte (unused by forecasting)
     max_length: int = 10000  # longest sequence accepted at prediction time, in tokens or values
     window: int = 24  # forecasting: K past values per input window
@@ -88,6 +89,10 @@ class ModelConfig(_Serialisable):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
         _check_float("dropout", self.dropout, 0.0, 0.95)
+        if self.forget_bias is not None:
+            _check_float("forget_bias", self.forget_bias, -100.0, 100.0)
+            if self.cell != "lstm":
+                raise InvalidInput(f"forget_bias: only an lstm has a forget gate, got cell {self.cell!r}")
         for name in ("bidirectional", "residual"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidInput(f"{name}: expected a bool, got {getattr(self, name)!r}")
@@ -107,7 +112,8 @@ class TrainConfig(_Serialisable):
     bptt: int = 64  # language model: window length of truncated BPTT, in tokens
     optimizer: str = "adam"  # one of OPTIMIZERS
     lr: float = 2e-3  # peak learning rate
-    momentum: float = 0.0  # SGD only
+    momentum: float = 0.0  # SGD and RMSprop
+    rmsprop_alpha: float = 0.99  # RMSprop: smoothing constant of the squared-gradient average (torch's alpha)
     weight_decay: float = 0.0  # L2 (SGD/Adam/Adagrad) or decoupled (AdamW)
     schedule: str = "constant"  # constant | step | cosine (with warm-up)
     warmup_steps: int = 0  # linear warm-up, cosine schedule
@@ -118,10 +124,14 @@ class TrainConfig(_Serialisable):
     patience: int = 0  # early stopping: evaluations without improvement; 0 disables
     checkpoint_every: int = 0  # steps between checkpoints (needs checkpoint_dir); 0: only best and final
     validation_fraction: float = 0.1  # held out when the dataset has no validation part
-    max_eval_items: int = 512  # cap on validation sequences (or LM windows x streams) per evaluation
+    max_eval_items: int = 0  # cap on validation sequences (LM: bptt windows x streams) per evaluation; 0: all
     seed: int = 0  # batch order and held-out split
+    ngram_baseline: bool = True  # language models: report the best n-gram's validation perplexity beside it
+    time_budget: float = 0.0  # seconds of training (resumed runs count), then keep the best model; 0: none
 
     def validate(self) -> None:
+        if not isinstance(self.ngram_baseline, bool):
+            raise InvalidInput(f"ngram_baseline: expected a bool, got {self.ngram_baseline!r}")
         for name, low in (
             ("steps", 0),
             ("epochs", 0),
@@ -132,7 +142,7 @@ class TrainConfig(_Serialisable):
             ("eval_every", 1),
             ("patience", 0),
             ("checkpoint_every", 0),
-            ("max_eval_items", 1),
+            ("max_eval_items", 0),
             ("seed", 0),
         ):
             _check_int(name, getattr(self, name), low)
@@ -142,9 +152,11 @@ class TrainConfig(_Serialisable):
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_float("lr", self.lr, 0.0, open_low=True)
         _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_float("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
         _check_float("weight_decay", self.weight_decay, 0.0)
         _check_float("gamma", self.gamma, 0.0, 1.0, open_low=True)
         _check_float("clip_norm", self.clip_norm, 0.0)
+        _check_float("time_budget", self.time_budget, 0.0)
         _check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, open_low=True)
 
 

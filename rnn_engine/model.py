@@ -17,6 +17,9 @@ what `predict` on the concatenation so far returns for the new part: language mo
 entries of the chunk's steps; classification and forecasting the result at the end of the chunk. Streaming
 needs a unidirectional language model, classifier, tagger or forecaster. Word tokenizers: cut at whitespace.
 
+`score(texts)` (language models) returns per text {"tokens", "log_probs" (natural log of P(t_i | <bos>, t_<i)
+for every token, the first included), "log_likelihood" (their sum), "perplexity" (exp of minus their mean)}.
+
 `generate(prompt, GenerationConfig)` streams `GeneratedToken`s, then one `GenerationEnd` (see generate.py).
 """
 
@@ -119,6 +122,8 @@ class Model:
             "embedding_dim": c.embedding_dim,
             "bidirectional": c.bidirectional,
             "dropout": c.dropout,
+            "forget_bias": c.forget_bias,
+            "init": c.init,
             "vocab_size": self.tokenizer.vocab_size if self.tokenizer else 0,
             "tokenizer": self.tokenizer.kind if self.tokenizer else None,
             "labels": list(self.labels or []),
@@ -194,6 +199,15 @@ class Model:
         with no_grad():
             self.net.eval()
             return P.PREDICTORS[self.task](self, inputs, top_k)
+
+    def score(self, texts: list) -> list[dict]:
+        """Log-likelihood and perplexity of each text under a language model (module docstring)."""
+        from .models.score import score_language_model
+
+        texts = self._check_inputs(texts)
+        with no_grad():
+            self.net.eval()
+            return score_language_model(self, texts)
 
     def _check_top_k(self, top_k: Any) -> int:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:

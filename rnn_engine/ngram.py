@@ -6,6 +6,13 @@ Smoothing (choose with `smoothing`):
   where h is the last k ids, h' the last k-1, c(h) the count of h as a context, n(h) the number of distinct
   ids seen after h, and P_{-1}(w) = 1 / V. Every id gets probability > 0 and each level sums to one.
 - "add_k": (c(h, w) + alpha) / (c(h) + alpha * V) with h the full (order-1)-id context (Laplace for alpha=1).
+- "kneser_ney": interpolated modified Kneser-Ney (Chen & Goodman 1998, sec. 4.1.6), recursive down to 1 / V:
+      P_k(w | h) = max(a(h, w) - D_k(a(h, w)), 0) / a(h) + gamma(h) P_{k-1}(w | h')  if a(h) > 0, else P_{k-1}
+      gamma(h) = (D_k1 N1(h) + D_k2 N2(h) + D_k3 N3+(h)) / a(h)
+  where a is the raw count c(h, w) at the highest order and the continuation count N1+(. h w) (distinct ids
+  seen before h w) below it, a(h) = sum_w a(h, w), Ni(h) the number of w with a(h, w) = i (3+: >= 3), and the
+  discounts of level k come from its counts of counts n1..n4: Y = n1 / (n1 + 2 n2), D1 = 1 - 2Y n2/n1,
+  D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3 (each clipped to [0, i]; 0.5, 1, 1.5 where a count of counts is 0).
 
 Counts are kept as sorted int64 codes of (context, next) so training and scoring are vectorised NumPy.
 Scoring a sequence `ids` predicts ids[1:] from their preceding ids (context truncated at the start), which is
@@ -22,7 +29,7 @@ import numpy as np
 from .errors import InvalidInput, NotTrained
 from .validate import as_token_ids, check_positive_int
 
-SMOOTHINGS = ("witten_bell", "add_k")
+SMOOTHINGS = ("witten_bell", "add_k", "kneser_ney")
 
 
 class NGramModel:
@@ -31,7 +38,7 @@ class NGramModel:
     Args:
         order: n (1 = unigram, 3 = trigram), 1..10.
         alpha: the add-k constant (used by smoothing="add_k" only), > 0.
-        smoothing: "witten_bell" or "add_k" (see the module docstring).
+        smoothing: "witten_bell", "add_k" or "kneser_ney" (see the module docstring).
     """
 
     def __init__(self, order: int = 3, alpha: float = 0.1, smoothing: str = "witten_bell") -> None:
@@ -49,6 +56,8 @@ class NGramModel:
         # total count c(h) and distinct-follower count n(h)
         self._pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self._contexts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # kneser_ney, per level: (pair codes, modified counts), (contexts, a(h), N1, N2, N3+), (D1, D2, D3+)
+        self._kn: list[tuple[tuple, tuple, tuple[float, float, float]]] = []
 
     def __repr__(self) -> str:
         return f"NGramModel(order={self.order}, smoothing={self.smoothing!r}, vocab_size={self.vocab_size})"
@@ -79,7 +88,35 @@ class NGramModel:
             distinct = np.diff(np.append(first, len(pairs)))
             self._pairs.append((pairs, counts))
             self._contexts.append((ctx, totals, distinct))
+        self._kn = self._kneser_ney_tables() if self.smoothing == "kneser_ney" else []
         return self
+
+    def truncated(self, order: int, smoothing: str | None = None) -> NGramModel:
+        """The model of a lower `order` (and any smoothing) on the same counts, without counting again: the
+        tables of levels below `order` do not depend on the order counted up to."""
+        self._check_fitted()
+        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= self.order:
+            raise InvalidInput(f"order: expected an int in [1, {self.order}], got {order!r}")
+        out = NGramModel(order, self.alpha, smoothing or self.smoothing)
+        out.vocab_size = self.vocab_size
+        out._pairs, out._contexts = self._pairs[:order], self._contexts[:order]
+        out._kn = out._kneser_ney_tables() if out.smoothing == "kneser_ney" else []
+        return out
+
+    def _kneser_ney_tables(self) -> list:
+        """Per level: the raw (top) or continuation (lower) counts, their context sums and discounts."""
+        V, top = self.vocab_size, self.order - 1
+        levels: list = [None] * self.order
+        for k in range(top, -1, -1):
+            if k == top:
+                pairs, counts = self._pairs[k]
+            else:  # N1+(. h w): distinct (k+1)-grams v h w, i.e. level k+1's pairs with the oldest id dropped
+                upper = self._pairs[k + 1][0]
+                pairs, counts = np.unique((upper // V) // V * V + upper % V, return_counts=True)
+            ctx, first = np.unique(pairs // V, return_index=True)
+            sums = [np.add.reduceat(x, first) for x in (counts, counts == 1, counts == 2, counts >= 3)]
+            levels[k] = ((pairs, counts), tuple(s.astype(np.int64) for s in [ctx, *sums]), _discounts(counts))
+        return levels
 
     # ------------------------------------------------------------------------------------------ scoring
     @staticmethod
@@ -103,6 +140,17 @@ class NGramModel:
                 p[m] = (c_hw + self.alpha) / (c_h + self.alpha * V)
             return p
         p = np.full(len(nxt), 1.0 / V)
+        if self.smoothing == "kneser_ney":
+            for level, ((pairs, counts), (ctx, a_h, n1, n2, n3), (d1, d2, d3)) in enumerate(self._kn):
+                a_hw = self._lookup(pairs, counts, contexts[level] * V + nxt)
+                h = contexts[level]
+                total = self._lookup(ctx, a_h, h)
+                gamma = (d1 * self._lookup(ctx, n1, h) + d2 * self._lookup(ctx, n2, h)
+                         + d3 * self._lookup(ctx, n3, h)) / np.maximum(total, 1)
+                d = np.select([a_hw == 0, a_hw == 1, a_hw == 2], [0.0, d1, d2], d3)
+                use = (available >= level) & (total > 0)
+                p = np.where(use, np.maximum(a_hw - d, 0.0) / np.maximum(total, 1) + gamma * p, p)
+            return p
         for level in range(self.order):
             pairs, counts = self._pairs[level]
             ctx, totals, distinct = self._contexts[level]
@@ -158,3 +206,48 @@ class NGramModel:
     def bits_per_token(self, ids: Sequence[int] | np.ndarray) -> float:
         """Mean -log2 P of ids[1:] (bits per character for a char tokenizer)."""
         return float(-self.token_log_probs(ids).mean() / math.log(2))
+
+
+def _discounts(counts: np.ndarray) -> tuple[float, float, float]:
+    """Modified Kneser-Ney D1, D2, D3+ from the counts of counts n1..n4 (Chen & Goodman's estimates)."""
+    n1, n2, n3, n4 = (int((counts == i).sum()) for i in (1, 2, 3, 4))
+    y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.5
+    d1 = 1 - 2 * y * n2 / n1 if n1 else 0.5
+    d2 = 2 - 3 * y * n3 / n2 if n2 else 1.0
+    d3 = 3 - 4 * y * n4 / n3 if n3 else 1.5
+    return float(min(max(d1, 0.0), 1.0)), float(min(max(d2, 0.0), 2.0)), float(min(max(d3, 0.0), 3.0))
+
+
+BASELINE_ORDERS = tuple(range(1, 8))
+BASELINE_SMOOTHINGS = ("witten_bell", "kneser_ney")
+
+
+def best_baseline(train_ids, streams: Sequence[Sequence[int]], vocab_size: int,
+                  orders: Sequence[int] = BASELINE_ORDERS,
+                  smoothings: Sequence[str] = BASELINE_SMOOTHINGS) -> dict:
+    """The n-gram with the lowest perplexity on `streams`, fitted on the id stream `train_ids`.
+
+    Each stream is scored as `token_log_probs` scores it (ids[1:] from the ids before them), so a stream that
+    starts with <bos> scores the tokens after it, as a language model reading the same stream does. Orders
+    whose codes would overflow int64 for `vocab_size` are skipped. Returns {"perplexity", "order",
+    "smoothing", "tokens" (scored), "seconds" (fitting and scoring everything)}.
+    """
+    import time
+
+    start = time.perf_counter()
+    train = np.asarray(train_ids, dtype=np.int64)
+    streams = [np.asarray(s, dtype=np.int64) for s in streams if len(s) >= 2]
+    if not streams:
+        raise InvalidInput("streams: expected at least one stream of 2 or more ids to score")
+    tokens = sum(len(s) - 1 for s in streams)
+    orders = [n for n in orders if float(vocab_size) ** n < 2.0**62]
+    counted = NGramModel(max(orders)).fit(train, vocab_size)  # counted once; lower orders reuse the tables
+    best: dict = {}
+    for order in orders:
+        for smoothing in smoothings:
+            model = counted.truncated(order, smoothing)
+            nll = -sum(float(model.token_log_probs(s).sum()) for s in streams) / tokens
+            if not best or nll < best["nll"]:
+                best = {"nll": nll, "order": order, "smoothing": smoothing}
+    return {"perplexity": math.exp(best["nll"]), "order": best["order"], "smoothing": best["smoothing"],
+            "tokens": tokens, "seconds": time.perf_counter() - start}

@@ -1,6 +1,6 @@
 """Optimizers with torch.optim's update rules, hyperparameter names and defaults, plus global-norm clipping.
 
-Each optimizer follows the single-tensor code path of torch/optim/{sgd,adam,adagrad}.py operation by
+Each optimizer follows the single-tensor code path of torch/optim/{sgd,adam,adagrad,rmsprop}.py operation by
 operation, so the same weights and gradients give the same numbers (to rounding) in both.
 Interface (docs/DESIGN.md):
 
@@ -22,7 +22,7 @@ from .backend import xp
 from .errors import InvalidInput
 from .schedules import ConstantSchedule, CosineSchedule, Schedule, StepSchedule, make_schedule
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "clip_grad_norm",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "clip_grad_norm",
            "Schedule", "ConstantSchedule", "StepSchedule", "CosineSchedule", "make_schedule"]
 
 
@@ -269,6 +269,63 @@ class Adagrad(Optimizer):
             acc = self.buffers["sum"][name] = xp.full_like(p, self.initial_accumulator_value)
         acc += g * g
         p += (-clr * g) / (xp.sqrt(acc) + self.eps)
+
+
+def _lerp(start: xp.ndarray, end: xp.ndarray, w: float) -> None:
+    """start <- torch.lerp(start, end, w) in place: start + w (end - start) for |w| < 0.5, else
+    end - (end - start)(1 - w) (torch's two branches round differently)."""
+    if abs(w) < 0.5:
+        start += w * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - w)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton; char-rnn's optimizer), as torch.optim.RMSprop:
+
+    g = grad + weight_decay p;  v = alpha v + (1 - alpha) g^2;  centered: m = lerp(m, g, 1 - alpha),
+    avg = sqrt(v - m^2) + eps, else avg = sqrt(v) + eps;  momentum > 0: buf = momentum buf + g / avg,
+    p -= lr buf; else p -= lr g / avg.
+    """
+
+    buffer_names = ("square_avg", "grad_avg", "momentum_buffer")
+
+    def __init__(self, params: dict[str, xp.ndarray], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, lr)
+        self.alpha = _number("alpha", alpha, "alpha")
+        self.eps = _number("eps", eps, "epsilon")
+        self.weight_decay = _number("weight_decay", weight_decay, "weight_decay")
+        self.momentum = _number("momentum", momentum, "momentum")
+        self.centered = _flag("centered", centered)
+        self.maximize = _flag("maximize", maximize)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum, "centered": self.centered, "maximize": self.maximize}
+
+    def _update(self, name, p, g):
+        g = -g if self.maximize else g
+        if self.weight_decay != 0:
+            g = g + self.weight_decay * p
+        v = self.buffers["square_avg"].setdefault(name, xp.zeros_like(p))
+        v *= self.alpha
+        v += (1 - self.alpha) * g * g  # torch's addcmul: v + value * g * g
+        if self.centered:
+            m = self.buffers["grad_avg"].setdefault(name, xp.zeros_like(p))
+            _lerp(m, g, 1 - self.alpha)
+            avg = xp.sqrt(v - m * m)
+        else:
+            avg = xp.sqrt(v)
+        avg += self.eps
+        if self.momentum > 0:
+            buf = self.buffers["momentum_buffer"].setdefault(name, xp.zeros_like(p))
+            buf *= self.momentum
+            buf += g / avg
+            p += -self.lr * buf
+        else:
+            p += (-self.lr * g) / avg  # torch's addcdiv: p + (value * t1) / t2
 
 
 def clip_grad_norm(grads: dict[str, xp.ndarray], max_norm: float, error_if_nonfinite: bool = False) -> float:

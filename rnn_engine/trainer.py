@@ -24,14 +24,14 @@ from .checkpoint import load_model, save_model
 from .config import ModelConfig, TrainConfig
 from .errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
 from .model import Model
-from .optim import SGD, Adagrad, Adam, AdamW, clip_grad_norm
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
 from .schedules import make_schedule
 from .tasks import Dataset, prepare
 
 
 @dataclass
 class TrainEvent:
-    kind: str  # "step" | "eval" | "checkpoint" | "done"
+    kind: str  # "step" | "eval" | "checkpoint" | "done" (metrics: the returned model's, of best_step)
     step: int  # optimizer steps completed
     total_steps: int
     epoch: int  # epoch of the last step (0-based)
@@ -41,6 +41,7 @@ class TrainEvent:
     elapsed: float = 0.0  # seconds of training in this run and the runs it resumes
     eta: float = 0.0  # seconds left at the current pace
     checkpoint: str | None = None  # "checkpoint": the directory written
+    best_step: int | None = None  # "done": the step whose weights the model has (its best evaluation)
 
 
 def make_optimizer(tcfg: TrainConfig, params: dict):
@@ -51,6 +52,8 @@ def make_optimizer(tcfg: TrainConfig, params: dict):
         return Adam(params, lr=tcfg.lr, weight_decay=wd)
     if kind == "adamw":
         return AdamW(params, lr=tcfg.lr, weight_decay=wd)
+    if kind == "rmsprop":
+        return RMSprop(params, lr=tcfg.lr, alpha=tcfg.rmsprop_alpha, momentum=tcfg.momentum, weight_decay=wd)
     return Adagrad(params, lr=tcfg.lr, weight_decay=wd)
 
 
@@ -64,6 +67,7 @@ class _Run:
         self.best_weights = None
         self.carry = None
         self.elapsed, self.recent = 0.0, []
+        self.stopped = "steps"  # why training ended: "steps" | "early_stopping" | "time_budget"
 
     def save(self, directory: Path, name: str = "latest") -> Path:
         arrays = {f"optimizer.{k}": v for k, v in self.opt.state_dict()["buffers"].items()}
@@ -177,8 +181,8 @@ def train(
             path,
         )
 
-    stopped_early = False
-    while run.step < total and not stopped_early:
+    stopped_early = out_of_time = False
+    while run.step < total and not stopped_early and not out_of_time:
         if should_stop is not None and should_stop():
             if ckpt is not None:
                 run.save(ckpt)
@@ -201,6 +205,15 @@ def train(
             stopped_early = _evaluate(run, objective, emit, event, ckpt)
         if ckpt is not None and tcfg.checkpoint_every and run.step % tcfg.checkpoint_every == 0:
             emit(event("checkpoint", None, path=str(run.save(ckpt))))
+        out_of_time = bool(tcfg.time_budget) and (
+            start_elapsed + time.perf_counter() - start_time >= tcfg.time_budget
+        )
+    if out_of_time and run.step < total and not stopped_early:
+        if not model.history or model.history[-1]["step"] != run.step:  # the last weights get a say too
+            _evaluate(run, objective, emit, event, ckpt)
+        run.stopped = "time_budget"
+    elif stopped_early:
+        run.stopped = "early_stopping"
     return _finish(run, objective, emit, event, ckpt, total)
 
 
@@ -223,21 +236,25 @@ def _evaluate(run: _Run, objective, emit, event, ckpt) -> bool:
         run.best_weights = {k: v.copy() for k, v in model.params.items()}
         model.metrics = dict(metrics)
         if ckpt is not None:
-            _stamp(run)
+            _stamp(run, objective)
             emit(event("checkpoint", None, path=str(save_model(model, ckpt / "best"))))
         return False
     run.bad_evals += 1
     return bool(run.tcfg.patience and run.bad_evals >= run.tcfg.patience)
 
 
-def _stamp(run: _Run) -> None:
+def _stamp(run: _Run, objective) -> None:
     run.model.trained = True
     run.model.training = {
         "train_config": run.tcfg.to_dict(),
         "steps": run.step,
         "best_step": run.best_step,
         "elapsed": run.elapsed,
+        "stopped": run.stopped,
     }
+    baseline = getattr(objective, "baseline", lambda: None)()
+    if baseline is not None:  # the best n-gram on the same validation tokens (models/objectives.py)
+        run.model.training["ngram_baseline"] = dict(baseline)
 
 
 def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:
@@ -246,7 +263,9 @@ def _finish(run: _Run, objective, emit, event, ckpt, total: int) -> Model:
         run.save(ckpt)
     if run.best_weights is not None:
         model.net.load_arrays(run.best_weights)
-    _stamp(run)
+    _stamp(run, objective)
     model.net.eval()
-    emit(event("done", model.history[-1]["train_loss"] if model.history else None, model.metrics))
+    done = event("done", model.history[-1]["train_loss"] if model.history else None, model.metrics)
+    done.best_step = run.best_step if run.best_step is not None else run.step
+    emit(done)
     return model

@@ -40,10 +40,10 @@ EVENT_KINDS = {
     "progress": tpb.JOB_EVENT_KIND_PROGRESS,
     "step": tpb.JOB_EVENT_KIND_PROGRESS,
     "epoch": tpb.JOB_EVENT_KIND_PROGRESS,
-    "eval": tpb.JOB_EVENT_KIND_PROGRESS,
+    "eval": tpb.JOB_EVENT_KIND_EVALUATION,
     "checkpoint": tpb.JOB_EVENT_KIND_CHECKPOINT,
     "log": tpb.JOB_EVENT_KIND_LOG,
-    "done": tpb.JOB_EVENT_KIND_PROGRESS,
+    "done": tpb.JOB_EVENT_KIND_COMPLETED,
 }
 FINISH = {
     "length": ipb.FINISH_REASON_LENGTH,
@@ -58,6 +58,7 @@ SPEC_FIELDS = {
     "bidirectional": "bidirectional",
     "dropout": "dropout",
     "embedding_dim": "embedding_dim",
+    "forget_bias": "forget_bias",
 }
 TRAIN_FIELDS = {
     "epochs": "epochs",
@@ -70,6 +71,7 @@ TRAIN_FIELDS = {
     "seed": "seed",
     "validation_fraction": "validation_fraction",
     "checkpoint_every": "checkpoint_every",
+    "time_budget_seconds": "time_budget",
 }
 
 
@@ -259,6 +261,10 @@ def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
         loss=num("loss", "train_loss"),
         metrics=_floats(event.get("metrics")),
         message=str(event.get("message") or ""),
+        elapsed_seconds=num("elapsed"),
+        items_per_second=num("items_per_sec"),
+        eta_seconds=num("eta"),
+        best_step=num("best_step", kind=int),
     )
     metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
     for key in ("validation_loss", "val_loss", "loss"):
@@ -275,7 +281,8 @@ def event_to_pb(event: dict[str, Any]) -> tpb.JobEvent:
 def model_info_to_pb(info: dict[str, Any]) -> pb.ModelInfo:
     """`Model.info()` (plus "name") as a ModelInfo message."""
     task = info.get("task", "")
-    spec, training = settings_to_pb({**info, "task": task}, info.get("training") or {})
+    run = info.get("training") or {}  # the trainer's summary; the settings are its "train_config"
+    spec, training = settings_to_pb({**info, "task": task}, run.get("train_config") or {})
     for key in (
         "labels",
         "metrics",

@@ -113,14 +113,22 @@ def _values(model, seq: pb.FloatSequence, field: str, max_len: int, allow_empty:
 
 
 # ------------------------------------------------------------------------------------------ outputs
-def output_plan(model, output: int, top_k: int, field_prefix: str = "") -> tuple[int, int]:
-    """(effective OutputKind, k to ask the engine for); validates the pair against the model's task."""
+def output_plan(model, output: int, top_k: int, field_prefix: str = "", *, streaming: bool = False
+                ) -> tuple[int, int]:
+    """(effective OutputKind, k to ask the engine for); validates the pair against the model's task (and
+    PredictStream, which has no LOG_LIKELIHOOD: score whole texts with Predict)."""
     f_out, f_k = field_prefix + "output", field_prefix + "top_k"
     if output not in pb.OutputKind.values():
         raise invalid(f_out, f"expected an OutputKind, got {output}")
     if top_k < 0:
         raise invalid(f_k, f"expected an int >= 0, got {top_k}")
     task = model.task
+    if output == pb.OUTPUT_KIND_LOG_LIKELIHOOD:
+        if streaming:
+            raise invalid(f_out, "LOG_LIKELIHOOD is a Predict output (whole texts), not a PredictStream one")
+        if task != "language_model":
+            raise invalid(f_out, f"LOG_LIKELIHOOD scores text with a language model, not a {task} model")
+        return output, 1
     if task == "forecasting":
         if output not in (pb.OUTPUT_KIND_UNSPECIFIED, pb.OUTPUT_KIND_VALUES):
             raise invalid(f_out, f"a forecasting model outputs VALUES, not {pb.OutputKind.Name(output)}")
@@ -158,6 +166,11 @@ def sequence_output(model, result: dict[str, Any], output: int) -> pb.SequenceOu
     """One Model.predict / predict_chunk result dict (rnn_engine/model.py docstring) as a SequenceOutput."""
     task = model.task
     out = pb.SequenceOutput()
+    if output == pb.OUTPUT_KIND_LOG_LIKELIHOOD:  # a Model.score result
+        out.steps.extend(pb.StepOutput(log_probability=lp) for lp in result["log_probs"])
+        out.length = len(result["tokens"])
+        out.log_likelihood, out.perplexity = result["log_likelihood"], result["perplexity"]
+        return out
     if task == "language_model":
         classes = model.tokenizer.vocab_size
         for s in result["top_tokens"]:

@@ -46,21 +46,60 @@ def _fmt(value: float) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
-def describe(loss: float, seen: dict[str, float], rate: float | None) -> str:
-    """The stats column of the progress bar: loss, last validation loss and metric, throughput."""
-    parts = [f"loss {_fmt(loss)}"]
+# metrics that describe the report rather than the model's quality; shown in their own words, not listed
+REPORT_METRICS = ("validation_items", "ngram_perplexity", "ngram_order", "perplexity_vs_ngram")
+
+
+def quality_metrics(metrics: dict[str, float]) -> list[tuple[str, float]]:
+    """The validation metrics worth listing, sorted: without the report's own numbers, and without
+    bits_per_token when bits_per_char says the same (a character model)."""
+    same = "bits_per_char" in metrics
+    return [(k, v) for k, v in sorted(metrics.items())
+            if k not in REPORT_METRICS and not (same and k == "bits_per_token")]
+
+
+def ngram_note(metrics: dict[str, float]) -> str | None:
+    """"best n-gram (order 5) perplexity 3.12; the network's is 0.82x that" when the run reported one."""
+    if "ngram_perplexity" not in metrics:
+        return None
+    order = metrics.get("ngram_order")
+    ratio = metrics.get("perplexity_vs_ngram")
+    which = f" (order {order:.0f})" if order else ""
+    text = f"best n-gram{which} perplexity {_fmt(metrics['ngram_perplexity'])}"
+    return text + (f"; the network's is {ratio:.3g}x that" if ratio is not None else "")
+
+
+# the validation metric that means most for each task, first found wins, with its short progress-line name
+PROGRESS_METRICS = (("accuracy", "acc"), ("token_accuracy", "tok acc"), ("bits_per_char", "bpc"),
+                    ("bits_per_token", "bpt"), ("mae", "mae"), ("perplexity", "ppl"))
+
+
+def describe(loss: float, seen: dict[str, float], rate: float | None, width: int | None = None) -> str:
+    """The stats column of the progress bar, at most `width` characters: training loss, validation loss,
+    the task's main metric, throughput, then a second metric; fields that do not fit are dropped whole
+    (numbers are never cut). A character model shows bits per character, not the same number twice."""
+    fields = [f"loss {_fmt(loss)}"]
     if "validation_loss" in seen:
-        parts.append(f"val {_fmt(seen['validation_loss'])}")
-    hidden = ("eta", "elapsed", "epoch")
-    shown = [k for k in sorted(seen) if "loss" not in k and "per_sec" not in k and k not in hidden]
-    parts += [f"{k} {_fmt(seen[k])}" for k in shown[:2]]
-    speed = [k for k in sorted(seen) if "per_sec" in k]
-    if speed:
-        unit = {"items": "items", "tokens": "tok"}.get(speed[0].split("_per_")[0], speed[0].split("_per_")[0])
-        parts.append(f"{seen[speed[0]]:,.0f} {unit}/s")
-    elif rate:
-        parts.append(f"{rate:.1f} steps/s")
-    return "  ".join(parts)
+        fields.append(f"val {_fmt(seen['validation_loss'])}")
+    metrics = [(short, seen[k]) for k, short in PROGRESS_METRICS if k in seen]
+    if "bits_per_char" in seen:  # bits per token is the same number for a char tokenizer
+        metrics = [(s, v) for s, v in metrics if s != "bpt"]
+    if metrics:
+        fields.append(f"{metrics[0][0]} {_fmt(metrics[0][1])}")
+    if "ngram_perplexity" in seen and "perplexity_vs_ngram" in seen:
+        fields.append(f"vs n-gram {seen['perplexity_vs_ngram']:.2f}x")
+    if rate:
+        fields.append(f"{rate:.1f} steps/s")
+    fields += [f"{s} {_fmt(v)}" for s, v in metrics[1:2]]
+    out = ""
+    for f in fields:
+        candidate = f"{out}  {f}" if out else f
+        if width is not None and len(candidate) > width:
+            if not out:  # not even the loss fits: show as much of the field names as possible, never numbers
+                return f[:width] if width >= len(f.split()[-1]) else ""
+            continue
+        out = candidate
+    return out
 
 
 def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "ask") -> JobEvent | None:
@@ -79,13 +118,14 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
         events = itertools.chain([first], events)
         with console.progress() as progress:
             bar = progress.add_task("training", total=None, stats="starting")
+            fixed = console.progress_fixed_width(progress)
             for ev in events:
                 last, job_id = ev, ev.job_id
                 if ev.kind == "log" and ev.message:
                     progress.console.print(ev.message, markup=False, style="dim")
                 if ev.kind == "state":
                     progress.update(bar, description=ev.state or "training")
-                if ev.kind == "progress":
+                if ev.kind in ("progress", "evaluation"):  # older servers sent evaluations as progress
                     seen.update(ev.metrics)
                     val = ev.validation_loss if ev.validation_loss is not None else ev.metrics.get("loss")
                     if val is not None:
@@ -94,8 +134,9 @@ def follow(app: AppContext, events: Iterator[JobEvent], *, on_interrupt: str = "
                     now = ev.time.timestamp() if ev.time else time.monotonic()
                     first_step = first_step or (ev.step, now)
                     rate = (ev.step - first_step[0]) / (now - first_step[1]) if now > first_step[1] else None
+                    room = progress.console.width - fixed(ev.state or "training", ev.total_steps)
                     progress.update(bar, completed=ev.step, total=ev.total_steps or None,
-                                    stats=describe(ev.loss, seen, rate))
+                                    stats=describe(ev.loss, seen, rate, max(room, 0)))
         return last
     except KeyboardInterrupt:
         return _interrupted(app, job_id, on_interrupt)
@@ -135,6 +176,13 @@ def finish(app: AppContext, job_id: str) -> None:
         reason = f": {job.message}" if job.message else ""
         console.abort(f"job {job.job_id} ended {job.state or 'in an unknown state'}{reason}", EXIT_FAILURE,
                       hint=f"resume it with `rnnctl train --resume {job.job_id}`" if job.resumable else None)
-    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(job.metrics.items()))
+    metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in quality_metrics(job.metrics))
+    items = job.metrics.get("validation_items")
+    unit = {"language_model": "tokens", "forecasting": "values"}.get(job.task, "sequences")
+    over = f" over {items:,.0f} {unit}" if items else ""
     console.success(f"trained model {job.model!r} (job {job.job_id}) for {job.step} steps: "
-                    f"training loss {_fmt(job.last_loss)}" + (f"; validation {metrics}" if metrics else ""))
+                    f"training loss {_fmt(job.last_loss)}"
+                    + (f"; validation{over} {metrics}" if metrics else ""))
+    note = ngram_note(job.metrics)
+    if note:
+        console.print(note)

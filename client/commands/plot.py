@@ -22,7 +22,8 @@ VAL_KEYS = ("validation_loss", "val_loss", "valid_loss")
 MAIN_METRICS = ("accuracy", "macro_f1", "token_accuracy", "perplexity", "mse", "mae")
 PLOT_INSTALL_HINT = ("install the client's plot extra: pip install 'rnn-service[plot]' "
                      "(or pip install matplotlib)")
-SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", *STEP_KEYS, *TRAIN_KEYS, *VAL_KEYS}
+SKIP = {"epoch", "lr", "time", "elapsed", "eta", "loss", "validation_items", *STEP_KEYS, *TRAIN_KEYS,
+        *VAL_KEYS}
 
 
 def _first(row: dict[str, Any], keys: tuple[str, ...]) -> float | None:
@@ -44,9 +45,9 @@ def history_from_job(client, job_id: str) -> list[dict[str, Any]]:
     """Rebuild the history from the job's replayed progress events."""
     rows = []
     for ev in client.watch_job(job_id):
-        if ev.kind != "progress":
+        if ev.kind not in ("progress", "evaluation"):
             continue
-        if ev.validation_loss is None and not ev.metrics:  # a training step: its own loss
+        if ev.kind == "progress" and ev.validation_loss is None and not ev.metrics:  # a step: its own loss
             rows.append({"step": ev.step, "train_loss": ev.loss})
         else:  # an evaluation: its loss field is the mean training loss since the last one, not plotted
             rows.append({**ev.metrics, "step": ev.step, "validation_loss": ev.validation_loss})

@@ -34,7 +34,7 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @click.option("--epochs", type=click.IntRange(min=1))
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True))
-@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "adagrad"]))
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw", "adagrad", "rmsprop"]))
 @click.option("--weight-decay", type=click.FloatRange(min=0))
 @click.option("--clip-grad-norm", type=click.FloatRange(min=0))
 @click.option("--seq-len", type=click.IntRange(min=2), help="Truncated-BPTT window (language models).")
@@ -42,7 +42,8 @@ TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_m
 @click.option("--validation-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True))
 @click.option("--checkpoint-every", type=click.IntRange(min=1))
 @click.option("--train-option", "training_options", multiple=True, metavar="KEY=VALUE",
-              help="Any other TrainConfig setting, e.g. schedule=cosine (repeatable).")
+              help="Any other TrainConfig setting, e.g. schedule=cosine or time_budget=600 (seconds of "
+                   "training, then the best model is saved) (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace a model of the same name.")
 @click.option("--resume", "resume_job_id", metavar="JOB_ID", help="Continue a stopped job.")
 @click.option("--detach", is_flag=True, help="Start the job and return at once, printing its id.")

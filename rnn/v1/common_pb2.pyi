@@ -34,6 +34,7 @@ class OutputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTPUT_KIND_TOP_K: _ClassVar[OutputKind]
     OUTPUT_KIND_DISTRIBUTION: _ClassVar[OutputKind]
     OUTPUT_KIND_VALUES: _ClassVar[OutputKind]
+    OUTPUT_KIND_LOG_LIKELIHOOD: _ClassVar[OutputKind]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ OUTPUT_KIND_UNSPECIFIED: OutputKind
 OUTPUT_KIND_TOP_K: OutputKind
 OUTPUT_KIND_DISTRIBUTION: OutputKind
 OUTPUT_KIND_VALUES: OutputKind
+OUTPUT_KIND_LOG_LIKELIHOOD: OutputKind
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -68,7 +70,7 @@ JOB_STATE_CANCELLED: JobState
 JOB_STATE_INTERRUPTED: JobState
 
 class ModelSpec(_message.Message):
-    __slots__ = ("cell", "hidden_size", "num_layers", "bidirectional", "dropout", "embedding_dim", "tokenizer", "nonlinearity", "extra")
+    __slots__ = ("cell", "hidden_size", "num_layers", "bidirectional", "dropout", "embedding_dim", "tokenizer", "nonlinearity", "forget_bias", "extra")
     CELL_FIELD_NUMBER: _ClassVar[int]
     HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
     NUM_LAYERS_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +79,7 @@ class ModelSpec(_message.Message):
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
     TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     NONLINEARITY_FIELD_NUMBER: _ClassVar[int]
+    FORGET_BIAS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     cell: CellType
     hidden_size: int
@@ -86,11 +89,12 @@ class ModelSpec(_message.Message):
     embedding_dim: int
     tokenizer: str
     nonlinearity: str
+    forget_bias: float
     extra: _struct_pb2.Struct
-    def __init__(self, cell: _Optional[_Union[CellType, str]] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., dropout: _Optional[float] = ..., embedding_dim: _Optional[int] = ..., tokenizer: _Optional[str] = ..., nonlinearity: _Optional[str] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, cell: _Optional[_Union[CellType, str]] = ..., hidden_size: _Optional[int] = ..., num_layers: _Optional[int] = ..., bidirectional: _Optional[bool] = ..., dropout: _Optional[float] = ..., embedding_dim: _Optional[int] = ..., tokenizer: _Optional[str] = ..., nonlinearity: _Optional[str] = ..., forget_bias: _Optional[float] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TrainingSettings(_message.Message):
-    __slots__ = ("epochs", "max_steps", "batch_size", "learning_rate", "optimizer", "weight_decay", "clip_grad_norm", "seq_len", "seed", "validation_fraction", "checkpoint_every", "extra")
+    __slots__ = ("epochs", "max_steps", "batch_size", "learning_rate", "optimizer", "weight_decay", "clip_grad_norm", "seq_len", "seed", "validation_fraction", "checkpoint_every", "time_budget_seconds", "extra")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +106,7 @@ class TrainingSettings(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     VALIDATION_FRACTION_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_EVERY_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     epochs: int
     max_steps: int
@@ -114,8 +119,9 @@ class TrainingSettings(_message.Message):
     seed: int
     validation_fraction: float
     checkpoint_every: int
+    time_budget_seconds: float
     extra: _struct_pb2.Struct
-    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., weight_decay: _Optional[float] = ..., clip_grad_norm: _Optional[float] = ..., seq_len: _Optional[int] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., optimizer: _Optional[str] = ..., weight_decay: _Optional[float] = ..., clip_grad_norm: _Optional[float] = ..., seq_len: _Optional[int] = ..., seed: _Optional[int] = ..., validation_fraction: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., time_budget_seconds: _Optional[float] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TokenIds(_message.Message):
     __slots__ = ("ids",)
@@ -152,28 +158,34 @@ class LabelScore(_message.Message):
     def __init__(self, label: _Optional[str] = ..., id: _Optional[int] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class StepOutput(_message.Message):
-    __slots__ = ("top_k", "distribution", "values")
+    __slots__ = ("top_k", "distribution", "values", "log_probability")
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     DISTRIBUTION_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    LOG_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     top_k: _containers.RepeatedCompositeFieldContainer[LabelScore]
     distribution: _containers.RepeatedScalarFieldContainer[float]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., distribution: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+    log_probability: float
+    def __init__(self, top_k: _Optional[_Iterable[_Union[LabelScore, _Mapping]]] = ..., distribution: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ..., log_probability: _Optional[float] = ...) -> None: ...
 
 class SequenceOutput(_message.Message):
-    __slots__ = ("steps", "length", "text", "token_ids", "tokens")
+    __slots__ = ("steps", "length", "text", "token_ids", "tokens", "log_likelihood", "perplexity")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LOG_LIKELIHOOD_FIELD_NUMBER: _ClassVar[int]
+    PERPLEXITY_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[StepOutput]
     length: int
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     tokens: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+    log_likelihood: float
+    perplexity: float
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepOutput, _Mapping]]] = ..., length: _Optional[int] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., tokens: _Optional[_Iterable[str]] = ..., log_likelihood: _Optional[float] = ..., perplexity: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "task", "spec", "vocab_size", "labels", "parameter_count", "metrics", "created", "training", "input_size", "output_size", "job_id", "details")

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from rnn.v1 import common_pb2 as rnn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drnn/v1/training_service.proto\x12\x06rnn.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13rnn/v1/common.proto\"\xa3\x01\n\rDatasetSource\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x63ontent\x18\x02 \x01(\x0cH\x00\x12\x14\n\ndataset_id\x18\x03 \x01(\tH\x00\x12%\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x15.rnn.v1.DatasetFormat\x12(\n\x07options\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06source\"\xd8\x01\n\x0cTrainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x04spec\x18\x03 \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12*\n\x08training\x18\x04 \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.rnn.v1.DatasetSource\x12\x15\n\rresume_job_id\x18\x06 \x01(\t\x12\x11\n\toverwrite\x18\x07 \x01(\x08\"\xfe\x02\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.rnn.v1.JobEventKind\x12\x1f\n\x05state\x18\x04 \x01(\x0e\x32\x10.rnn.v1.JobState\x12\x0c\n\x04step\x18\x05 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x06 \x01(\x05\x12\r\n\x05\x65poch\x18\x07 \x01(\x05\x12\x0c\n\x04loss\x18\x08 \x01(\x01\x12\x1c\n\x0fvalidation_loss\x18\t \x01(\x01H\x00\x88\x01\x01\x12.\n\x07metrics\x18\n \x03(\x0b\x32\x1d.rnn.v1.JobEvent.MetricsEntry\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x0c \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_validation_loss\"0\n\rTrainResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.rnn.v1.JobEvent\"\x80\x04\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1a\n\x04task\x18\x03 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x05state\x18\x04 \x01(\x0e\x32\x10.rnn.v1.JobState\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07started\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x66inished\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04step\x18\x08 \x01(\x05\x12\x13\n\x0btotal_steps\x18\t \x01(\x05\x12\x11\n\tlast_loss\x18\n \x01(\x01\x12)\n\x07metrics\x18\x0b \x03(\x0b\x32\x18.rnn.v1.Job.MetricsEntry\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x1f\n\x04spec\x18\r \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12*\n\x08training\x18\x0e \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12\x11\n\tresumable\x18\x0f \x01(\x08\x12\x13\n\x0b\x65vent_count\x18\x10 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x03\"3\n\x10WatchJobResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.rnn.v1.JobEvent\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x0eGetJobResponse\x12\x18\n\x03job\x18\x01 \x01(\x0b\x32\x0b.rnn.v1.Job\"h\n\x0fListJobsRequest\x12\x1f\n\x05state\x18\x01 \x01(\x0e\x32\x10.rnn.v1.JobState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"F\n\x10ListJobsResponse\x12\x19\n\x04jobs\x18\x01 \x03(\x0b\x32\x0b.rnn.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x11\x43\x61ncelJobResponse\x12\x18\n\x03job\x18\x01 \x01(\x0b\x32\x0b.rnn.v1.Job\"V\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x15.rnn.v1.DatasetFormat\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"T\n\x14UploadDatasetRequest\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x13.rnn.v1.DatasetInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"O\n\x15UploadDatasetResponse\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t*\x92\x01\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_TEXT\x10\x01\x12\x16\n\x12\x44\x41TASET_FORMAT_TSV\x10\x02\x12\x16\n\x12\x44\x41TASET_FORMAT_CSV\x10\x03\x12\x18\n\x14\x44\x41TASET_FORMAT_JSONL\x10\x04*\x9c\x01\n\x0cJobEventKind\x12\x1e\n\x1aJOB_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14JOB_EVENT_KIND_STATE\x10\x01\x12\x1b\n\x17JOB_EVENT_KIND_PROGRESS\x10\x02\x12\x1d\n\x19JOB_EVENT_KIND_CHECKPOINT\x10\x03\x12\x16\n\x12JOB_EVENT_KIND_LOG\x10\x04\x32\x94\x03\n\x0fTrainingService\x12\x36\n\x05Train\x12\x14.rnn.v1.TrainRequest\x1a\x15.rnn.v1.TrainResponse0\x01\x12?\n\x08WatchJob\x12\x17.rnn.v1.WatchJobRequest\x1a\x18.rnn.v1.WatchJobResponse0\x01\x12\x37\n\x06GetJob\x12\x15.rnn.v1.GetJobRequest\x1a\x16.rnn.v1.GetJobResponse\x12=\n\x08ListJobs\x12\x17.rnn.v1.ListJobsRequest\x1a\x18.rnn.v1.ListJobsResponse\x12@\n\tCancelJob\x12\x18.rnn.v1.CancelJobRequest\x1a\x19.rnn.v1.CancelJobResponse\x12N\n\rUploadDataset\x12\x1c.rnn.v1.UploadDatasetRequest\x1a\x1d.rnn.v1.UploadDatasetResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drnn/v1/training_service.proto\x12\x06rnn.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13rnn/v1/common.proto\"\xa3\x01\n\rDatasetSource\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x11\n\x07\x63ontent\x18\x02 \x01(\x0cH\x00\x12\x14\n\ndataset_id\x18\x03 \x01(\tH\x00\x12%\n\x06\x66ormat\x18\x04 \x01(\x0e\x32\x15.rnn.v1.DatasetFormat\x12(\n\x07options\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06source\"\xd8\x01\n\x0cTrainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x1a\n\x04task\x18\x02 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x04spec\x18\x03 \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12*\n\x08training\x18\x04 \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12&\n\x07\x64\x61taset\x18\x05 \x01(\x0b\x32\x15.rnn.v1.DatasetSource\x12\x15\n\rresume_job_id\x18\x06 \x01(\t\x12\x11\n\toverwrite\x18\x07 \x01(\x08\"\xd9\x03\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.rnn.v1.JobEventKind\x12\x1f\n\x05state\x18\x04 \x01(\x0e\x32\x10.rnn.v1.JobState\x12\x0c\n\x04step\x18\x05 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x06 \x01(\x05\x12\r\n\x05\x65poch\x18\x07 \x01(\x05\x12\x0c\n\x04loss\x18\x08 \x01(\x01\x12\x1c\n\x0fvalidation_loss\x18\t \x01(\x01H\x00\x88\x01\x01\x12.\n\x07metrics\x18\n \x03(\x0b\x32\x1d.rnn.v1.JobEvent.MetricsEntry\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\r \x01(\x01\x12\x18\n\x10items_per_second\x18\x0e \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x0f \x01(\x01\x12\x11\n\tbest_step\x18\x10 \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x12\n\x10_validation_loss\"0\n\rTrainResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.rnn.v1.JobEvent\"\x80\x04\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1a\n\x04task\x18\x03 \x01(\x0e\x32\x0c.rnn.v1.Task\x12\x1f\n\x05state\x18\x04 \x01(\x0e\x32\x10.rnn.v1.JobState\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07started\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x66inished\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04step\x18\x08 \x01(\x05\x12\x13\n\x0btotal_steps\x18\t \x01(\x05\x12\x11\n\tlast_loss\x18\n \x01(\x01\x12)\n\x07metrics\x18\x0b \x03(\x0b\x32\x18.rnn.v1.Job.MetricsEntry\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x1f\n\x04spec\x18\r \x01(\x0b\x32\x11.rnn.v1.ModelSpec\x12*\n\x08training\x18\x0e \x01(\x0b\x32\x18.rnn.v1.TrainingSettings\x12\x11\n\tresumable\x18\x0f \x01(\x08\x12\x13\n\x0b\x65vent_count\x18\x10 \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"8\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfrom_sequence\x18\x02 \x01(\x03\"3\n\x10WatchJobResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.rnn.v1.JobEvent\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"*\n\x0eGetJobResponse\x12\x18\n\x03job\x18\x01 \x01(\x0b\x32\x0b.rnn.v1.Job\"h\n\x0fListJobsRequest\x12\x1f\n\x05state\x18\x01 \x01(\x0e\x32\x10.rnn.v1.JobState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"F\n\x10ListJobsResponse\x12\x19\n\x04jobs\x18\x01 \x03(\x0b\x32\x0b.rnn.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x11\x43\x61ncelJobResponse\x12\x18\n\x03job\x18\x01 \x01(\x0b\x32\x0b.rnn.v1.Job\"V\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x15.rnn.v1.DatasetFormat\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"T\n\x14UploadDatasetRequest\x12#\n\x04info\x18\x01 \x01(\x0b\x32\x13.rnn.v1.DatasetInfoH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"O\n\x15UploadDatasetResponse\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t*\x92\x01\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_TEXT\x10\x01\x12\x16\n\x12\x44\x41TASET_FORMAT_TSV\x10\x02\x12\x16\n\x12\x44\x41TASET_FORMAT_CSV\x10\x03\x12\x18\n\x14\x44\x41TASET_FORMAT_JSONL\x10\x04*\xd9\x01\n\x0cJobEventKind\x12\x1e\n\x1aJOB_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14JOB_EVENT_KIND_STATE\x10\x01\x12\x1b\n\x17JOB_EVENT_KIND_PROGRESS\x10\x02\x12\x1d\n\x19JOB_EVENT_KIND_CHECKPOINT\x10\x03\x12\x16\n\x12JOB_EVENT_KIND_LOG\x10\x04\x12\x1d\n\x19JOB_EVENT_KIND_EVALUATION\x10\x05\x12\x1c\n\x18JOB_EVENT_KIND_COMPLETED\x10\x06\x32\x94\x03\n\x0fTrainingService\x12\x36\n\x05Train\x12\x14.rnn.v1.TrainRequest\x1a\x15.rnn.v1.TrainResponse0\x01\x12?\n\x08WatchJob\x12\x17.rnn.v1.WatchJobRequest\x1a\x18.rnn.v1.WatchJobResponse0\x01\x12\x37\n\x06GetJob\x12\x15.rnn.v1.GetJobRequest\x1a\x16.rnn.v1.GetJobResponse\x12=\n\x08ListJobs\x12\x17.rnn.v1.ListJobsRequest\x1a\x18.rnn.v1.ListJobsResponse\x12@\n\tCancelJob\x12\x18.rnn.v1.CancelJobRequest\x1a\x19.rnn.v1.CancelJobResponse\x12N\n\rUploadDataset\x12\x1c.rnn.v1.UploadDatasetRequest\x1a\x1d.rnn.v1.UploadDatasetResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,46 +38,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBEVENT_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_JOB_METRICSENTRY']._loaded_options = None
   _globals['_JOB_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_DATASETFORMAT']._serialized_start=2165
-  _globals['_DATASETFORMAT']._serialized_end=2311
-  _globals['_JOBEVENTKIND']._serialized_start=2314
-  _globals['_JOBEVENTKIND']._serialized_end=2470
+  _globals['_DATASETFORMAT']._serialized_start=2256
+  _globals['_DATASETFORMAT']._serialized_end=2402
+  _globals['_JOBEVENTKIND']._serialized_start=2405
+  _globals['_JOBEVENTKIND']._serialized_end=2622
   _globals['_DATASETSOURCE']._serialized_start=126
   _globals['_DATASETSOURCE']._serialized_end=289
   _globals['_TRAINREQUEST']._serialized_start=292
   _globals['_TRAINREQUEST']._serialized_end=508
   _globals['_JOBEVENT']._serialized_start=511
-  _globals['_JOBEVENT']._serialized_end=893
-  _globals['_JOBEVENT_METRICSENTRY']._serialized_start=827
-  _globals['_JOBEVENT_METRICSENTRY']._serialized_end=873
-  _globals['_TRAINRESPONSE']._serialized_start=895
-  _globals['_TRAINRESPONSE']._serialized_end=943
-  _globals['_JOB']._serialized_start=946
-  _globals['_JOB']._serialized_end=1458
-  _globals['_JOB_METRICSENTRY']._serialized_start=827
-  _globals['_JOB_METRICSENTRY']._serialized_end=873
-  _globals['_WATCHJOBREQUEST']._serialized_start=1460
-  _globals['_WATCHJOBREQUEST']._serialized_end=1516
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1518
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1569
-  _globals['_GETJOBREQUEST']._serialized_start=1571
-  _globals['_GETJOBREQUEST']._serialized_end=1602
-  _globals['_GETJOBRESPONSE']._serialized_start=1604
-  _globals['_GETJOBRESPONSE']._serialized_end=1646
-  _globals['_LISTJOBSREQUEST']._serialized_start=1648
-  _globals['_LISTJOBSREQUEST']._serialized_end=1752
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1754
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1824
-  _globals['_CANCELJOBREQUEST']._serialized_start=1826
-  _globals['_CANCELJOBREQUEST']._serialized_end=1860
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1862
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1907
-  _globals['_DATASETINFO']._serialized_start=1909
-  _globals['_DATASETINFO']._serialized_end=1995
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=1997
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=2081
-  _globals['_UPLOADDATASETRESPONSE']._serialized_start=2083
-  _globals['_UPLOADDATASETRESPONSE']._serialized_end=2162
-  _globals['_TRAININGSERVICE']._serialized_start=2473
-  _globals['_TRAININGSERVICE']._serialized_end=2877
+  _globals['_JOBEVENT']._serialized_end=984
+  _globals['_JOBEVENT_METRICSENTRY']._serialized_start=918
+  _globals['_JOBEVENT_METRICSENTRY']._serialized_end=964
+  _globals['_TRAINRESPONSE']._serialized_start=986
+  _globals['_TRAINRESPONSE']._serialized_end=1034
+  _globals['_JOB']._serialized_start=1037
+  _globals['_JOB']._serialized_end=1549
+  _globals['_JOB_METRICSENTRY']._serialized_start=918
+  _globals['_JOB_METRICSENTRY']._serialized_end=964
+  _globals['_WATCHJOBREQUEST']._serialized_start=1551
+  _globals['_WATCHJOBREQUEST']._serialized_end=1607
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1609
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1660
+  _globals['_GETJOBREQUEST']._serialized_start=1662
+  _globals['_GETJOBREQUEST']._serialized_end=1693
+  _globals['_GETJOBRESPONSE']._serialized_start=1695
+  _globals['_GETJOBRESPONSE']._serialized_end=1737
+  _globals['_LISTJOBSREQUEST']._serialized_start=1739
+  _globals['_LISTJOBSREQUEST']._serialized_end=1843
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1845
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1915
+  _globals['_CANCELJOBREQUEST']._serialized_start=1917
+  _globals['_CANCELJOBREQUEST']._serialized_end=1951
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1953
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1998
+  _globals['_DATASETINFO']._serialized_start=2000
+  _globals['_DATASETINFO']._serialized_end=2086
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=2088
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=2172
+  _globals['_UPLOADDATASETRESPONSE']._serialized_start=2174
+  _globals['_UPLOADDATASETRESPONSE']._serialized_end=2253
+  _globals['_TRAININGSERVICE']._serialized_start=2625
+  _globals['_TRAININGSERVICE']._serialized_end=3029
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,8 @@ class JobEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_KIND_PROGRESS: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_CHECKPOINT: _ClassVar[JobEventKind]
     JOB_EVENT_KIND_LOG: _ClassVar[JobEventKind]
+    JOB_EVENT_KIND_EVALUATION: _ClassVar[JobEventKind]
+    JOB_EVENT_KIND_COMPLETED: _ClassVar[JobEventKind]
 DATASET_FORMAT_UNSPECIFIED: DatasetFormat
 DATASET_FORMAT_TEXT: DatasetFormat
 DATASET_FORMAT_TSV: DatasetFormat
@@ -37,6 +39,8 @@ JOB_EVENT_KIND_STATE: JobEventKind
 JOB_EVENT_KIND_PROGRESS: JobEventKind
 JOB_EVENT_KIND_CHECKPOINT: JobEventKind
 JOB_EVENT_KIND_LOG: JobEventKind
+JOB_EVENT_KIND_EVALUATION: JobEventKind
+JOB_EVENT_KIND_COMPLETED: JobEventKind
 
 class DatasetSource(_message.Message):
     __slots__ = ("text", "content", "dataset_id", "format", "options")
@@ -71,7 +75,7 @@ class TrainRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., task: _Optional[_Union[_common_pb2.Task, str]] = ..., spec: _Optional[_Union[_common_pb2.ModelSpec, _Mapping]] = ..., training: _Optional[_Union[_common_pb2.TrainingSettings, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSource, _Mapping]] = ..., resume_job_id: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "sequence", "kind", "state", "step", "total_steps", "epoch", "loss", "validation_loss", "metrics", "time", "message")
+    __slots__ = ("job_id", "sequence", "kind", "state", "step", "total_steps", "epoch", "loss", "validation_loss", "metrics", "time", "message", "elapsed_seconds", "items_per_second", "eta_seconds", "best_step")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +95,10 @@ class JobEvent(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BEST_STEP_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sequence: int
     kind: JobEventKind
@@ -103,7 +111,11 @@ class JobEvent(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     time: _timestamp_pb2.Timestamp
     message: str
-    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[JobEventKind, str]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., epoch: _Optional[int] = ..., loss: _Optional[float] = ..., validation_loss: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    elapsed_seconds: float
+    items_per_second: float
+    eta_seconds: float
+    best_step: int
+    def __init__(self, job_id: _Optional[str] = ..., sequence: _Optional[int] = ..., kind: _Optional[_Union[JobEventKind, str]] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., epoch: _Optional[int] = ..., loss: _Optional[float] = ..., validation_loss: _Optional[float] = ..., metrics: _Optional[_Mapping[str, float]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., elapsed_seconds: _Optional[float] = ..., items_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., best_step: _Optional[int] = ...) -> None: ...
 
 class TrainResponse(_message.Message):
     __slots__ = ("event",)

@@ -28,6 +28,7 @@ def build_network(
         dropout=config.dropout,
         init=config.init,
         dtype=dtype,
+        forget_bias=config.forget_bias,
     )
     task = config.task
     if task == "forecasting":

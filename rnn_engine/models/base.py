@@ -29,8 +29,10 @@ def make_rnn(
     dtype: Any,
     rng: xp.random.Generator,
     init: str,
+    forget_bias: float | None = None,
 ) -> RecurrentBase:
-    """A batch-first recurrent stack of the named cell ("lstm", "gru", "rnn_tanh", "rnn_relu")."""
+    """A batch-first recurrent stack of the named cell ("lstm", "gru", "rnn_tanh", "rnn_relu");
+    `forget_bias` (LSTM only) sets the forget gate's initial bias."""
     kw = dict(
         num_layers=num_layers,
         batch_first=True,
@@ -41,7 +43,7 @@ def make_rnn(
         init=init,
     )
     if cell == "lstm":
-        return LSTM(input_size, hidden_size, **kw)
+        return LSTM(input_size, hidden_size, forget_bias=forget_bias, **kw)
     if cell == "gru":
         return GRU(input_size, hidden_size, **kw)
     if cell in ("rnn_tanh", "rnn_relu"):

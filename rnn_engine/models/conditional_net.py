@@ -22,7 +22,8 @@ class _Decoder(Network):
         dtype, p = cfg["dtype"], cfg["dropout"]
         self.dec_embedding = Embedding(vocab_size, E, dtype=dtype, seed=rng)
         self.decoder = make_rnn(
-            cfg["cell"], E, H, L, dropout=p, bidirectional=False, dtype=dtype, rng=rng, init=cfg["init"]
+            cfg["cell"], E, H, L, dropout=p, bidirectional=False, dtype=dtype, rng=rng, init=cfg["init"],
+            forget_bias=cfg.get("forget_bias"),
         )
         self.head = Linear(H, vocab_size, dtype=dtype, seed=rng)
         self.drop_in = Dropout(p, dtype=dtype, seed=rng)
@@ -92,6 +93,7 @@ class Seq2SeqNet(_Decoder):
             dtype=cfg["dtype"],
             rng=rng,
             init=cfg["init"],
+            forget_bias=cfg.get("forget_bias"),
         )
         self.modules.update({"encoder_embedding": self.enc_embedding, "encoder": self.encoder})
         self._build_decoder(vocab_size, cfg, rng, "decoder_")

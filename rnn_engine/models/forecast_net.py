@@ -28,6 +28,7 @@ class ForecastNet(Network):
         dtype: Any,
         rng: xp.random.Generator,
         residual: bool = True,
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         self.residual = residual
@@ -41,6 +42,7 @@ class ForecastNet(Network):
             dtype=dtype,
             rng=rng,
             init=init,
+            forget_bias=forget_bias,
         )
         self.head = Linear(hidden_size, 1, dtype=dtype, seed=rng)
         self.drop_out = Dropout(dropout, dtype=dtype, seed=rng)

@@ -63,6 +63,7 @@ class LanguageModelObjective(Objective):
         Bv = max(1, min(B, len(valid_ids) // T))
         Lv = len(valid_ids) // Bv
         self.valid_rows = self._streams(valid_ids, Bv, Lv) if Lv >= 1 else None
+        self._baseline: dict | None = None
 
     @staticmethod
     def _streams(ids, B: int, L: int) -> xp.ndarray:
@@ -83,24 +84,50 @@ class LanguageModelObjective(Objective):
         self.net.backward(d)
         return loss, x.size, detach(state)
 
+    def _eval_columns(self) -> int:
+        """Target columns of valid_rows one evaluation scores: all, or whole bptt windows up to the cap."""
+        T, (B, cols) = self.tcfg.bptt, self.valid_rows.shape
+        cols -= 1
+        if not self.tcfg.max_eval_items:
+            return cols
+        windows = math.ceil(self.tcfg.max_eval_items * T / (B * T))
+        return min(cols, windows * T)
+
+    def baseline(self) -> dict | None:
+        """The best n-gram (rnn_engine.ngram.best_baseline) fitted once on the training stream and scored on
+        exactly the validation tokens `evaluate` scores; None without validation data or when disabled."""
+        if self.valid_rows is None or not self.tcfg.ngram_baseline:
+            return None
+        if self._baseline is None:
+            from ..ngram import best_baseline
+
+            cols = self._eval_columns()
+            train = self.rows[:, 1:].reshape(-1)  # the training streams' tokens, in corpus order
+            streams = [row[: cols + 1] for row in self.valid_rows]  # <bos> then the scored tokens
+            self._baseline = best_baseline(train, streams, self.model.tokenizer.vocab_size)
+        return self._baseline
+
     def evaluate(self) -> dict[str, float]:
         if self.valid_rows is None:
             return {}
         T, total, count, state = self.tcfg.bptt, 0.0, 0, None
-        budget = self.tcfg.max_eval_items * T
+        cols = self._eval_columns()
         with no_grad():
-            for w in range(0, self.valid_rows.shape[1] - 1, T):
-                chunk = self.valid_rows[:, w : w + T + 1]
+            for w in range(0, cols, T):
+                chunk = self.valid_rows[:, w : min(w + T, cols) + 1]
                 logits, state = self.net.forward(chunk[:, :-1], None, state)
                 loss, _ = cross_entropy(logits, chunk[:, 1:], reduction="sum")
                 total, count = total + loss, count + chunk[:, 1:].size
-                if count >= budget:
-                    break
         mean = total / count
         bits = mean / math.log(2)
         metrics = {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "bits_per_token": bits}
         if self.model.tokenizer.kind == "char":  # one token per character
             metrics["bits_per_char"] = bits
+        metrics["validation_items"] = float(count)  # tokens scored
+        ngram = self.baseline()
+        if ngram is not None:  # how far the network is ahead of counting, on the same tokens
+            metrics.update(ngram_perplexity=ngram["perplexity"], ngram_order=float(ngram["order"]),
+                           perplexity_vs_ngram=metrics["perplexity"] / ngram["perplexity"])
         return metrics
 
 
@@ -117,8 +144,12 @@ class _ExampleObjective(Objective):
     def batch(self, step: int):
         return [self.train[i] for i in self._indices(step, len(self.train))]
 
+    def _n_valid(self) -> int:
+        """Validation examples one evaluation covers (all of them unless max_eval_items caps it)."""
+        return min(len(self.valid), self.tcfg.max_eval_items or len(self.valid))
+
     def _valid_batches(self):
-        valid = self.valid[: self.tcfg.max_eval_items]
+        valid = self.valid[: self.tcfg.max_eval_items or len(self.valid)]
         B = self.tcfg.batch_size
         return [valid[i : i + B] for i in range(0, len(valid), B)]
 
@@ -172,7 +203,8 @@ class SequenceLabelObjective(_CrossEntropyObjective):
             trues.append(y[keep])
             preds.append(logits.argmax(-1)[keep])
         t, p = xp.concatenate(trues), xp.concatenate(preds)
-        return {"loss": total / count, "accuracy": float((t == p).mean()), "macro_f1": macro_f1(t, p)}
+        return {"loss": total / count, "accuracy": float((t == p).mean()), "macro_f1": macro_f1(t, p),
+                "validation_items": float(self._n_valid())}
 
 
 class DecoderObjective(_CrossEntropyObjective):
@@ -200,7 +232,8 @@ class DecoderObjective(_CrossEntropyObjective):
             total, count = total + loss, count + int(keep.sum())
             correct += int((logits.argmax(-1) == y)[keep].sum())
         mean = total / count
-        return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "token_accuracy": correct / count}
+        return {"loss": mean, "perplexity": math.exp(min(mean, 700.0)), "token_accuracy": correct / count,
+                "validation_items": float(self._n_valid())}
 
 
 class ForecastObjective(_ExampleObjective):
@@ -236,4 +269,5 @@ class ForecastObjective(_ExampleObjective):
                 sq, ab, n = sq + float((err**2).sum()), ab + float(abs(err).sum()), n + len(chunk)
                 naive += float(abs((x[:, -1, 0] - y[:, 0]) * std).sum())
         mse_ = sq / n
-        return {"loss": mse_ / std**2, "mse": mse_, "mae": ab / n, "naive_mae": naive / n}
+        return {"loss": mse_ / std**2, "mse": mse_, "mae": ab / n, "naive_mae": naive / n,
+                "validation_items": float(n)}

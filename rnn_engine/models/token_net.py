@@ -34,6 +34,7 @@ class TokenNet(Network):
         dtype: Any,
         rng: xp.random.Generator,
         readout: str = "all",
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         self.readout = readout  # "all" (every step) or "last" (last valid step)
@@ -49,6 +50,7 @@ class TokenNet(Network):
             dtype=dtype,
             rng=rng,
             init=init,
+            forget_bias=forget_bias,
         )
         self.head = Linear(D * hidden_size, out_size, dtype=dtype, seed=rng)
         self.drop_in = Dropout(dropout, dtype=dtype, seed=rng)

@@ -22,8 +22,9 @@ Graphs per model kind (inputs -> outputs; B batch, T steps, L*D layers x directi
 | seq2seq | "decoder_step" | token, h[, c] | logits, probabilities (B, V), h_n[, c_n] |
 
 Every kind has "full", the default (and `graphs_for(task)[0]`); decoder tokens of a "full" seq2seq or
-one-to-many graph start with <bos>. Logits at padded steps (beyond `lengths`) are the
-head's bias: the recurrent output there is zero.
+one-to-many graph start with <bos>, and so do a language model's "full" tokens: the caller feeds
+rnn_config["prompt_prefix"] ([<bos>]) before the text; step i + 1 is Predict's output for text token i.
+Logits at padded steps (beyond `lengths`) are the head's bias: the recurrent output there is zero.
 
 c / c_n exist for LSTM models only. Generation: start from zero states (language model) or the encoder's
 output, feed `<bos>` (id 2; a language model reads it before the prompt), then each chosen token, until

@@ -4,8 +4,11 @@ Keys (each value is a JSON string):
 - rnn_config: {"format_version", "kind" (the model's task), "task", "graph", "opset", "cell", "hidden_size",
   "num_layers", "embedding_dim", "bidirectional", "vocab_size", "num_features", "window", "dtype",
   "inputs"/"outputs" (name -> shape and meaning), "tokenizer" (see below), "special_tokens" (name -> id),
-  "prompt_prefix" (ids a language model reads before the prompt: [<bos>]), "never_generate" (ids the
-  engine's sampler never picks: <pad>, <unk>, <bos>)}
+  "prompt_prefix" (ids a language model reads before the prompt: [<bos>]; feed them yourself: the "full"
+  graph's tokens are prompt_prefix + the text's ids, and its step i+1 is what Predict returns for the text's
+  token i; the "step" graph starts from zero states with token <bos>), "prompt_prefix_in_tokens" (true: the
+  caller puts prompt_prefix into `tokens`), "never_generate" (ids the engine's sampler never picks: <pad>,
+  <unk>, <bos>)}
 - vocab (text models): a list with one entry per id, in id order: {"token": str, "special": bool}.
 - labels (classifier, tagger, one-to-many): the class names in id order.
 - normalisation (forecaster): {"mean": [F], "std": [F], "applied_in_graph": true, "target_feature": 0}.
@@ -53,6 +56,7 @@ def model_metadata(model, graph: str, inputs: dict[str, str], outputs: dict[str,
                       never_generate=[PAD_ID, UNK_ID, BOS_ID])
         if model.task == "language_model":
             config["prompt_prefix"] = [SPECIALS.index("<bos>")]
+            config["prompt_prefix_in_tokens"] = True
         vocab = [{"token": t, "special": i < N_SPECIAL} for i, t in enumerate(tok.tokens)]
         props["vocab"] = json.dumps(vocab, ensure_ascii=False)
     if model.labels is not None:

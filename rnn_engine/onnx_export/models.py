@@ -30,6 +30,14 @@ from .parts import (
 from .recurrent import append_recurrent_stack
 
 TOKENS_DOC = {"tokens": "int64 (batch, seq_len), right-padded with <pad>=0", "lengths": "int64 (batch,)"}
+# A language model reads <bos> before the text (rnn_config "prompt_prefix"); its full graph does not add it.
+LM_TOKENS_DOC = {
+    "tokens": "int64 (batch, seq_len): <bos> (id 2, rnn_config prompt_prefix) first, then the text's token "
+    "ids, right-padded with <pad>=0",
+    "lengths": "int64 (batch,): tokens per sequence counting the <bos>",
+}
+LM_STEPS_DOC = ("at step t the scores of the token that follows tokens[t]: step 0 (after <bos>) scores the "
+                "text's first token, step i+1 the token after the text's i-th (what Predict returns for it)")
 
 
 def _finish(g: GraphBuilder, model, graph: str, inputs: dict[str, str], outputs: dict[str, str]):
@@ -42,17 +50,25 @@ def _per_step_logits(model, graph: str, with_states: bool) -> onnx.ModelProto:
     net = model.net
     V = net.head.out_features
     g = GraphBuilder(f"{model.task}_{graph}")
-    x, seq = token_inputs(g, net.embedding)
+    lm = model.task == "language_model"
+    docs = LM_TOKENS_DOC if lm else TOKENS_DOC
+    if lm:
+        x, seq = token_inputs(g, net.embedding, docs=(docs["tokens"], docs["lengths"]))
+    else:
+        x, seq = token_inputs(g, net.embedding)
     y, h_n, c_n = append_recurrent_stack(g, net.rnn, x, lengths=seq)
     logits = head(g, net.head, batch_first(g, y, "rnn_batch_first"), "logits")
     probabilities(g, logits)
-    g.output("logits", FLOAT, ["batch", "seq_len", V], "scores at every step (padded steps: head bias)")
+    steps = LM_STEPS_DOC if lm else "scores at every step"
+    g.output("logits", FLOAT, ["batch", "seq_len", V], f"{steps} (padded steps: head bias)")
     g.output("probabilities", FLOAT, ["batch", "seq_len", V], "softmax of logits")
     outputs = {"logits": f"float32 (batch, seq_len, {V})", "probabilities": f"float32 (batch, seq_len, {V})"}
+    if lm:
+        outputs = {k: f"{v}: {LM_STEPS_DOC}" for k, v in outputs.items()}
     if with_states:
         state_outputs(g, net.rnn, h_n, c_n)
         outputs.update(state_doc(net.rnn))
-    return _finish(g, model, graph, dict(TOKENS_DOC), outputs)
+    return _finish(g, model, graph, dict(docs), outputs)
 
 
 def language_model_full(model) -> onnx.ModelProto:

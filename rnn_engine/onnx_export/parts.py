@@ -15,11 +15,13 @@ from ..recurrent import RecurrentBase
 from .builder import FLOAT, INT32, INT64, GraphBuilder
 
 
-def token_inputs(g: GraphBuilder, embedding: Embedding, prefix: str = "") -> tuple[str, str]:
-    """Inputs `{prefix}tokens` (B, T) int64 and `{prefix}lengths` (B,) int64; returns embedded (T, B, E) and
-    the lengths as int32 (ONNX `sequence_lens`)."""
-    tokens = g.input(f"{prefix}tokens", INT64, ["batch", "seq_len"], "token ids, right-padded with <pad> (0)")
-    lengths = g.input(f"{prefix}lengths", INT64, ["batch"], "real tokens per sequence, 1..seq_len")
+def token_inputs(g: GraphBuilder, embedding: Embedding, prefix: str = "",
+                 docs: tuple[str, str] = ("token ids, right-padded with <pad> (0)",
+                                          "real tokens per sequence, 1..seq_len")) -> tuple[str, str]:
+    """Inputs `{prefix}tokens` (B, T) int64 and `{prefix}lengths` (B,) int64 (doc strings `docs`); returns
+    embedded (T, B, E) and the lengths as int32 (ONNX `sequence_lens`)."""
+    tokens = g.input(f"{prefix}tokens", INT64, ["batch", "seq_len"], docs[0])
+    lengths = g.input(f"{prefix}lengths", INT64, ["batch"], docs[1])
     time_major = g.node("Transpose", [tokens], name=f"{prefix}tokens_time_major", perm=[1, 0])[0]  # (T, B)
     x = embed(g, embedding, time_major, f"{prefix}embedding")  # (T, B, E)
     seq = g.node("Cast", [lengths], name=f"{prefix}lengths_int32", to=INT32)[0]

@@ -143,16 +143,17 @@ class JobManager:
             live.record.started = now
         elif state not in jr.ACTIVE:
             live.record.finished = now
-        self._emit(
-            live,
-            {
-                "kind": "state",
-                "state": state,
-                "message": message,
-                "step": live.record.step,
-                "total_steps": live.record.total_steps,
-            },
-        )
+        event = {
+            "kind": "state",
+            "state": state,
+            "message": message,
+            "step": live.record.step,
+            "total_steps": live.record.total_steps,
+        }
+        if state not in jr.ACTIVE:  # the final event: the last step's epoch and loss, the final metrics
+            event.update(_final_fields(live.events), loss=live.record.last_loss)
+            event["metrics"] = dict(live.record.metrics)
+        self._emit(live, event)
         if notify:
             self._changed()
 
@@ -458,3 +459,12 @@ class JobManager:
             with live.cond:
                 while not live.record.terminal and time.monotonic() < deadline + 3:
                     live.cond.wait(0.1)
+
+
+def _final_fields(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """epoch, elapsed and best_step of the job's last training event (for its final state event)."""
+    for event in reversed(events):
+        if event.get("kind") in ("step", "eval", "done", "progress"):
+            keys = ("epoch", "elapsed", "best_step")
+            return {k: event[k] for k in keys if event.get(k) is not None}
+    return {}

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 
+from rnn.v1 import common_pb2 as pb
 from rnn.v1 import inference_service_pb2 as ipb
 from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
 from rnn_engine.config import GenerationConfig
@@ -43,7 +44,10 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         inputs = io.batch_inputs(
             model, request.inputs, max_batch=cfg.max_batch_size, max_len=cfg.max_sequence_length
         )
-        results = self._predict(request.model, model, inputs, k, _deadline(context))
+        if output == pb.OUTPUT_KIND_LOG_LIKELIHOOD:
+            results = model.score(inputs)
+        else:
+            results = self._predict(request.model, model, inputs, k, _deadline(context))
         return ipb.PredictResponse(
             model=request.model,
             task=TASK_ENUMS[model.task],
@@ -88,7 +92,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         model = seq.model
         if request.reset:
             seq.state, seq.steps_seen = model.initial_state(1), 0
-        output, k = io.output_plan(model, request.output, request.top_k)
+        output, k = io.output_plan(model, request.output, request.top_k, streaming=True)
         chunk = io.sequence_input(
             model, request.chunk, "chunk", self.state.config.max_sequence_length, allow_empty=True
         )

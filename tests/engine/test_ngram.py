@@ -13,7 +13,7 @@ from rnn_engine.errors import InvalidInput, NotTrained
 from rnn_engine.ngram import NGramModel
 from rnn_engine.tokenizers import CharTokenizer
 
-SMOOTHINGS = ["witten_bell", "add_k"]
+SMOOTHINGS = ["witten_bell", "add_k", "kneser_ney"]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,64 @@ def test_add_k_is_laplace_on_the_full_context():
     assert math.exp(model.log_prob([3], 1)) == pytest.approx(1 / 4)
 
 
+def _modified_kneser_ney(stream: list[int], order: int, V: int):
+    """An independent, dictionary-based modified Kneser-Ney (Chen & Goodman 1998) -> prob(context, w)."""
+    from collections import Counter
+
+    grams = [Counter(tuple(stream[i - k : i + 1]) for i in range(k, len(stream))) for k in range(order)]
+    counts = [None] * order
+    counts[order - 1] = grams[order - 1]
+    for k in range(order - 1):  # continuation counts: distinct left extensions
+        counts[k] = Counter(g[1:] for g in grams[k + 1])
+
+    def discounts(c):
+        n = [sum(1 for v in c.values() if v == i) for i in range(5)]
+        y = n[1] / (n[1] + 2 * n[2]) if n[1] + 2 * n[2] else 0.5  # the documented fall-backs
+        ds = [1 - 2 * y * n[2] / n[1] if n[1] else 0.5, 2 - 3 * y * n[3] / n[2] if n[2] else 1.0,
+              3 - 4 * y * n[4] / n[3] if n[3] else 1.5]
+        return [min(max(d, 0.0), i + 1.0) for i, d in enumerate(ds)]
+
+    D = [discounts(c) for c in counts]
+
+    def prob(context: tuple, w: int) -> float:
+        p = 1.0 / V
+        for k in range(order):
+            if len(context) < k:
+                break
+            h = tuple(context[len(context) - k :]) if k else ()
+            row = {g[-1]: v for g, v in counts[k].items() if g[:-1] == h}
+            total = sum(row.values())
+            if total == 0:
+                continue
+            d = lambda c, k=k: 0.0 if c == 0 else D[k][min(c, 3) - 1]  # noqa: E731
+            gamma = sum(d(c) for c in row.values()) / total
+            p = max(row.get(w, 0) - d(row.get(w, 0)), 0.0) / total + gamma * p
+        return p
+
+    return prob
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_kneser_ney_equals_an_independent_implementation(order):
+    rng = np.random.default_rng(order)
+    stream = rng.choice(6, size=400, p=[0.35, 0.25, 0.2, 0.1, 0.07, 0.03]).tolist()
+    stream += [0, 1, 2] * 30  # enough repeats for counts of counts up to 4 at every level
+    model = NGramModel(order, smoothing="kneser_ney").fit(stream, 7)  # id 6 never seen
+    reference = _modified_kneser_ney(stream, order, 7)
+    for context in ([], [0], [2], [6], [1, 2], [6, 6], [3, 4, 5]):
+        want = [reference(tuple(context[-(order - 1):] if order > 1 else ()), w) for w in range(7)]
+        np.testing.assert_allclose(model.next_distribution(context), want, rtol=0, atol=1e-12)
+
+
+def test_the_best_kneser_ney_beats_the_best_witten_bell_on_the_default_corpus(corpus_ids):
+    # measured (108k training chars): WB 5.85 3.54 2.86 2.64 2.54, KN 5.89 3.59 2.88 2.60 2.43 at orders 3-7:
+    # Witten-Bell is better at low orders, Kneser-Ney at the high orders where the best models are
+    train, val, V = corpus_ids
+    best = {s: min(NGramModel(n, smoothing=s).fit(train, V).perplexity(val) for n in range(3, 8))
+            for s in ("witten_bell", "kneser_ney")}
+    assert best["kneser_ney"] < 0.98 * best["witten_bell"], best
+
+
 @pytest.mark.parametrize("smoothing", SMOOTHINGS)
 def test_order_three_beats_order_one_on_the_default_corpus(corpus_ids, smoothing):
     train, val, V = corpus_ids
@@ -113,3 +171,13 @@ def test_fit_and_scoring_validate_ids():
         model.perplexity([[0, 1]])
     with pytest.raises(InvalidInput, match="too high"):
         NGramModel(10).fit([0, 1], 100_000)
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS)
+def test_a_truncated_model_equals_one_counted_at_that_order(corpus_ids, smoothing):
+    train, val, V = corpus_ids
+    high = NGramModel(6).fit(train, V)
+    for order in (1, 3, 5):
+        direct = NGramModel(order, smoothing=smoothing).fit(train, V)
+        np.testing.assert_array_equal(high.truncated(order, smoothing).token_log_probs(val[:3000]),
+                                      direct.token_log_probs(val[:3000]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnn_engine.errors import InvalidInput
-from rnn_engine.optim import SGD, Adagrad, Adam, AdamW, clip_grad_norm
+from rnn_engine.optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
 from rnn_engine.schedules import ConstantSchedule, CosineSchedule, StepSchedule, make_schedule
 
 STEPS = 5
@@ -29,6 +29,11 @@ CASES = [
     ("Adagrad", Adagrad, {}),
     ("Adagrad", Adagrad, {"lr": 0.1, "lr_decay": 0.2, "weight_decay": 0.05,
                           "initial_accumulator_value": 0.4}),
+    ("RMSprop", RMSprop, {}),
+    ("RMSprop", RMSprop, {"lr": 0.002, "alpha": 0.95}),  # char-rnn's setting
+    ("RMSprop", RMSprop, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05}),
+    ("RMSprop", RMSprop, {"lr": 0.01, "centered": True, "alpha": 0.3}),  # 1 - alpha >= 0.5: other lerp branch
+    ("RMSprop", RMSprop, {"lr": 0.01, "centered": True, "momentum": 0.5, "maximize": True}),
 ]
 CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for name, _, kw in CASES]
 
@@ -68,7 +73,8 @@ def test_default_hyperparameters_equal_torch():
     t = [torch.zeros(1, requires_grad=True)]
     p = {"w": np.zeros(1)}
     for mine, theirs in ((SGD(p), torch.optim.SGD(t)), (Adam(p), torch.optim.Adam(t)),
-                         (AdamW(p), torch.optim.AdamW(t)), (Adagrad(p), torch.optim.Adagrad(t))):
+                         (AdamW(p), torch.optim.AdamW(t)), (Adagrad(p), torch.optim.Adagrad(t)),
+                         (RMSprop(p), torch.optim.RMSprop(t))):
         group = theirs.param_groups[0]
         for key, value in mine.hyperparameters().items():
             assert group[key] == (tuple(value) if isinstance(value, list) else value), (type(mine), key)
