@@ -39,8 +39,9 @@ CASES = [
     Case("C", "lstm", 64, 512, 64, 100, num_layers=2),
     Case("D", "lstm", 64, 512, 1, 1, num_layers=2, step_only=True),
 ]
-# The issue's targets for the median ratio engine / PyTorch (D: also no slower than onnxruntime).
-TARGETS = {"forward": {"A": 1.5}, "default": 1.0, "step": 0.25}
+# The issues' targets for the median ratio engine / PyTorch (D: also no slower than onnxruntime); issue 18:
+# A's forward at one thread within 1.2, every other sequence case and pass within 1.0.
+TARGETS = {"forward": {"A": 1.2}, "default": 1.0, "step": 0.25}
 QUICK_CASES = [Case("tiny", "lstm", 8, 16, 4, 5), Case("tiny-step", "lstm", 8, 16, 1, 1, 2, step_only=True)]
 QUICK_CASE = QUICK_CASES[0]  # the tiny sequence case (bench/onnx.py reuses it)
 
@@ -133,9 +134,11 @@ def _step_contenders(case: Case, threads: int) -> dict[str, Callable[[], object]
     return {"engine": engine, "torch": pytorch, "onnxruntime": onnxruntime}
 
 
-def _target(case: Case, pass_name: str) -> float:
+def _target(case: Case, pass_name: str, threads: int = 1) -> float:
     if case.step_only:
         return TARGETS["step"]
+    if threads > 1:
+        return TARGETS["default"]
     return TARGETS.get(pass_name, {}).get(case.name, TARGETS["default"])
 
 
@@ -170,7 +173,7 @@ def run(
                     "hidden": case.hidden_size, "batch": case.batch, "steps": case.steps, "pass": pass_name,
                     "engine_ms": t["engine"].median * 1e3, "torch_ms": t["torch"].median * 1e3,
                     "ratio": _median_ratio(t["engine"].samples, t["torch"].samples),
-                    "target": _target(case, pass_name), "repeats": repeats,
+                    "target": _target(case, pass_name, threads), "repeats": repeats,
                 }
                 if "onnxruntime" in t:
                     row["ort_ms"] = t["onnxruntime"].median * 1e3

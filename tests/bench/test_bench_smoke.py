@@ -39,3 +39,29 @@ def test_main_prints_json(capsys, monkeypatch):
     engine.main(["--quick", "--repeats", "1", "--threads", "1", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert {r["case"] for r in report["rows"]} == {"tiny", "tiny-step"}
+
+
+def test_before_after_bench_times_a_copied_base_engine(tmp_path, capsys):
+    """bench.engine_ab on the tiny case, with this checkout's engine copied as the 'base' package."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import rnn_engine
+    from bench import engine_ab
+
+    shutil.copytree(Path(rnn_engine.__file__).parent, tmp_path / "rnn_engine_base")
+    try:
+        engine_ab.main(["--base", str(tmp_path), "--quick", "--threads", "1", "--cpu-time", "--json"])
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [k for k in sys.modules if k.startswith("rnn_engine_base")]:
+            del sys.modules[name]
+    report = json.loads(capsys.readouterr().out)
+    assert report["clock"] == "thread CPU"
+    assert [(r["case"], r["pass"]) for r in report["rows"]] == [("tiny", "forward"), ("tiny", "forward+backward")]
+    for row in report["rows"]:
+        assert row["base_ms"] > 0 and row["new_ms"] > 0 and row["torch_ms"] > 0 and row["new_base"] > 0
+    assert sys.modules["rnn_engine"] is rnn_engine  # the base package did not replace this one
+    with pytest.raises(SystemExit):
+        engine_ab.main(["--base", str(tmp_path), "--threads", "2", "--cpu-time"])
