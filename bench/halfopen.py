@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             channel.close()
             server.drain(2)
-    print(f"{args.calls} half-open calls from one peer; {args.rounds} rounds x {args.samples} calls per phase")
+    print(f"{args.calls} half-open calls from one peer; {args.rounds} rounds x {args.samples} calls "
+          "per phase")
     for phase in phases:
         line = [f"{phase:9s}"]
         for name in ("Predict", "Health"):

@@ -103,7 +103,7 @@ def bearer_token(metadata) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise _unauthenticated("send one 'authorization' header, got %d" % len(values))
+        raise _unauthenticated(f"send one 'authorization' header, got {len(values)}")
     value = values[0]
     if isinstance(value, bytes):
         raise _unauthenticated("expected 'authorization: Bearer <token>' (text, not binary metadata)")

@@ -124,5 +124,6 @@ def test_long_run_of_mutated_requests_never_gets_unknown_or_internal(server_chan
     channel, handler, _ = server_channel
     start = time.perf_counter()
     counts = run_fuzz(channel, handler, LONG_CALLS, seed=1919)
-    print(f"\n{LONG_CALLS} mutated calls in {time.perf_counter() - start:.1f} s: {dict(counts.most_common())}")
+    seconds = time.perf_counter() - start
+    print(f"\n{LONG_CALLS} mutated calls in {seconds:.1f} s: {dict(counts.most_common())}")
     assert sum(counts.values()) == LONG_CALLS >= 10_000 or LONG_CALLS < 10_000

@@ -73,10 +73,12 @@ class RawPeer:
         With message None the call is left half-open: HEADERS only, never a message."""
         if self.ignore_stream_limit:  # act as a peer that does not honour the server's SETTINGS
             settings = self.conn.remote_settings
-            settings._settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = collections.deque([2**31 - 1])
+            code = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+            settings._settings[code] = collections.deque([2**31 - 1])
         sid = self.conn.get_next_available_stream_id()
         headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", method.encode()),
-                   (b":authority", b"127.0.0.1"), (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+                   (b":authority", b"127.0.0.1"), (b"content-type", b"application/grpc"),
+                   (b"te", b"trailers")]
         headers += [(k.encode() if isinstance(k, str) else k, v.encode() if isinstance(v, str) else v)
                     for k, v in metadata]
         self.conn.send_headers(sid, headers, end_stream=False)
@@ -96,7 +98,7 @@ class RawPeer:
             self.sock.settimeout(left)
             try:
                 data = self.sock.recv(65536)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return
             if not data:
                 self.closed = True

@@ -131,7 +131,8 @@ def test_every_id_and_name_has_a_length_limit(served, field, call):
 
 def test_a_stop_sequence_has_a_length_limit(served):
     stubs, _ = served
-    request = ipb.StreamGenerateRequest(model="lm", prompt="t", stop_sequences=["ok", "x" * (MAX_STOP_CHARS + 1)])
+    stops = ["ok", "x" * (MAX_STOP_CHARS + 1)]
+    request = ipb.StreamGenerateRequest(model="lm", prompt="t", stop_sequences=stops)
     code, details = refusal(lambda: list(stubs.inference.StreamGenerate(request, timeout=10)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith("stop_sequences[1]:"), details

@@ -14,12 +14,12 @@ import grpc
 import pytest
 
 from rnn.v1 import training_service_pb2 as tpb
+
 try:  # jobs became a package (server/jobs/) on main
     from server.jobs.record import RUNNING, SUCCEEDED, JobFiles, JobRecord
 except ImportError:
     from server.jobrecord import RUNNING, SUCCEEDED, JobFiles, JobRecord
 from tests.security.helpers import Stubs, start_server
-
 
 JOB = "job-0123456789ab"
 

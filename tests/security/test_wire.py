@@ -68,8 +68,8 @@ def test_half_open_calls_from_one_peer_do_not_block_other_clients_or_health(mode
     peers = [RawPeer(port) for _ in range(3)]
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        sids = [(p, p.open(m)) for p in peers for m in [PREDICT, LIST, "/rnn.v1.InferenceService/PredictStream"]
-                * 33]
+        methods = [PREDICT, LIST, "/rnn.v1.InferenceService/PredictStream"] * 33
+        sids = [(p, p.open(m)) for p in peers for m in methods]
         for p in peers:
             p.pump(0.3)
         assert all(p.streams[s].status() is None for p, s in sids)  # all still open, waiting for a message
@@ -103,7 +103,8 @@ def test_a_call_whose_request_message_never_arrives_ends_naming_request_message_
 
 
 def test_without_credentials_a_half_open_call_is_refused_at_its_headers(models, tmp_path):
-    server, port = serve(models, auth_tokens_file=write_tokens(tmp_path / "tokens"), request_message_timeout=60)
+    tokens = write_tokens(tmp_path / "tokens")
+    server, port = serve(models, auth_tokens_file=tokens, request_message_timeout=60)
     peer = RawPeer(port)
     try:
         sid = peer.open(PREDICT)  # no authorization, no message
@@ -160,7 +161,8 @@ def test_one_token_spelled_differently_is_one_client_for_the_stream_limit(models
     gate = threading.Event()
 
     def requests():  # a stream held open until the test ends
-        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True, chunk=pb.SequenceInput(text="t"))
+        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True,
+                                       chunk=pb.SequenceInput(text="t"))
         gate.wait(20)
 
     held = stubs.inference.PredictStream(requests(), metadata=[("authorization", f"Bearer {INFER_TOKEN}")],
@@ -188,7 +190,8 @@ def test_a_full_call_limit_is_refused_naming_it_and_counted_while_health_answers
     gate = threading.Event()
 
     def requests():
-        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True, chunk=pb.SequenceInput(text="t"))
+        yield ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True,
+                                       chunk=pb.SequenceInput(text="t"))
         gate.wait(20)
 
     held = stubs.inference.PredictStream(requests(), timeout=30)
