@@ -127,3 +127,18 @@ def test_long_run_of_mutated_requests_never_gets_unknown_or_internal(server_chan
     seconds = time.perf_counter() - start
     print(f"\n{LONG_CALLS} mutated calls in {seconds:.1f} s: {dict(counts.most_common())}")
     assert sum(counts.values()) == LONG_CALLS >= 10_000 or LONG_CALLS < 10_000
+
+
+def test_an_undecodable_call_is_logged_with_its_request_id_and_counted(server_channel, caplog):
+    channel, _, server = server_channel
+    predict = next(s for s in seeds() if s.method.endswith("/Predict"))
+    before = server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get()
+    with caplog.at_level("INFO", logger="rnn.server.calls"):
+        call = channel.unary_unary(predict.method)
+        with pytest.raises(grpc.RpcError) as err:
+            call(b"\xff", timeout=10, metadata=[("x-request-id", "undecodable-1")])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(err.value.trailing_metadata())["request-id"] == "undecodable-1"
+    lines = [r for r in caplog.records if getattr(r, "request_id", None) == "undecodable-1"]
+    assert [(r.method, r.status) for r in lines] == [("Predict", "INVALID_ARGUMENT")]
+    assert server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get() == before + 1
