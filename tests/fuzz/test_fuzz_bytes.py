@@ -131,16 +131,32 @@ def test_long_run_of_mutated_requests_never_gets_unknown_or_internal(server_chan
     assert sum(counts.values()) == LONG_CALLS
 
 
-def test_an_undecodable_call_is_logged_with_its_request_id_and_counted(server_channel, caplog):
+def test_an_undecodable_call_is_logged_with_its_request_id_and_counted(server_channel):
+    import logging
+
     channel, _, server = server_channel
     predict = next(s for s in seeds() if s.method.endswith("/Predict"))
     before = server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get()
-    with caplog.at_level("INFO", logger="rnn.server.calls"):
-        call = channel.unary_unary(predict.method)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # on the call logger itself: works whatever propagation is configured
+    calls_log = logging.getLogger("rnn.server.calls")
+    calls_log.addHandler(handler)
+    old_level = calls_log.level
+    calls_log.setLevel(logging.INFO)
+    try:
         with pytest.raises(grpc.RpcError) as err:
-            call(b"\xff", timeout=10, metadata=[("x-request-id", "undecodable-1")])
+            channel.unary_unary(predict.method)(b"\xff", timeout=10,
+                                                metadata=[("x-request-id", "undecodable-1")])
+        deadline = time.monotonic() + 5  # the server writes the call's line just after sending its status
+        while not any(getattr(r, "request_id", None) == "undecodable-1" for r in records):
+            assert time.monotonic() < deadline, "no log line for the call"
+            time.sleep(0.01)
+    finally:
+        calls_log.removeHandler(handler)
+        calls_log.setLevel(old_level)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(err.value.trailing_metadata())["request-id"] == "undecodable-1"
-    lines = [r for r in caplog.records if getattr(r, "request_id", None) == "undecodable-1"]
+    lines = [r for r in records if getattr(r, "request_id", None) == "undecodable-1"]
     assert [(r.method, r.status) for r in lines] == [("Predict", "INVALID_ARGUMENT")]
     assert server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get() == before + 1

@@ -4,6 +4,7 @@ every spelling of the authorization header. The peer is tests/security/rawh2.py 
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 import pytest
@@ -94,9 +95,13 @@ def test_a_call_whose_request_message_never_arrives_ends_naming_request_message_
         assert "request_message_timeout" in result.message()
         stream = peer.open("/rnn.v1.InferenceService/PredictStream")  # a request stream's first message too
         assert peer.wait(stream, 10).status() == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
-        text = server.state.metrics.text()
-        assert 'rnn_refused_calls_total{limit="request_message_timeout",method="Predict"} 1.0' in text
-        assert 'rnn_grpc_calls_total{method="Predict",status="DEADLINE_EXCEEDED"} 1.0' in text
+        assert 'rnn_refused_calls_total{limit="request_message_timeout",method="Predict"} 1.0' in \
+            server.state.metrics.text()  # counted before the status is sent
+        deadline = time.monotonic() + 5  # the call's own record is written just after its status
+        while 'rnn_grpc_calls_total{method="Predict",status="DEADLINE_EXCEEDED"} 1.0' not in \
+                server.state.metrics.text():
+            assert time.monotonic() < deadline, server.state.metrics.text()
+            time.sleep(0.01)
     finally:
         peer.close()
         server.drain(1)
