@@ -154,7 +154,8 @@ def create_server(config: ServerConfig) -> tuple[RnnServer, int]:
     )
     limiter = StreamLimiter(config.max_concurrent_streams, config.max_streams_per_client)
     interceptors = [CallInterceptor(metrics, limiter, state.draining, tokens=tokens,
-                                    max_calls=max_calls(config), request_timeout=config.request_message_timeout)]
+                                    max_calls=max_calls(config),
+                                    request_timeout=config.request_message_timeout)]
     loop = EventLoopThread.shared()
     server, health_servicer, address, port = loop.run(_build(config, state, interceptors, creds))
     metrics_host = config.metrics_host or config.host

@@ -1,8 +1,9 @@
-"""Bearer-token authentication and role checks for every RPC, as one grpc.aio server interceptor.
+"""Bearer-token authentication and role checks for every RPC; one client identity for per-client limits.
 
 Two roles: `inference` may call the read and predict methods; `admin` may call everything. Health checks
 and server reflection stay open so load balancers and grpcurl work. Tokens are compared in constant time
-and never logged.
+and never logged. The server checks credentials in its CallInterceptor (server/interceptor.py) through
+`authenticate`, on the call's HEADERS; `AuthInterceptor` does the same as a stand-alone grpc.aio interceptor.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def bearer_token(metadata) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise _unauthenticated("send one 'authorization' header, got %d" % len(values))
+        raise _unauthenticated(f"send one 'authorization' header, got {len(values)}")
     value = values[0]
     if isinstance(value, bytes):
         raise _unauthenticated("expected 'authorization: Bearer <token>' (text, not binary metadata)")

@@ -48,8 +48,8 @@ class ServerConfig:
     max_open_sequences: int = 1024  # PredictStream sequences held at once, over all streams
     max_upload_bytes: int = 256 * 1024 * 1024  # UploadDataset total size
     max_upload_disk_bytes: int = 1024 * 1024 * 1024  # all uploads together on disk (model_dir/.uploads)
-    max_concurrent_calls: int = 0  # calls served at once (health/reflection excluded); 0: max_concurrent_streams+16
-    max_streams_per_connection: int = 100  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (grpc.max_concurrent_streams)
+    max_concurrent_calls: int = 0  # calls served at once (health excluded); 0: max_concurrent_streams + 16
+    max_streams_per_connection: int = 100  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of a connection
     request_message_timeout: float = 10.0  # seconds a call may wait for its (first) request message
     max_streams_per_client: int = 0  # open streams of one client (token, else peer host); 0: no own limit
     max_queued_jobs: int = 32  # training jobs waiting for a worker slot

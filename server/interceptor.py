@@ -1,9 +1,11 @@
-"""Server interceptor: request ids, one structured log line and metrics per call, stream limits, draining.
+"""Server interceptor: admission (draining, credentials, request deadline, decoding, call and stream limits),
+request ids, one structured log line and metrics per call.
 
 Every call gets a request id (the client's `x-request-id`/`request-id` metadata if sane, else a fresh one),
 returned in initial metadata and in every error status. When the call ends (for any reason: the wrapper's
-`finally`) one log line records method, model, status, duration and request id. It is a grpc.aio interceptor:
-every behavior it wraps is async (server/bridge.py adapts the sync servicer methods).
+`finally`) one log line records method, model, status, duration, request id and the limit that refused it,
+if any. It is a grpc.aio interceptor: every behavior it wraps is async (server/bridge.py adapts the sync
+servicer methods); see CallInterceptor for the order in which a call is admitted.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ class SequenceRegistry:
         with self._lock:
             seq = self._seqs.get((stream, seq_id))
             if seq is None:
-                why = self._released.get((stream, seq_id), "it was never started (send start=true first) or it ended")
+                why = self._released.get(
+                    (stream, seq_id), "it was never started (send start=true first) or it ended")
                 raise ServiceError(
                     grpc.StatusCode.NOT_FOUND,
                     f"sequence_id: sequence {seq_id!r} is not open: {why}",

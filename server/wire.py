@@ -21,7 +21,7 @@ from .errors import ServiceError, invalid
 
 MAX_NAME_CHARS = 256  # every id, name, token, label, enum-like string a client sends
 MAX_STOP_CHARS = 1024  # one StreamGenerate stop sequence
-MAX_STRUCT_DEPTH = 8  # google.protobuf.Struct option maps (spec.extra, dataset.options) nest at most this deep
+MAX_STRUCT_DEPTH = 8  # Struct option maps (spec.extra, dataset.options) nest at most this deep
 FREE_TEXT = frozenset({"prompt", "text"})  # data fields: bounded by the message size limit only
 _LONG = {"stop_sequences": MAX_STOP_CHARS}
 

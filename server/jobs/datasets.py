@@ -62,7 +62,8 @@ def _names(value) -> bool:
 
 OPTION_TYPES = {"column": lambda v: isinstance(v, str), "exog_columns": _names,
                 "fmt": lambda v: isinstance(v, str), "header": lambda v: isinstance(v, bool)}
-OPTION_SHAPES = {"column": "a column name (string)", "exog_columns": "a column name or a list of column names",
+OPTION_SHAPES = {"column": "a column name (string)",
+                 "exog_columns": "a column name or a list of column names",
                  "fmt": "a format name (string)", "header": "true or false"}
 
 

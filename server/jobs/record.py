@@ -136,7 +136,8 @@ class JobFiles:
     def read_events_from(self, offset: int) -> tuple[list[dict[str, Any]], int]:
         """Complete event lines after byte `offset`, and the offset past them (WatchJob on another server)."""
         try:
-            fd = os.open(self.events, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(self.events, flags)
             with os.fdopen(fd, "rb") as f:
                 f.seek(offset)
                 data = f.read()

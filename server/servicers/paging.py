@@ -18,8 +18,8 @@ def page(items: Sequence[T], page_size: int, page_token: str) -> tuple[list[T], 
         raise invalid("page_size", f"expected 0..{MAX_PAGE}, got {page_size}")
     size = page_size or DEFAULT_PAGE
     # digits only, and few: int() refuses over 4300 digits, and no offset needs more than 18
-    if page_token and not (len(page_token) <= MAX_TOKEN_DIGITS and page_token.isascii() and page_token.isdigit()
-                           and int(page_token) <= len(items)):
+    well_formed = len(page_token) <= MAX_TOKEN_DIGITS and page_token.isascii() and page_token.isdigit()
+    if page_token and not (well_formed and int(page_token) <= len(items)):
         raise invalid("page_token", f"expected a token from a previous response, got {page_token!r:.40}")
     start = int(page_token or 0)
     end = start + size

@@ -147,7 +147,8 @@ def seeds() -> list[Seed]:
         Seed("/rnn.v1.InferenceService/Predict", _s(ipb.PredictRequest(
             model="fc", inputs=[pb.SequenceInput(values=pb.FloatSequence(data=[0.1] * 8))]))),
         Seed("/rnn.v1.InferenceService/PredictStream", _s(
-            ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True, chunk=pb.SequenceInput(text="the")),
+            ipb.PredictStreamRequest(model="lm", sequence_id="a", start=True,
+                                     chunk=pb.SequenceInput(text="the")),
             ipb.PredictStreamRequest(sequence_id="a", end=True, chunk=pb.SequenceInput(text=" cat"))),
             request_streaming=True, response_streaming=True),
         Seed("/rnn.v1.InferenceService/StreamGenerate", _s(ipb.StreamGenerateRequest(
@@ -156,7 +157,8 @@ def seeds() -> list[Seed]:
         Seed("/rnn.v1.ModelService/ListModels", _s(mpb.ListModelsRequest(page_size=2, page_token="1"))),
         Seed("/rnn.v1.ModelService/GetModel", _s(mpb.GetModelRequest(model="clf"))),
         Seed("/rnn.v1.ModelService/DeleteModel", _s(mpb.DeleteModelRequest(model="ghost"))),
-        Seed("/rnn.v1.ModelService/ExportOnnx", _s(mpb.ExportOnnxRequest(model="lm")), response_streaming=True),
+        Seed("/rnn.v1.ModelService/ExportOnnx", _s(mpb.ExportOnnxRequest(model="lm")),
+             response_streaming=True),
         Seed("/rnn.v1.TrainingService/Train", _s(train), response_streaming=True),
         Seed("/rnn.v1.TrainingService/WatchJob", _s(tpb.WatchJobRequest(job_id="job-000000000000")),
              response_streaming=True),

@@ -3,7 +3,8 @@
 The bytes on the wire are whatever the mutation made (tests/fuzz/mutations.py), so the server's decoding is
 under test, not only its validation. Every call must end with a status a client can act on; undecodable
 bytes are INVALID_ARGUMENT without internal class names. Normal mode: NORMAL_CALLS calls (in `make test`);
-long mode (`pytest -m fuzz_long tests/fuzz`): RNN_FUZZ_BYTES_CALLS calls, default LONG_CALLS.
+long mode (`pytest -m fuzz_long tests/fuzz`): RNN_FUZZ_BYTES_CALLS calls (default 10,000) from seed
+RNN_FUZZ_BYTES_SEED (default 1919).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .test_fuzz_rpcs import SERVER_LIMITS, _Unexpected
 
 NORMAL_CALLS = 300
 LONG_CALLS = int(os.environ.get("RNN_FUZZ_BYTES_CALLS", "10000"))
+LONG_SEED = int(os.environ.get("RNN_FUZZ_BYTES_SEED", "1919"))
 FAILED = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 
 
@@ -123,6 +125,38 @@ def test_mutated_requests_never_get_unknown_or_internal(server_channel):
 def test_long_run_of_mutated_requests_never_gets_unknown_or_internal(server_channel):
     channel, handler, _ = server_channel
     start = time.perf_counter()
-    counts = run_fuzz(channel, handler, LONG_CALLS, seed=1919)
-    print(f"\n{LONG_CALLS} mutated calls in {time.perf_counter() - start:.1f} s: {dict(counts.most_common())}")
-    assert sum(counts.values()) == LONG_CALLS >= 10_000 or LONG_CALLS < 10_000
+    counts = run_fuzz(channel, handler, LONG_CALLS, seed=LONG_SEED)
+    seconds = time.perf_counter() - start
+    print(f"\n{LONG_CALLS} mutated calls in {seconds:.1f} s: {dict(counts.most_common())}")
+    assert sum(counts.values()) == LONG_CALLS
+
+
+def test_an_undecodable_call_is_logged_with_its_request_id_and_counted(server_channel):
+    import logging
+
+    channel, _, server = server_channel
+    predict = next(s for s in seeds() if s.method.endswith("/Predict"))
+    before = server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # on the call logger itself: works whatever propagation is configured
+    calls_log = logging.getLogger("rnn.server.calls")
+    calls_log.addHandler(handler)
+    old_level = calls_log.level
+    calls_log.setLevel(logging.INFO)
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            channel.unary_unary(predict.method)(b"\xff", timeout=10,
+                                                metadata=[("x-request-id", "undecodable-1")])
+        deadline = time.monotonic() + 5  # the server writes the call's line just after sending its status
+        while not any(getattr(r, "request_id", None) == "undecodable-1" for r in records):
+            assert time.monotonic() < deadline, "no log line for the call"
+            time.sleep(0.01)
+    finally:
+        calls_log.removeHandler(handler)
+        calls_log.setLevel(old_level)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(err.value.trailing_metadata())["request-id"] == "undecodable-1"
+    lines = [r for r in records if getattr(r, "request_id", None) == "undecodable-1"]
+    assert [(r.method, r.status) for r in lines] == [("Predict", "INVALID_ARGUMENT")]
+    assert server.state.metrics.calls.labels("Predict", "INVALID_ARGUMENT")._value.get() == before + 1
