@@ -1,24 +1,30 @@
 """Batched single-step decoding for serving: one step of many independent generations at once.
 
 A server steps every running generation together (continuous batching): each request keeps its own state,
-sampling settings and random generator in a `batched_sampler.Sampler`, and `step_logits` advances all of them
-by one token through a `StepPlan`: the model's weights copied once, contiguous with the gate scale folded in
-(the recurrent layers' `step_weights()`), the first layer's input product replaced by a lookup table of every
-token's projection, so a step is one recurrent product per layer, one input product per layer above the first
-and the output product. Model.generate runs the same `Sampler` and step for one request alone, so a request
-gets Model.generate's tokens.
+sampling settings and random generator in a `batched_sampler.Sampler`, and a `StepPlan` advances all of them
+by one token: the model's weights copied once, contiguous with the gate scale folded in (the recurrent
+layers' `step_weights()`), the first layer's input product replaced by a lookup table of every token's
+projection, so a step is one recurrent product per layer, one input product per layer above the first and
+the output product. Model.generate runs the same `Sampler` and plan for one request alone.
 
-What is exact is that a request produces the same tokens whether it runs alone or among others, provided the
-batched step computes each row independently of the others. BLAS does so for a fixed number of rows M (a row's
-result does not depend on its position or on the other rows), but may round differently for different M when
-M is small: gemv for M == 1, and small-matrix kernels below a shape-dependent size. `exact_min_rows(model,
-max_rows)` finds, once per network shape, the smallest M0 such that every M in [M0, max_rows] gives the same
-rows, and `step_logits` pads smaller batches to M0 rows (repeating the last row), so a stream gets the same
-logits alone or in any batch up to max_rows. The small output product (M x H x V up to about 1e6 runs
-OpenBLAS's small-matrix kernel) is padded on its own to the rows from which it rounds alike, so that this one
-product does not force every step to its larger row count.
-Model.generate runs each request this way alone, with max_rows = GENERATE_ROWS (the server's default
-`--batch-max-size`), so it gives the server's tokens too.
+Kernel policy (`StepPlan.run`, `StepPlan.run_streams`), the default: a batch of fewer than `gemv_rows` rows
+runs row by row, each row its own 1-row products (BLAS's matrix-vector kernel, which reads each weight once
+and is the fastest kernel for one row: a (1, 512) x (512, 2048) product takes ~70 us where the 2-row
+matrix product takes ~450 us with OpenBLAS here); from `gemv_rows` rows on, one matrix product per weight
+for the whole batch. `gemv_rows` is probed once per network shape (`gemv_crossover`: the smallest batch
+whose one product beats its rows one by one). So a request's tokens are identical alone and in any batch
+below the crossover (a row's arithmetic is the same 1-row kernel whatever the batch); beyond it they may
+differ from the lone run in the last bits of a logit (a different BLAS kernel sums in another order), as
+in vLLM and text-generation-inference.
+
+Deterministic mode (`StepPlan(model, deterministic=True)`, the server's `--deterministic`): a request's
+tokens are identical alone and in every batch up to max_rows. BLAS computes each row independently of the
+others for a fixed number of rows M, but may round differently for different M when M is small (gemv for
+M == 1, small-matrix kernels below a shape-dependent size). `exact_min_rows(model, max_rows)` finds, once
+per network shape, the smallest M0 such that every M in [M0, max_rows] gives the same rows, and a step
+pads smaller batches to M0 rows (repeating the last row). The small output product (M x H x V up to about
+1e6 runs OpenBLAS's small-matrix kernel) is padded on its own to the rows from which it rounds alike.
+The cost: a lone stream pays for M0 rows (2-row products instead of the 1-row kernel).
 
 States are the networks' `(h, c)` pairs, h (L, B, H) (c None unless LSTM): `stack_states` joins the rows of
 several, `split_state` takes them apart again.
@@ -26,9 +32,11 @@ several, `split_state` takes them apart again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from . import cells
 from .backend import no_grad, xp
 from .batched_sampler import BATCHED_TASKS
 from .errors import FailedPrecondition, InvalidInput
@@ -37,6 +45,7 @@ from .models.base import State
 MIN_ROWS = 2  # a product of one row would take BLAS's gemv path and round differently
 GENERATE_ROWS = 64  # max_rows of Model.generate's padding: the server's default batch size
 _EXACT_ROWS: dict[tuple, int] = {}  # network shape -> M0 (see exact_min_rows)
+_GEMV_ROWS: dict[tuple, int] = {}  # network shape -> the batch size from which one GEMM wins (gemv_crossover)
 
 
 def stack_states(states: Sequence[State]) -> State:
@@ -57,18 +66,31 @@ def split_state(state: State) -> list[State]:
 
 
 class StepPlan:
-    """What `step_logits` reads of a model, laid out once for many steps: the recurrent layers'
-    `step_weights()`, the first layer's input projection of every token as a lookup table (V, G), and the
-    output layer's W^T contiguous. Copies: build a new plan after the model's parameters change.
-    A scheduler keeps one per loaded model; Model.generate builds one per call.
+    """What a step reads of a model, laid out once for many steps: the recurrent layers' `step_weights()`,
+    the first layer's input projection of every token as a lookup table (V, G), and the output layer's W^T
+    contiguous; plus the kernel policy (module docstring) and scratch buffers, so a step allocates only its
+    outputs. Copies: build a new plan after the model's parameters change. Not thread-safe (the buffers):
+    one plan per thread. A scheduler keeps one per loaded model; Model.generate builds one per call.
+
+    deterministic: pad batches to `exact_min_rows(model, max_rows)` (tokens identical alone and in any
+    batch up to max_rows). gemv_rows: batches below it run row by row (None: `gemv_crossover`, probed on
+    first use; ignored when deterministic).
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, deterministic: bool = False, max_rows: int = GENERATE_ROWS,
+                 gemv_rows: int | None = None) -> None:
         if model.task not in BATCHED_TASKS:
             raise FailedPrecondition(f"StepPlan: a {model.task} model does not generate tokens")
+        if not isinstance(deterministic, bool):
+            raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}")
+        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+            raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
+        if gemv_rows is not None and (isinstance(gemv_rows, bool) or not isinstance(gemv_rows, int)
+                                      or gemv_rows < 1):
+            raise InvalidInput(f"gemv_rows: expected an int >= 1 or None, got {gemv_rows!r}")
         net = model.net
         decoder = model.task != "language_model"
-        self.model = model
+        self.model, self.deterministic, self.max_rows = model, deterministic, max_rows
         self.rnn = net.decoder if decoder else net.rnn
         embedding = net.dec_embedding if decoder else net.embedding
         self.weights = self.rnn.step_weights()
@@ -77,9 +99,102 @@ class StepPlan:
         self.head_t = xp.array(head["weight"].T, order="C")  # (H, V), a copy
         self.head_b = None if head.get("bias") is None else head["bias"].copy()
         self.head_rows = _exact_product_rows(self.head_t, GENERATE_ROWS)
+        self._gemv_rows, self._min_rows = gemv_rows, None
+        self._scratch: dict[int, tuple] = {}  # rows -> (a, hw, tanh_c) buffers of the kernel
+
+    # ---------------------------------------------------------------------------------------- the policy
+    @property
+    def gemv_rows(self) -> int:
+        """Batches below this many rows run row by row (probed on first use, see gemv_crossover)."""
+        if self._gemv_rows is None:
+            self._gemv_rows = gemv_crossover(self, self.max_rows)
+        return self._gemv_rows
+
+    @property
+    def min_rows(self) -> int:
+        """Deterministic mode: rows every step is padded to (exact_min_rows)."""
+        if self._min_rows is None:
+            self._min_rows = exact_min_rows(self.model, self.max_rows)
+        return self._min_rows
+
+    def run(self, ids, state: State) -> tuple[Any, State]:
+        """ids (B,), state (L, B, H) -> logits (B, V), new state, by the plan's policy; no validation
+        (see step_logits)."""
+        if self.deterministic:
+            return _padded(self, ids, state, self.min_rows)
+        B = len(ids)
+        if B >= self.gemv_rows:
+            return self.kernel(ids, state)
+        h, c = state
+        logits = xp.empty((B, self.head_t.shape[1]), dtype=self.head_t.dtype)
+        h_n, c_n = xp.empty_like(h), None if c is None else xp.empty_like(c)
+        for b in range(B):
+            self._rows(ids[b : b + 1], h[:, b : b + 1], None if c is None else c[:, b : b + 1],
+                       h_n[:, b : b + 1], None if c is None else c_n[:, b : b + 1], logits[b : b + 1])
+        return logits, (h_n, c_n)
+
+    def run_streams(self, ids, states: Sequence[State]) -> tuple[Any, list[State]]:
+        """One step of B streams each with its own single-row state: logits (B, V), B new states. Below
+        gemv_rows (and not deterministic) each stream runs on its own state, nothing stacked or split."""
+        B = len(ids)
+        if self.deterministic or B >= self.gemv_rows:
+            logits, state = self.run(ids, stack_states(states))
+            return logits, split_state(state)
+        logits = xp.empty((B, self.head_t.shape[1]), dtype=self.head_t.dtype)
+        out = []
+        for b, (h, c) in enumerate(states):
+            h_n, c_n = xp.empty_like(h), None if c is None else xp.empty_like(c)
+            self._rows(ids[b : b + 1], h, c, h_n, c_n, logits[b : b + 1])
+            out.append((h_n, c_n))
+        return logits, out
+
+    # ---------------------------------------------------------------------------------------- kernels
+    def kernel(self, ids, state: State) -> tuple[Any, State]:
+        """One step of all B rows together (one product per weight), unpadded: logits (B, V), state."""
+        h, c = state
+        B = len(ids)
+        logits = xp.empty((B, self.head_t.shape[1]), dtype=self.head_t.dtype)
+        h_n, c_n = xp.empty_like(h), None if c is None else xp.empty_like(c)
+        self._rows(ids, h, c, h_n, c_n, logits)
+        return logits, (h_n, c_n)
+
+    def _rows(self, ids, h0, c0, h_n, c_n, logits) -> None:
+        """The step of len(ids) rows into preallocated h_n, c_n (L, B, H) and logits (B, V)."""
+        self.model.net.eval()  # dropout off: the plan holds no dropout
+        B = len(ids)
+        scratch = self._scratch.get(B)
+        if scratch is None:
+            G, H, dtype = self.table.shape[1], self.rnn.hidden_size, self.table.dtype
+            scratch = self._scratch[B] = (xp.empty((B, G), dtype), xp.empty((B, G), dtype),
+                                          xp.empty((B, H), dtype))
+        a, hw, tc = scratch
+        mode = self.rnn.mode
+        for k, (Wih_t, Whh_t, bias, b_hn, scale) in enumerate(self.weights.layers):
+            if k == 0:
+                xp.take(self.table, ids, axis=0, out=a)  # layer 0's input product: a lookup
+            else:
+                xp.matmul(h_n[k - 1], Wih_t, out=a)
+                if bias is not None:
+                    a += bias
+            xp.matmul(h0[k], Whh_t, out=hw)  # all gates in one product
+            if scale is not None:
+                a *= scale
+                hw *= scale
+            if mode == "GRU":
+                cells.gru_cell(a, hw, b_hn, h0[k], tc, h_n[k])
+            else:
+                a += hw
+                if mode == "LSTM":
+                    cells.lstm_cell(a, c0[k], c_n[k], tc, h_n[k])
+                else:
+                    h_n[k] = cells.rnn_cell(a, mode == "RNN_RELU")
+        xp.matmul(h_n[-1], self.head_t, out=logits)
+        if self.head_b is not None:
+            logits += self.head_b
 
     def step(self, ids, state: State) -> tuple[Any, State]:
-        """ids (B,) -> logits (B, V), new state; no validation (see step_logits)."""
+        """ids (B,) -> logits (B, V), new state: the deterministic mode's step of B rows as given (the
+        output product padded to head_rows); no validation (see step_logits)."""
         self.model.net.eval()  # dropout off: the plan holds no dropout
         if state[1] is not None:
             y, (h, c) = self.rnn.step(None, state, self.weights, self.table[ids])
@@ -93,6 +208,54 @@ class StepPlan:
         if self.head_b is not None:
             logits += self.head_b
         return logits, (h, c)
+
+
+def _padded(plan: StepPlan, ids, state: State, min_rows: int) -> tuple[Any, State]:
+    """`plan.step` of a batch padded to min_rows rows (repeating the last), cut back to its B rows."""
+    h, c = state
+    B = len(ids)
+    pad = max(0, min_rows - B)
+    if pad:
+        ids = xp.concatenate([ids, xp.repeat(ids[-1:], pad)])
+        h = xp.concatenate([h, xp.repeat(h[:, -1:], pad, axis=1)], axis=1)
+        c = None if c is None else xp.concatenate([c, xp.repeat(c[:, -1:], pad, axis=1)], axis=1)
+    out, (h, c) = plan.step(ids, (h, c))
+    if pad:
+        out, h, c = out[:B], h[:, :B], None if c is None else c[:, :B]
+    return out, (h, c)
+
+
+def gemv_crossover(plan: StepPlan, max_rows: int) -> int:
+    """The smallest batch size B <= max_rows whose one-product step (`plan.kernel`) is faster than B
+    one-row steps, or max_rows + 1 when none is; timed once per network shape (best of a few runs), then
+    cached. Timing on a loaded machine is noisy: the result is a measured choice, not an exact constant."""
+    key = (_shape_key(plan.model), max_rows)
+    if key not in _GEMV_ROWS:
+        rnn = plan.rnn
+        L, H = rnn.num_layers, rnn.hidden_size
+        rng = xp.random.default_rng(0)
+        h = rng.standard_normal((L, max_rows, H)).astype(rnn.dtype)
+        c = rng.standard_normal((L, max_rows, H)).astype(rnn.dtype) if rnn.mode == "LSTM" else None
+        ids = rng.integers(0, plan.table.shape[0], size=max_rows)
+
+        def best(B: int, repeats: int) -> float:
+            state = (h[:, :B], None if c is None else c[:, :B])
+            times = []
+            with no_grad():
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    plan.kernel(ids[:B], state)
+                    times.append(time.perf_counter() - t0)
+            return min(times)
+
+        one = best(1, 7)
+        found = max_rows + 1
+        for B in sorted({b for b in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128) if b <= max_rows}):
+            if best(B, 3) < B * one:
+                found = B
+                break
+        _GEMV_ROWS[key] = found
+    return _GEMV_ROWS[key]
 
 
 def _exact_product_rows(W, max_rows: int) -> int:
@@ -110,13 +273,14 @@ def _exact_product_rows(W, max_rows: int) -> int:
     return _EXACT_ROWS[key]
 
 
-def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS,
+def step_logits(model, token_ids, state: State, min_rows: int | None = None,
                 plan: StepPlan | None = None) -> tuple[Any, State]:
     """Feed one token to each of B streams: token_ids (B,) and state (L, B, H) -> logits (B, V), new state.
 
-    Batches smaller than `min_rows` are padded (use `exact_min_rows`); then row b of the result depends only
-    on row b of the inputs, so a stream gets the same logits alone or in any batch. `plan`: a `StepPlan` of
-    this model to reuse (without one, each call builds its own: a copy of every weight).
+    By the plan's kernel policy (module docstring) unless `min_rows` is given: then the batch is padded to
+    min_rows rows (use `exact_min_rows`; the deterministic mode), so a stream gets the same logits alone or
+    in any batch. `plan`: a `StepPlan` of this model to reuse (without one, each call builds its own: a copy
+    of every weight).
     """
     if model.task not in BATCHED_TASKS:
         raise FailedPrecondition(f"step_logits: a {model.task} model does not generate tokens")
@@ -127,7 +291,7 @@ def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS,
     V = model.tokenizer.vocab_size
     if ids.min() < 0 or ids.max() >= V:
         raise InvalidInput(f"token_ids: expected ids in [0, {V}), got {ids.min()}..{ids.max()}")
-    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+    if min_rows is not None and (isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1):
         raise InvalidInput(f"min_rows: expected an int >= 1, got {min_rows!r}")
     if plan is not None and (not isinstance(plan, StepPlan) or plan.model is not model):
         raise InvalidInput(f"plan: expected a StepPlan of this model, got {type(plan).__name__}"
@@ -137,16 +301,14 @@ def step_logits(model, token_ids, state: State, min_rows: int = MIN_ROWS,
     if h.ndim != 3 or h.shape[1] != B or (c is not None and c.shape != h.shape):
         raise InvalidInput(f"state: expected (L, {B}, H) arrays, got {h.shape} and "
                            f"{None if c is None else c.shape}")
-    pad = max(0, min_rows - B)
-    if pad:
-        ids = xp.concatenate([ids, xp.repeat(ids[-1:], pad)])
-        h = xp.concatenate([h, xp.repeat(h[:, -1:], pad, axis=1)], axis=1)
-        c = None if c is None else xp.concatenate([c, xp.repeat(c[:, -1:], pad, axis=1)], axis=1)
+    plan = plan or StepPlan(model)
+    dtype = plan.table.dtype
+    h = xp.ascontiguousarray(h, dtype=dtype)
+    c = None if c is None else xp.ascontiguousarray(c, dtype=dtype)
     with no_grad():
-        out, (h, c) = (plan or StepPlan(model)).step(ids, (h, c))
-    if pad:
-        out, h, c = out[:B], h[:, :B], None if c is None else c[:, :B]
-    return out, (h, c)
+        if min_rows is not None:
+            return _padded(plan, ids, (h, c), min_rows)
+        return plan.run(ids, (h, c))
 
 
 def _shape_key(model) -> tuple:

@@ -13,11 +13,13 @@ sequences), beam search for seq2seq, and forecast rollout.
 The prompt conditions the output but is not repeated. Same seed and settings: the same tokens.
 
 Sampled generation (language model, one_to_many, seq2seq without beam search) runs exactly as a server's
-continuous batching runs one request: a `batched_sampler.Sampler` stepped with `batched.step_logits` through
-a `batched.StepPlan` (weights copied once per call), padded to `exact_min_rows(model, GENERATE_ROWS)` rows,
-its tokens chosen by `choose_rows` (row by row, so alone = batched). So a request
-gets the same tokens from Model.generate as from StreamGenerate alone or batched (at the server's default
-batch size), and a token costs one step, not a forward pass that copies every weight matrix.
+continuous batching runs one request: a `batched_sampler.Sampler` stepped through a `batched.StepPlan`
+(weights copied once per call) by its kernel policy (one row: the 1-row kernel), its tokens chosen by
+`choose_rows` (row by row, so alone = batched). So a request gets the same tokens from Model.generate as from
+StreamGenerate alone or in a batch below the plan's crossover (`gemv_rows`); with `deterministic=True` (the
+server's --deterministic) a step is padded to `exact_min_rows(model, GENERATE_ROWS)` rows and the tokens
+equal StreamGenerate's in any batch up to the server's default batch size. A token costs one step, not a
+forward pass that copies every weight matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .backend import no_grad, xp
-from .batched import GENERATE_ROWS, StepPlan, exact_min_rows, step_logits
+from .batched import StepPlan
 from .batched_sampler import Sampler, can_batch
 from .config import GenerationConfig
 from .errors import Cancelled, FailedPrecondition, InvalidInput
@@ -130,8 +132,11 @@ def _start(model, prompt, cfg: GenerationConfig):
     return (lambda t, s: net.decode(xp.asarray([[t]]), s)), logits[0, -1], state, ids
 
 
-def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None) -> Iterator:
+def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None,
+             deterministic: bool = False) -> Iterator:
     """Stream generated tokens (see the module docstring); validation happens before the first record."""
+    if not isinstance(deterministic, bool):
+        raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}")
     if not isinstance(cfg, GenerationConfig):
         raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
     cfg.validate()
@@ -140,7 +145,8 @@ def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], boo
     if model.task == "forecasting":
         return _rollout(model, prompt, cfg, should_stop)
     if can_batch(model, cfg):
-        return _stepped(model, Sampler(model, prompt, cfg, should_stop))  # validates and runs a long prompt
+        sampler = Sampler(model, prompt, cfg, should_stop)  # validates and runs a long prompt
+        return _stepped(StepPlan(model, deterministic), sampler)
     with no_grad():
         model.net.eval()
         start = _start(model, prompt, cfg)
@@ -154,16 +160,16 @@ def _check_stop(should_stop) -> None:
         raise Cancelled("generation cancelled")
 
 
-def _stepped(model, sampler: Sampler) -> Iterator:
+def _stepped(plan: StepPlan, sampler: Sampler) -> Iterator:
     """One request alone, as the server's scheduler steps it (see the module docstring)."""
-    rows = exact_min_rows(model, GENERATE_ROWS)
-    plan = StepPlan(model)
+    ids = xp.empty(1, dtype=xp.int64)
     while True:
         yield from sampler.advance()  # [] while the prompt is fed; Cancelled when should_stop() says so
         if sampler.done:
             return
-        logits, state = step_logits(model, xp.asarray([sampler.token]), sampler.state, min_rows=rows,
-                                    plan=plan)
+        ids[0] = sampler.token
+        with no_grad():
+            logits, (state,) = plan.run_streams(ids, [sampler.state])
         sampler.feed(logits[0], state)
 
 

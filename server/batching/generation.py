@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from rnn_engine.batched import StepPlan, exact_min_rows, split_state, stack_states, step_logits
+from rnn_engine.backend import no_grad
+from rnn_engine.batched import StepPlan
 from rnn_engine.batched_sampler import Sampler, advance_all
 from rnn_engine.config import GenerationConfig
 
@@ -143,8 +144,7 @@ class GenerationScheduler:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._min_rows = 0  # rows a step is padded to, so rows never depend on the batch (set with _plan)
-        self._plan: StepPlan | None = None
+        self._plan: StepPlan | None = None  # weights and kernel policy, built by the first step
         self._prefill = threading.BoundedSemaphore(PREFILL_SLOTS)
         self._depth = self.metrics.queue_depth.labels(name, "generate")
 
@@ -265,12 +265,11 @@ class GenerationScheduler:
         import numpy as np
 
         try:
-            if self._plan is None:
-                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size)
-                self._plan = StepPlan(self.model)  # weight copies for this (never retrained) model
+            if self._plan is None:  # weight copies for this (never retrained) model
+                self._plan = StepPlan(self.model, self.settings.deterministic, self.settings.max_batch_size)
             ids = np.array([r.sampler.token for r in ready], dtype=np.int64)
-            state = stack_states([r.sampler.state for r in ready])
-            logits, state = step_logits(self.model, ids, state, min_rows=self._min_rows, plan=self._plan)
+            with no_grad():
+                logits, states = self._plan.run_streams(ids, [r.sampler.state for r in ready])
         except Exception as exc:  # noqa: BLE001 - the whole step failed: every request in it ends
             with self._lock:
                 self._active = [r for r in self._active if r not in ready]
@@ -278,5 +277,5 @@ class GenerationScheduler:
                 r.stream.put(exc)
             return
         self.metrics.batch_size.labels("generate").observe(len(ready))
-        for r, row, st in zip(ready, logits, split_state(state), strict=True):
+        for r, row, st in zip(ready, logits, states, strict=True):
             r.sampler.feed(row, st)

@@ -84,7 +84,8 @@ class BatchingPool:
                  should_stop: Callable[[], bool] | None = None, deadline: float | None = None) -> Iterator:
         """Records of `model.generate(prompt, cfg, should_stop)`, stepped with the model's other streams."""
         if not self.settings.enabled or not can_batch(model, cfg):
-            return model.generate(prompt, cfg, should_stop=should_stop)
+            return model.generate(prompt, cfg, should_stop=should_stop,
+                                  deterministic=self.settings.deterministic)
         return self.entry(name, model).generation.submit(prompt, cfg, should_stop, deadline)
 
     def predict(self, name: str, model, inputs: list, top_k: int = 1, deadline: float | None = None) -> list:

@@ -51,15 +51,20 @@ CONFIGS = [GenerationConfig(max_new_tokens=30, temperature=t, top_k=k, top_p=p, 
 PROMPTS = ["the ", "", "qu", "dog", "fox j", "T", "lazy", "b", "over the "]
 
 
-def test_a_request_gets_the_same_tokens_alone_and_among_eight_others():
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(deterministic, monkeypatch):
+    from rnn_engine import batched
+
     model = lm()
-    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16))
+    if not deterministic:  # by default: equal in any batch below the GEMV/GEMM crossover (here set to 16)
+        monkeypatch.setattr(batched, "gemv_crossover", lambda plan, max_rows: 16)
+    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, deterministic=deterministic))
     alone = list(sched.submit(PROMPTS[0], CONFIGS[0]))
     streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]  # all join one batch
     together = [list(s) for s in streams]
     assert together[0] == alone
     for p, c, got in zip(PROMPTS, CONFIGS, together, strict=True):
-        reference = list(model.generate(p, c))
+        reference = list(model.generate(p, c, deterministic=deterministic))
         assert ids_of(got) == ids_of(reference)
         assert got[-1] == reference[-1]  # the GenerationEnd: reason, counts, text
     steps = sample(sched.metrics, "rnn_batch_size_count", kind="generate")
@@ -72,9 +77,9 @@ def test_the_scheduler_copies_the_weights_once_not_per_step(monkeypatch):
     built = []
     original = batched.StepPlan.__init__
 
-    def counting(self, model):
+    def counting(self, model, *args, **kwargs):
         built.append(model)
-        original(self, model)
+        original(self, model, *args, **kwargs)
 
     model = lm()
     exact_min_rows(model, 4)  # probed (with a plan of its own) and cached before counting
