@@ -36,7 +36,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import cells
 from .backend import no_grad, xp
 from .batched_sampler import BATCHED_TASKS
 from .errors import FailedPrecondition, InvalidInput
@@ -100,7 +99,6 @@ class StepPlan:
         self.head_b = None if head.get("bias") is None else head["bias"].copy()
         self.head_rows = _exact_product_rows(self.head_t, GENERATE_ROWS)
         self._gemv_rows, self._min_rows = gemv_rows, None
-        self._scratch: dict[int, tuple] = {}  # rows -> (a, hw, tanh_c) buffers of the kernel
 
     # ---------------------------------------------------------------------------------------- the policy
     @property
@@ -161,33 +159,9 @@ class StepPlan:
     def _rows(self, ids, h0, c0, h_n, c_n, logits) -> None:
         """The step of len(ids) rows into preallocated h_n, c_n (L, B, H) and logits (B, V)."""
         self.model.net.eval()  # dropout off: the plan holds no dropout
-        B = len(ids)
-        scratch = self._scratch.get(B)
-        if scratch is None:
-            G, H, dtype = self.table.shape[1], self.rnn.hidden_size, self.table.dtype
-            scratch = self._scratch[B] = (xp.empty((B, G), dtype), xp.empty((B, G), dtype),
-                                          xp.empty((B, H), dtype))
-        a, hw, tc = scratch
-        mode = self.rnn.mode
-        for k, (Wih_t, Whh_t, bias, b_hn, scale) in enumerate(self.weights.layers):
-            if k == 0:
-                xp.take(self.table, ids, axis=0, out=a)  # layer 0's input product: a lookup
-            else:
-                xp.matmul(h_n[k - 1], Wih_t, out=a)
-                if bias is not None:
-                    a += bias
-            xp.matmul(h0[k], Whh_t, out=hw)  # all gates in one product
-            if scale is not None:
-                a *= scale
-                hw *= scale
-            if mode == "GRU":
-                cells.gru_cell(a, hw, b_hn, h0[k], tc, h_n[k])
-            else:
-                a += hw
-                if mode == "LSTM":
-                    cells.lstm_cell(a, c0[k], c_n[k], tc, h_n[k])
-                else:
-                    h_n[k] = cells.rnn_cell(a, mode == "RNN_RELU")
+        a = self.weights.scratch(len(ids))[0]
+        xp.take(self.table, ids, axis=0, out=a)  # layer 0's input product: a lookup
+        self.weights.step_into(None, h0, c0, h_n, c_n, xw=a)
         xp.matmul(h_n[-1], self.head_t, out=logits)
         if self.head_b is not None:
             logits += self.head_b

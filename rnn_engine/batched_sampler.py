@@ -127,8 +127,9 @@ class Sampler:
         self.count += 1
         self.history.append(token)
         records: list = [GeneratedToken(token, piece, logprob)]
-        if any(s in self.text[-(len(s) + len(piece)):] for s in self.cfg.stop):
-            return records + self._end("stop")
+        hit = next((s for s in self.cfg.stop if s in self.text[-(len(s) + len(piece)):]), None)
+        if hit is not None:  # the stop sequence this token completed (it may end inside the token)
+            return records + self._end("stop", hit)
         if self.count >= self.cfg.max_new_tokens:
             return records + self._end("length")
         self.token = token
@@ -142,12 +143,12 @@ class Sampler:
         else:
             self.logits = logits_row
 
-    def _end(self, reason: str) -> list:
+    def _end(self, reason: str, stop_sequence: str = "") -> list:
         from .generate import GenerationEnd
 
         self.done = True
         tail = self.decoder.flush()
-        return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail)]
+        return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail, stop_sequence)]
 
 
 def advance_all(samplers: list[Sampler]) -> list[list | BaseException]:

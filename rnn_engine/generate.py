@@ -6,9 +6,10 @@ sequences), beam search for seq2seq, and forecast rollout.
   (byte tokenizers may hold back an incomplete UTF-8 character until a later token), `logprob` the natural log
   of the token's probability under the model (before temperature, penalty and truncation), `value` only for
   forecasts (then `id` is the step index and `text` the value printed);
-- then exactly one `GenerationEnd(finish_reason, prompt_tokens, generated_tokens, text)` with finish_reason
-  "length" (max_new_tokens reached), "stop" (the output ends with a stop sequence; the token that completed it
-  was yielded) or "eos" (the model produced `<eos>`, which is not yielded).
+- then exactly one `GenerationEnd(finish_reason, prompt_tokens, generated_tokens, text, stop_sequence)` with
+  finish_reason "length" (max_new_tokens reached), "stop" (the output contains a stop sequence, named in
+  `stop_sequence`, completed by the last token, which was yielded; with word tokens the text may run past
+  it) or "eos" (the model produced `<eos>`, which is not yielded).
 `should_stop()` is checked before every token; when it returns True, `Cancelled` is raised.
 The prompt conditions the output but is not repeated. Same seed and settings: the same tokens.
 
@@ -52,6 +53,7 @@ class GenerationEnd:
     prompt_tokens: int  # tokens (or values) read from the prompt
     generated_tokens: int  # GeneratedToken records yielded
     text: str  # the whole generated text
+    stop_sequence: str = ""  # finish_reason "stop": the stop sequence that matched
 
 
 def choose(logits, cfg: GenerationConfig, history: list[int], rng: xp.random.Generator) -> int:

@@ -122,7 +122,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
             i = 0
             async for item in items:
                 if hasattr(item, "finish_reason"):
-                    yield io.summary_to_pb(item, list(request.stop_sequences))
+                    yield io.summary_to_pb(item)
                     return
                 tokens.inc()
                 yield io.token_to_pb(item, i)

@@ -294,3 +294,18 @@ def test_the_store_serves_frozen_models_with_the_unfrozen_predictions(tmp_path):
     assert served.net.rnn.frozen
     texts = ["the quick brown fox jumps over", "lazy dog"] * 20  # T*B over the copying threshold
     assert served.predict(texts, top_k=3) == lm(seed=4).predict(texts, top_k=3)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_the_summary_names_a_stop_sequence_that_ends_inside_a_word_token(batching):
+    from rnn_engine.tokenizers import WordTokenizer
+    from server.predict_io import summary_to_pb
+
+    tok = WordTokenizer.fit(["the cat sat on the mat"])
+    model = Model(ModelConfig(hidden_size=16, num_layers=1, embedding_dim=8, seed=0), tokenizer=tok)
+    model.params["head.bias"][tok.encode("mat")[0]] = 100.0  # greedy: " mat" ("ma" ends inside it)
+    pool = BatchingPool(BatchSettings(enabled=batching))
+    records = list(pool.generate("w", model, "the", GenerationConfig(max_new_tokens=5, temperature=0.0,
+                                                                      stop=["ma"])))
+    summary = summary_to_pb(records[-1]).summary
+    assert (summary.stop_sequence, summary.text, summary.generated_tokens) == ("ma", " mat", 1)
