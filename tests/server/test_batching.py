@@ -309,3 +309,21 @@ def test_the_summary_names_a_stop_sequence_that_ends_inside_a_word_token(batchin
                                                                       stop=["ma"])))
     summary = summary_to_pb(records[-1]).summary
     assert (summary.stop_sequence, summary.text, summary.generated_tokens) == ("ma", " mat", 1)
+
+
+def test_the_window_never_delays_a_caller_alone():
+    batcher = DynamicBatcher(lm(), "m", "predict", run_predict, BatchSettings(window_ms=1000))
+    batcher.call(["the"])  # the first batch has no history: it waits for its window
+    start = time.monotonic()
+    for text in ("quick", "brown", "fox"):  # then one caller after another: each runs at once
+        batcher.call([text])
+    assert time.monotonic() - start < 1.0  # three 1000 ms windows would take 3 s
+    assert sample(batcher.metrics, "rnn_batch_size_count", kind="predict") == 4
+
+
+def test_predict_pads_a_lone_call_only_when_deterministic():
+    from server.batching.dynamic import predict_rows
+
+    model = lm()
+    assert predict_rows(model, BatchSettings()) == 1  # the 1-row kernel
+    assert predict_rows(model, BatchSettings(deterministic=True)) == exact_min_rows(model, 64, "forward")
