@@ -4,7 +4,8 @@ The first call to arrive opens a batch; calls of the same model arriving within 
 `max_batch_size` sequences, join it. The window is only waited for while calls come together: after a batch
 of one call (a caller alone), the next call runs at once, so the window never delays a lone caller (the
 first batch of a batcher, with no history, waits for it). The batch runs as one padded, length-masked
-`Model.predict` (or `Model.predict_chunk` on the stacked states of the PredictStream sequences) and the results are split back.
+`Model.predict` (or `Model.predict_chunk` on the stacked states of the PredictStream sequences) and the
+results are split back.
 With --deterministic, batches are padded to `rnn_engine.batched.exact_min_rows` sequences (so is a call with
 batching off), which makes the recurrent products round the same way batched or not (a lone call then pays
 for 2-row products); by default nothing is padded: a lone call runs the 1-row kernel, and a batched call's
