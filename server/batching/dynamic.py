@@ -6,10 +6,10 @@ of one call (a caller alone), the next call runs at once, so the window never de
 first batch of a batcher, with no history, waits for it). The batch runs as one padded, length-masked
 `Model.predict` (or `Model.predict_chunk` on the stacked states of the PredictStream sequences) and the
 results are split back.
-With --deterministic, batches are padded to `rnn_engine.batched.exact_min_rows` sequences (so is a call with
-batching off), which makes the recurrent products round the same way batched or not (a lone call then pays
-for 2-row products); by default nothing is padded: a lone call runs the 1-row kernel, and a batched call's
-probabilities may differ from its lone ones in the last bits. The output layer runs one product per
+With --deterministic, batches are padded to `rnn_engine.generation.exact_min_rows` sequences (so is a call
+with batching off), which makes the recurrent products round the same way batched or not (a lone call then
+pays for 2-row products); by default nothing is padded: a lone call runs the 1-row kernel, and a batched
+call's probabilities may differ from its lone ones in the last bits. The output layer runs one product per
 sequence of T rows, and for small T BLAS may round those differently with the batch's longest length, so
 probabilities agree to float32 rounding (about 1e-7) and token ids, labels and tags are the same (barring
 exact ties). Calls with different `top_k` run in separate groups of the batch. If a batch fails, its calls
@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from rnn_engine.batched import exact_min_rows, split_stream_state, stack_stream_states
+from rnn_engine.generation.plan import exact_min_rows, split_stream_state, stack_stream_states
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 

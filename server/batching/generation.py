@@ -1,10 +1,13 @@
 """Continuous batching of StreamGenerate: one worker thread per model steps every running generation together.
 
-A call's prompt is run in the caller's thread (prefill, `rnn_engine.batched.Sampler`; at most PREFILL_SLOTS at
-once per model, which bounds memory: each forward pass copies the weights), then the request waits
+A call's prompt is run in the caller's thread (prefill, `rnn_engine.generation.Sampler`; at most PREFILL_SLOTS
+at once per model, which bounds memory: each forward pass copies the weights), then the request waits
 in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is cancelled or
-hits a stop condition. Each request keeps its own settings and random generator, and the batched step computes
-rows independently (`rnn_engine.batched.step_logits`), so its tokens are those it would produce alone.
+hits a stop condition. Each request keeps its own settings and random generator, and the step follows the
+plan's kernel policy (`rnn_engine.generation.StepPlan.run_streams`): below its crossover every stream runs
+the 1-row kernel on its own state (nothing stacked or split), so its tokens are those it would produce alone;
+from the crossover on, one product for the batch (tokens may differ in the last bits of a logit); with
+--deterministic the padded batch-invariant step (tokens identical in any batch).
 
 Each stream has its own output queue (`TokenStream`): the worker never blocks on a reader. A stream whose
 reader has fallen `max_backlog` tokens behind is skipped (paused) until the reader catches up; the others
@@ -23,9 +26,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from rnn_engine.backend import no_grad
-from rnn_engine.batched import StepPlan
-from rnn_engine.batched_sampler import Sampler, advance_all
 from rnn_engine.config import GenerationConfig
+from rnn_engine.generation.plan import StepPlan
+from rnn_engine.generation.records import GenerationEnd
+from rnn_engine.generation.request import Sampler, advance_all
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 
@@ -101,7 +105,7 @@ class TokenStream:
         if isinstance(item, BaseException):
             self._q.put(_END)
             raise item
-        if hasattr(item, "finish_reason"):
+        if isinstance(item, GenerationEnd):
             self._q.put(_END)
         return item
 

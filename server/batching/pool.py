@@ -17,8 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from rnn_engine.batched_sampler import can_batch
 from rnn_engine.config import GenerationConfig
+from rnn_engine.generation.request import can_batch
 
 from .dynamic import DynamicBatcher, predict_rows, run_chunks, run_predict
 from .generation import GenerationScheduler

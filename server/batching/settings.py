@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rnn_engine.batched import GENERATE_ROWS
+from rnn_engine.generation.plan import GENERATE_ROWS
 
 from ..errors import ServiceError, exhausted
 

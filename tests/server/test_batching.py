@@ -53,7 +53,7 @@ PROMPTS = ["the ", "", "qu", "dog", "fox j", "T", "lazy", "b", "over the "]
 
 @pytest.mark.parametrize("deterministic", [True, False])
 def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(deterministic, monkeypatch):
-    from rnn_engine import batched
+    from rnn_engine.generation import plan as batched
 
     model = lm()
     if not deterministic:  # by default: equal in any batch below the GEMV/GEMM crossover (here set to 16)
@@ -72,7 +72,7 @@ def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(determinist
 
 
 def test_the_scheduler_copies_the_weights_once_not_per_step(monkeypatch):
-    from rnn_engine import batched
+    from rnn_engine.generation import plan as batched
 
     built = []
     original = batched.StepPlan.__init__
@@ -327,3 +327,16 @@ def test_predict_pads_a_lone_call_only_when_deterministic():
     model = lm()
     assert predict_rows(model, BatchSettings()) == 1  # the 1-row kernel
     assert predict_rows(model, BatchSettings(deterministic=True)) == exact_min_rows(model, 64, "forward")
+
+
+def test_the_generation_servicer_tells_records_apart_by_type_not_hasattr():
+    import ast
+    from pathlib import Path
+
+    import server.servicers.inference as inference
+
+    tree = ast.parse(Path(inference.__file__).read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "hasattr"]
+    assert calls == []
+    source = Path(inference.__file__).read_text(encoding="utf-8")
+    assert "isinstance(record, GenerationEnd)" in source and "generation_records(" in source
