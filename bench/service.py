@@ -8,7 +8,7 @@ streams run to their length) into a temporary model directory, starts `python -m
     tokens as the client receives them ((last - first) / (N - 1): the first token, which includes the
     prompt, is not a gap), and the median gap (smaller: the server runs ahead and tokens arrive in bursts);
   - engine: the same model loaded in this process, `Model.generate` with the same settings (the code path
-    the server's batching scheduler runs for a stream: `Sampler` + `StepPlan` with the server's kernel policy),
+    the server's batching scheduler runs for a stream: `Sampler` + `StepPlan` (the server's kernel policy),
     mean and median gap between consecutive records;
   - step: the bare per-token work (one `StepPlan` step of one row + `generate.choose`), a lower bound.
 Overhead = (server - engine) / engine mean gap per token; target < 25%. Also the time to first token of a
@@ -41,7 +41,7 @@ TARGET = 0.25
 PREDICT_CLIENTS = (1, 8, 32)
 LONG_PROMPT = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
                "age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the "
-               "season of Light, it was")[:200]  # 200 characters: a prompt past PROMPT_STEPS, one forward pass
+               "season of Light, it was")[:200]  # past PROMPT_STEPS: one forward pass
 
 
 def make_model_dir(root: Path, hidden: int, layers: int) -> Path:
