@@ -8,7 +8,7 @@ streams run to their length) into a temporary model directory, starts `python -m
     tokens as the client receives them ((last - first) / (N - 1): the first token, which includes the
     prompt, is not a gap), and the median gap (smaller: the server runs ahead and tokens arrive in bursts);
   - engine: the same model loaded in this process, `Model.generate` with the same settings (the code path
-    the server's batching scheduler runs for a stream: `Sampler` + `StepPlan` (the server's kernel policy),
+    the server's batching scheduler runs for a stream: `GenerationRequest` + `StepPlan`, the server's policy),
     mean and median gap between consecutive records;
   - step: the bare per-token work (one `StepPlan` step of one row + `generate.choose`), a lower bound.
 Overhead = (server - engine) / engine mean gap per token; target < 25%. Also the time to first token of a

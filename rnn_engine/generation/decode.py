@@ -14,7 +14,7 @@ sequences), beam search for seq2seq, and forecast rollout.
 The prompt conditions the output but is not repeated. Same seed and settings: the same tokens.
 
 Sampled generation (language model, one_to_many, seq2seq without beam search) runs exactly as a server's
-continuous batching runs one request: a `batched_sampler.Sampler` stepped through a `batched.StepPlan`
+continuous batching runs one request: a `GenerationRequest` stepped through a `StepPlan`
 (weights copied once per call) by its kernel policy (one row: the 1-row kernel), its tokens chosen by
 `choose_rows` (row by row, so alone = batched). So a request gets the same tokens from Model.generate as from
 StreamGenerate alone or in a batch below the plan's crossover (`gemv_rows`); with `deterministic=True` (the
@@ -37,7 +37,7 @@ from ..tokenizers import EOS_ID, StreamDecoder
 from .plan import StepPlan
 from .prompt import prompt_pass
 from .records import GeneratedToken, GenerationEnd
-from .request import Sampler, can_batch
+from .request import GenerationRequest, can_batch
 from .sampling import NEVER_SAMPLED
 
 
@@ -54,7 +54,7 @@ def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], boo
     if model.task == "forecasting":
         return _rollout(model, prompt, cfg, should_stop)
     if can_batch(model, cfg):
-        sampler = Sampler(model, prompt, cfg, should_stop)  # validates and runs a long prompt
+        sampler = GenerationRequest(model, prompt, cfg, should_stop)  # validates and runs a long prompt
         return _stepped(StepPlan(model, deterministic), sampler)
     with no_grad():
         model.net.eval()
@@ -69,7 +69,7 @@ def _check_stop(should_stop) -> None:
         raise Cancelled("generation cancelled")
 
 
-def _stepped(plan: StepPlan, sampler: Sampler) -> Iterator:
+def _stepped(plan: StepPlan, sampler: GenerationRequest) -> Iterator:
     """One request alone, as the server's scheduler steps it (see the module docstring)."""
     ids = xp.empty(1, dtype=xp.int64)
     while True:

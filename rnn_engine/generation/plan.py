@@ -1,11 +1,11 @@
 """Batched single-step decoding for serving: one step of many independent generations at once.
 
 A server steps every running generation together (continuous batching): each request keeps its own state,
-sampling settings and random generator in a `batched_sampler.Sampler`, and a `StepPlan` advances all of them
+sampling settings and random generator in a `GenerationRequest`, and a `StepPlan` advances all of them
 by one token: the model's weights copied once, contiguous with the gate scale folded in (the recurrent
 layers' `step_weights()`), the first layer's input product replaced by a lookup table of every token's
 projection, so a step is one recurrent product per layer, one input product per layer above the first and
-the output product. Model.generate runs the same `Sampler` and plan for one request alone.
+the output product. Model.generate runs the same `GenerationRequest` and plan for one request alone.
 
 Kernel policy (`StepPlan.run`, `StepPlan.run_streams`), the default: a batch of fewer than `gemv_rows` rows
 runs row by row, each row its own 1-row products (BLAS's matrix-vector kernel, which reads each weight once

@@ -1,14 +1,14 @@
 """One generation request as a scheduler (or Model.generate) advances it: prompt fed step by step, sampling.
 
-A `Sampler` holds one request's state, logits, random generator, history, stream decoder and text, so that
-a scheduler can advance many requests together with `batched.step_logits`:
+A `GenerationRequest` (formerly `Sampler`) holds one request's state, logits, random generator, history,
+stream decoder and text, so that a scheduler can advance many requests together through a `StepPlan`:
 
-    s = Sampler(model, prompt, cfg)    # validates; short prompts are not run yet
-    while not s.done:
-        records = s.advance()          # [] while the prompt is fed; then GeneratedToken, ..., GenerationEnd
-        if not s.done:
-            logits, state = step_logits(model, [s.token], s.state)  # batched with other requests' rows
-            s.feed(logits[0], state)
+    r = GenerationRequest(model, prompt, cfg)  # validates; short prompts are not run yet
+    while not r.done:
+        records = r.advance()          # [] while the prompt is fed; then GeneratedToken, ..., GenerationEnd
+        if not r.done:
+            logits, (state,) = plan.run_streams(np.array([r.token]), [r.state])  # with other requests' rows
+            r.feed(logits[0], state)
 
 A prompt of up to PROMPT_STEPS tokens is fed through the same batched steps (so a new request costs one row
 per prompt token and needs no pass of its own); a longer one runs in one forward pass at construction, as
@@ -34,11 +34,12 @@ PROMPT_STEPS = 16  # prompts up to this many tokens (with <bos>) ride along in b
 
 
 def can_batch(model, cfg: GenerationConfig) -> bool:
-    """True when `model.generate(prompt, cfg)` can run as a `Sampler` (not beam search, not forecasting)."""
+    """True when `model.generate(prompt, cfg)` can run as a `GenerationRequest` (not beam search, not
+    forecasting)."""
     return model.task in BATCHED_TASKS and not (model.task == "seq2seq" and cfg.beam_size > 1)
 
 
-class Sampler:
+class GenerationRequest:
     """One generation request (see the module docstring); `token` is the id to feed next."""
 
     def __init__(self, model, prompt: Any, cfg: GenerationConfig,
@@ -49,8 +50,8 @@ class Sampler:
         if should_stop is not None and not callable(should_stop):
             raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
         if not can_batch(model, cfg):
-            raise FailedPrecondition(f"Sampler: a {model.task} model with beam_size={cfg.beam_size} "
-                                     "cannot be batched; use Model.generate")
+            raise FailedPrecondition(f"GenerationRequest: a {model.task} model with beam_size="
+                                     f"{cfg.beam_size} cannot be batched; use Model.generate")
         self.model, self.cfg, self.should_stop = model, cfg, should_stop
         with no_grad():
             model.net.eval()
@@ -131,7 +132,7 @@ class Sampler:
         return [GenerationEnd(reason, self.prompt_tokens, self.count, self.text + tail, stop_sequence)]
 
 
-def advance_all(samplers: list[Sampler]) -> list[list | BaseException]:
+def advance_all(samplers: list[GenerationRequest]) -> list[list | BaseException]:
     """`advance()` of several requests at once: per sampler its records, or the exception it would raise
     (Cancelled, or a failure of its own). The tokens are chosen in one `generate.choose_rows` pass over the
     requests' logits, row by row, so each request gets the tokens it gets alone."""
@@ -161,10 +162,13 @@ def advance_all(samplers: list[Sampler]) -> list[list | BaseException]:
     return out
 
 
-def _alone(s: Sampler) -> list | BaseException:
+def _alone(s: GenerationRequest) -> list | BaseException:
     try:
         (token,), (logprob,) = choose_rows(s.logits[None], [s.cfg], [s.history], [s.rng])
         return s._take(token, logprob)
     except Exception as exc:  # noqa: BLE001
         s.done = True
         return exc
+
+
+Sampler = GenerationRequest  # its former name (rnn_engine.batched_sampler.Sampler)

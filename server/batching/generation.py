@@ -1,13 +1,13 @@
 """Continuous batching of StreamGenerate: one worker thread per model steps every running generation together.
 
-A call's prompt is run in the caller's thread (prefill, `rnn_engine.generation.Sampler`; at most PREFILL_SLOTS
-at once per model, which bounds memory: each forward pass copies the weights), then the request waits
-in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is cancelled or
-hits a stop condition. Each request keeps its own settings and random generator, and the step follows the
-plan's kernel policy (`rnn_engine.generation.StepPlan.run_streams`): below its crossover every stream runs
-the 1-row kernel on its own state (nothing stacked or split), so its tokens are those it would produce alone;
-from the crossover on, one product for the batch (tokens may differ in the last bits of a logit); with
---deterministic the padded batch-invariant step (tokens identical in any batch).
+A call's prompt is run in the caller's thread (prefill, `rnn_engine.generation.GenerationRequest`; at most
+PREFILL_SLOTS at once per model, which bounds memory: each forward pass copies the weights), then the request
+waits in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is
+cancelled or hits a stop condition. Each request keeps its own settings and random generator, and the step
+follows the plan's kernel policy (`rnn_engine.generation.StepPlan.run_streams`): below its crossover every
+stream runs the 1-row kernel on its own state (nothing stacked or split), so its tokens are those it would
+produce alone; from the crossover on, one product for the batch (tokens may differ in the last bits of a
+logit); with --deterministic the padded batch-invariant step (tokens identical in any batch).
 
 Each stream has its own output queue (`TokenStream`): the worker never blocks on a reader. A stream whose
 reader has fallen `max_backlog` tokens behind is skipped (paused) until the reader catches up; the others
@@ -29,7 +29,7 @@ from rnn_engine.backend import no_grad
 from rnn_engine.config import GenerationConfig
 from rnn_engine.generation.plan import StepPlan
 from rnn_engine.generation.records import GenerationEnd
-from rnn_engine.generation.request import Sampler, advance_all
+from rnn_engine.generation.request import GenerationRequest, advance_all
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 
@@ -131,7 +131,8 @@ def _wake_futures(futures: list[asyncio.Future]) -> None:
 class _Request:
     __slots__ = ("sampler", "stream", "deadline")
 
-    def __init__(self, sampler: Sampler, stream: TokenStream, deadline: float | None) -> None:
+    def __init__(self, sampler: GenerationRequest, stream: TokenStream,
+                 deadline: float | None) -> None:
         self.sampler, self.stream, self.deadline = sampler, stream, deadline
 
 
@@ -168,7 +169,7 @@ class GenerationScheduler:
         try:
             stream = TokenStream(should_stop)
             with self._prefill:  # bounded, so that 64 arriving calls do not hold 64 weight copies at once
-                sampler = Sampler(self.model, prompt, cfg, stream.should_stop)  # validation and prefill
+                sampler = GenerationRequest(self.model, prompt, cfg, stream.should_stop)  # validates too
         except BaseException:
             with self._lock:
                 self._reserved -= 1
