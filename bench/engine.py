@@ -4,7 +4,9 @@ Cases (float32, same thread count for every library, alternating runs, medians o
   A      LSTM  input 128, hidden 256, batch 32, T 64
   B-gru  GRU   same shapes;  B-rnn  tanh RNN, same shapes
   C      2-layer LSTM, input 64, hidden 512, batch 64, T 100
-  D      one generation step of C's network at batch 1 (engine `step`, PyTorch T=1, onnxruntime)
+  D      one generation step of C's network at batch 1 (engine `step` with `step_weights()`, as generation
+         runs it: the 1-row kernel; "det": the --deterministic step, padded to 2 rows; PyTorch T=1;
+         onnxruntime)
 "forward" runs in inference mode (engine `no_grad`, torch `no_grad`); "forward+backward" computes the
 gradients of the inputs and of every parameter from a fixed random output gradient.
 """
@@ -116,9 +118,17 @@ def _step_contenders(case: Case, threads: int) -> dict[str, Callable[[], object]
     session = ort_session(stacked_lstm_model(ours.state_dict(), L, case.input_size, H), threads)
     feeds = {"x": x[None], "h0": h0, "c0": c0}
 
+    weights = ours.step_weights()  # generation's copies (StepPlan), made once
+    x2, h2, c2 = np.repeat(x, 2, axis=0), np.repeat(h0, 2, axis=1), np.repeat(c0, 2, axis=1)
+
     def engine():
         with no_grad():
-            return ours.step(x, (h0, c0))
+            return ours.step(x, (h0, c0), weights=weights)
+
+    def deterministic():  # --deterministic pads a lone row to (at least) MIN_ROWS = 2 rows
+        with no_grad():
+            y, (h, c) = ours.step(x2, (h2, c2), weights=weights)
+            return y[:1], (h[:, :1], c[:, :1])
 
     def pytorch():
         with torch.no_grad():
@@ -131,7 +141,7 @@ def _step_contenders(case: Case, threads: int) -> dict[str, Callable[[], object]
     for name, y in (("torch", pytorch()[0][0].numpy()), ("onnxruntime", onnxruntime()[0][0])):
         if not np.allclose(y_ours, y, atol=1e-4):
             raise AssertionError(f"step output differs from {name}: max {np.abs(y_ours - y).max():.2e}")
-    return {"engine": engine, "torch": pytorch, "onnxruntime": onnxruntime}
+    return {"engine": engine, "det": deterministic, "torch": pytorch, "onnxruntime": onnxruntime}
 
 
 def _target(case: Case, pass_name: str, threads: int = 1) -> float:
@@ -178,6 +188,9 @@ def run(
                 if "onnxruntime" in t:
                     row["ort_ms"] = t["onnxruntime"].median * 1e3
                     row["ratio_ort"] = _median_ratio(t["engine"].samples, t["onnxruntime"].samples)
+                if "det" in t:
+                    row["det_ms"] = t["det"].median * 1e3
+                    row["ratio_det_ort"] = _median_ratio(t["det"].samples, t["onnxruntime"].samples)
                 row["meets_target"] = row["ratio"] <= row["target"] and row.get("ratio_ort", 0.0) <= 1.0
                 rows.append(row)
         machine = machine_info(threads)  # inside the block: reports the pinned thread counts
@@ -188,7 +201,8 @@ COLUMNS = [
     ("case", "case", ""), ("pass", "pass", ""),
     ("engine_ms", "engine ms", ".3f"), ("torch_ms", "torch ms", ".3f"),
     ("ratio", "engine/torch", ".2f"), ("target", "target", ".2f"), ("ort_ms", "ort ms", ".3f"),
-    ("ratio_ort", "engine/ort", ".2f"), ("meets_target", "ok", ""),
+    ("ratio_ort", "engine/ort", ".2f"), ("det_ms", "det ms", ".3f"), ("ratio_det_ort", "det/ort", ".2f"),
+    ("meets_target", "ok", ""),
 ]
 
 

@@ -279,7 +279,34 @@ def _div(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def ratios(on: dict, off: dict | None) -> dict:
+def bare_step_64_ms(model_dir: Path, rows: int = 64, repeats: int = 30) -> float:
+    """T64: median time of one bare `rows`-row step (StepPlan's default policy) plus its greedy sampling,
+    in this process, 1 BLAS thread (the server's default)."""
+    import numpy as np
+
+    from bench.common import pinned_threads
+    from rnn_engine import no_grad
+    from rnn_engine.checkpoint import load_model
+    from rnn_engine.config import GenerationConfig
+    from rnn_engine.generation import StepPlan, choose_rows
+    from rnn_engine.models.base import zero_state
+
+    model = load_model(model_dir / "lm")
+    plan = StepPlan(model)
+    states, ids = [zero_state(model.net.rnn, 1) for _ in range(rows)], np.arange(rows) % 90 + 4
+    cfgs, hist = [GenerationConfig(temperature=0.0)] * rows, [[] for _ in range(rows)]
+    rngs = [np.random.default_rng(i) for i in range(rows)]
+    times = []
+    with pinned_threads(1), no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            logits, states = plan.run_streams(ids, states)
+            choose_rows(logits, cfgs, hist, rngs)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def ratios(on: dict, off: dict | None, t64_ms: float | None = None) -> dict:
     g = {r["clients"]: r for r in on["generate"]}
     p_on = {r["clients"]: r for r in on["predict"]}
     p_off = {r["clients"]: r for r in off["predict"]} if off else {}
@@ -287,6 +314,9 @@ def ratios(on: dict, off: dict | None) -> dict:
     if 1 in g and 64 in g:
         out["tokens_per_s_64_over_1"] = (_div(g[64]["tokens_per_s"], g[1]["tokens_per_s"]), 10.0, ">=")
         out["token_p99_at_64_over_p50_at_1"] = (_div(g[64]["token_p99_ms"], g[1]["token_p50_ms"]), 3.0, "<=")
+    if 64 in g and t64_ms:  # issue 13: against the bare 64-row step + sampling measured in the same run
+        out["tokens_per_s_64_over_64_per_T64"] = (_div(g[64]["tokens_per_s"], 64 / t64_ms * 1e3), 0.6, ">=")
+        out["token_p99_at_64_over_T64"] = (_div(g[64]["token_p99_ms"], t64_ms), 2.5, "<=")
     if 32 in p_on and 32 in p_off:
         value = _div(p_on[32]["calls_per_s"], p_off[32]["calls_per_s"])
         out["predict_32_batched_over_unbatched"] = (value, 5.0, ">=")
@@ -317,6 +347,8 @@ def print_table(results: dict) -> None:
         for r in results[mode]["predict"]:
             print(f"{r['clients']:>8} {r['calls_per_s']:>9.1f} {r['latency_p50_ms']:>7.1f}ms "
                   f"{r['latency_p99_ms']:>7.1f}ms  {','.join(r['errors']) or '-'}")
+    if "t64_ms" in results:
+        print(f"\nT64 (bare 64-row step + sampling, this process): {results['t64_ms']:.2f} ms")
     if "ratios" in results:
         print("\ntargets (ratios measured in this run)")
         for name, r in results["ratios"].items():
@@ -378,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             results["machine"]["load_average_after"] = os.getloadavg()
         if not args.soak:
-            results["ratios"] = ratios(results["batching_on"], results["batching_off"])
+            results["t64_ms"] = bare_step_64_ms(model_dir)
+            results["ratios"] = ratios(results["batching_on"], results["batching_off"], results["t64_ms"])
     return _report(results, args.json)
 
 

@@ -252,11 +252,13 @@ class Model:
             self.net.eval()
             return P.predict_chunk(self, inputs, state, top_k)
 
-    def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None) -> Iterator:
-        """Stream GeneratedToken records, then one GenerationEnd (see generate.py)."""
+    def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None,
+                 deterministic: bool = False) -> Iterator:
+        """Stream GeneratedToken records, then one GenerationEnd (see generate.py); `deterministic`: the
+        server's --deterministic kernel policy (tokens equal to those of any batch up to 64 rows)."""
         from .generate import generate
 
-        return generate(self, prompt, config or GenerationConfig(), should_stop)
+        return generate(self, prompt, config or GenerationConfig(), should_stop, deterministic)
 
     def forecast(self, series: Any, horizon: int, future_exog: Any = None) -> list[float]:
         """Multi-step forecast, feeding predictions back; future_exog (horizon, F-1) when F > 1."""

@@ -49,6 +49,45 @@ class StepWeights:
 
     def __init__(self, layer: RecurrentBase, layers: tuple) -> None:
         self.layer, self.layers = layer, layers
+        self._scratch: dict[int, tuple] = {}  # B -> (a (B, G), hw (B, G), tanh_c (B, H)): not thread-safe
+
+    def scratch(self, B: int) -> tuple:
+        """The kernel's buffers for B rows (a (B, G), hw (B, G), tanh_c (B, H)), made once per B."""
+        buffers = self._scratch.get(B)
+        if buffers is None:
+            layer = self.layer
+            G, H, dtype = layer.gate_count * layer.hidden_size, layer.hidden_size, layer.dtype
+            buffers = self._scratch[B] = (xp.empty((B, G), dtype), xp.empty((B, G), dtype),
+                                          xp.empty((B, H), dtype))
+        return buffers
+
+    def step_into(self, inp, h0, c0, h_n, c_n, xw=None) -> None:
+        """One inference step of B rows into preallocated h_n (and c_n, LSTM) (L, B, H); no validation, no
+        allocation: the bare kernel of `step` (same arithmetic). inp (B, I): layer 0's input, or xw (B, G)
+        its scaled, biased projection (`input_table` rows; `scratch(B)[0]` itself is not copied)."""
+        a, hw, tc = self.scratch(h0.shape[1])
+        mode = self.layer.mode
+        for k, (Wih_t, Whh_t, bias, b_hn, scale) in enumerate(self.layers):
+            if k == 0 and xw is not None:
+                if xw is not a:
+                    xp.copyto(a, xw)
+            else:
+                xp.matmul(inp if k == 0 else h_n[k - 1], Wih_t, out=a)
+                if bias is not None:
+                    a += bias
+            xp.matmul(h0[k], Whh_t, out=hw)  # all gates in one product
+            if scale is not None:
+                a *= scale
+                hw *= scale
+            if mode == "GRU":
+                cells.gru_cell(a, hw, b_hn, h0[k], tc, h_n[k])
+            else:
+                a += hw
+                if mode == "LSTM":
+                    cells.lstm_cell(a, c0[k], c_n[k], tc, h_n[k])
+                else:
+                    cells.rnn_cell(a, mode == "RNN_RELU")
+                    h_n[k] = a
 
     def input_table(self, embedding) -> xp.ndarray:
         """Layer 0's scaled, biased input projection of every row of `embedding` (V, I) -> (V, G).
@@ -524,6 +563,9 @@ class RecurrentBase:
         h0, c0 = self._step_state("h0" if not lstm else "hx[0]", h0, B), self._step_state("hx[1]", c0, B)
         h_n = xp.empty((L, B, H), dtype=self.dtype)
         c_n = xp.empty_like(h_n) if lstm else None
+        if weights is not None and not (self.training and self.dropout > 0):  # the bare kernel
+            weights.step_into(inp, h0, c0, h_n, c_n, xw=inp if xw is not None else None)
+            return h_n[-1].copy(), h_n, c_n
         layers = weights.layers if weights is not None else [self._forward_weights(k, "", 1)
                                                              for k in range(L)]
         for k, (Wih_t, Whh_t, bias, b_hn, step_scale) in enumerate(layers):

@@ -208,11 +208,11 @@ def token_to_pb(token: Any, index: int) -> ipb.StreamGenerateResponse:
     return ipb.StreamGenerateResponse(token=msg)
 
 
-def summary_to_pb(end: Any, stop: list[str]) -> ipb.StreamGenerateResponse:
-    """The engine's GenerationEnd as the last StreamGenerate message."""
+def summary_to_pb(end: Any) -> ipb.StreamGenerateResponse:
+    """The engine's GenerationEnd as the last StreamGenerate message (stop_sequence: the one that matched)."""
     from .convert import FINISH
 
-    hit = next((s for s in stop if end.finish_reason == "stop" and end.text.endswith(s)), "")
+    hit = end.stop_sequence if end.finish_reason == "stop" else ""
     return ipb.StreamGenerateResponse(
         summary=ipb.GenerationSummary(
             finish_reason=FINISH.get(end.finish_reason, ipb.FINISH_REASON_UNSPECIFIED),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import xp
+from ..config import GenerationConfig
 from ..errors import InvalidInput
 from ..tokenizers import BOS_ID, UNK_ID
 
@@ -121,9 +122,6 @@ def predict_forecasting(model, inputs: list, k: int) -> list[dict]:
 
 
 def predict_decoder(model, inputs: list, k: int) -> list[dict]:
-    from ..config import GenerationConfig
-    from ..generate import GeneratedToken
-
     results = []
     for item in inputs:
         if model.task == "one_to_many":
@@ -134,15 +132,10 @@ def predict_decoder(model, inputs: list, k: int) -> list[dict]:
         else:
             cfg = GenerationConfig(temperature=0.0, max_new_tokens=min(model.config.max_length, 200))
             prompt = item
-        tokens = [r for r in model.generate(prompt, cfg) if isinstance(r, GeneratedToken)]
+        tokens = list(model.generate(prompt, cfg))[:-1]  # the GeneratedToken records: all but the end
         n = 0 if model.task == "one_to_many" else len(model.encode_text("inputs", item))
-        results.append(
-            {
-                "text": "".join(t.text for t in tokens),
-                "tokens": [t.id for t in tokens],
-                "length": n,
-            }
-        )
+        results.append({"text": "".join(t.text for t in tokens), "tokens": [t.id for t in tokens],
+                        "length": n})
     return results
 
 

@@ -1,10 +1,15 @@
 """Dynamic batching of Predict and PredictStream: calls arriving within a short window run as one model call.
 
 The first call to arrive opens a batch; calls of the same model arriving within `window_ms`, up to
-`max_batch_size` sequences, join it. The batch runs as one padded, length-masked `Model.predict` (or
-`Model.predict_chunk` on the stacked states of the PredictStream sequences) and the results are split back.
-Batches are padded to `rnn_engine.batched.exact_min_rows` sequences (so is a call with batching off), which
-makes the recurrent products round the same way batched or not; the output layer runs one product per
+`max_batch_size` sequences, join it. The window is only waited for while calls come together: after a batch
+of one call (a caller alone), the next call runs at once, so the window never delays a lone caller (the
+first batch of a batcher, with no history, waits for it). The batch runs as one padded, length-masked
+`Model.predict` (or `Model.predict_chunk` on the stacked states of the PredictStream sequences) and the
+results are split back.
+With --deterministic, batches are padded to `rnn_engine.generation.exact_min_rows` sequences (so is a call
+with batching off), which makes the recurrent products round the same way batched or not (a lone call then
+pays for 2-row products); by default nothing is padded: a lone call runs the 1-row kernel, and a batched
+call's probabilities may differ from its lone ones in the last bits. The output layer runs one product per
 sequence of T rows, and for small T BLAS may round those differently with the batch's longest length, so
 probabilities agree to float32 rounding (about 1e-7) and token ids, labels and tags are the same (barring
 exact ties). Calls with different `top_k` run in separate groups of the batch. If a batch fails, its calls
@@ -18,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from rnn_engine.batched import exact_min_rows, split_stream_state, stack_stream_states
+from rnn_engine.generation.plan import exact_min_rows, split_stream_state, stack_stream_states
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 
@@ -41,6 +46,13 @@ def run_chunks(model, inputs: list, states: list, top_k: int, min_rows: int = 2)
     results, new = model.predict_chunk(_pad(inputs, min_rows), stack_stream_states(_pad(states, min_rows)),
                                        top_k=top_k)
     return results[:n], split_stream_state(new)[:n]
+
+
+def predict_rows(model, settings: BatchSettings) -> int:
+    """Sequences a Predict / PredictStream batch is padded to: exact_min_rows with --deterministic, else 1."""
+    if not settings.deterministic:
+        return 1
+    return exact_min_rows(model, settings.max_batch_size, "forward")
 
 
 class _Job:
@@ -69,6 +81,7 @@ class DynamicBatcher:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._min_rows: int | None = None
+        self._together = True  # the last batch held several calls (or there was none): wait for the window
         self._depth = self.metrics.queue_depth.labels(name, kind)
 
     def call(self, inputs: list, top_k: int = 1, states: list | None = None,
@@ -114,7 +127,7 @@ class DynamicBatcher:
                     self._thread = None
                     return None
                 self._cond.wait(0.5)
-            close = self._queue[0].enqueued + window
+            close = self._queue[0].enqueued + (window if self._together or len(self._queue) > 1 else 0.0)
             while sum(len(j.inputs) for j in self._queue) < self.settings.max_batch_size:
                 left = close - time.monotonic()
                 if left <= 0:
@@ -132,6 +145,7 @@ class DynamicBatcher:
                 batch.append(job)
                 rows += len(job.inputs)
             self._depth.set(len(self._queue))
+            self._together = len(batch) > 1
             return batch
 
     def _run(self) -> None:
@@ -151,7 +165,7 @@ class DynamicBatcher:
         results = new_states = None
         try:
             if self._min_rows is None:
-                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size, "forward")
+                self._min_rows = predict_rows(self.model, self.settings)
             results, new_states = self.run(self.model, inputs, states, top_k, self._min_rows)
         except Exception as exc:  # noqa: BLE001 - retried one by one so each call gets its own error
             if len(jobs) > 1:

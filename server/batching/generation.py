@@ -1,10 +1,13 @@
 """Continuous batching of StreamGenerate: one worker thread per model steps every running generation together.
 
-A call's prompt is run in the caller's thread (prefill, `rnn_engine.batched.Sampler`; at most PREFILL_SLOTS at
-once per model, which bounds memory: each forward pass copies the weights), then the request waits
-in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is cancelled or
-hits a stop condition. Each request keeps its own settings and random generator, and the batched step computes
-rows independently (`rnn_engine.batched.step_logits`), so its tokens are those it would produce alone.
+A call's prompt is run in the caller's thread (prefill, `rnn_engine.generation.GenerationRequest`; at most
+PREFILL_SLOTS at once per model, which bounds memory: each forward pass copies the weights), then the request
+waits in a bounded queue and joins the running batch at the next step; it leaves when it finishes, is
+cancelled or hits a stop condition. Each request keeps its own settings and random generator, and the step
+follows the plan's kernel policy (`rnn_engine.generation.StepPlan.run_streams`): below its crossover every
+stream runs the 1-row kernel on its own state (nothing stacked or split), so its tokens are those it would
+produce alone; from the crossover on, one product for the batch (tokens may differ in the last bits of a
+logit); with --deterministic the padded batch-invariant step (tokens identical in any batch).
 
 Each stream has its own output queue (`TokenStream`): the worker never blocks on a reader. A stream whose
 reader has fallen `max_backlog` tokens behind is skipped (paused) until the reader catches up; the others
@@ -22,9 +25,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from rnn_engine.batched import StepPlan, exact_min_rows, split_state, stack_states, step_logits
-from rnn_engine.batched_sampler import Sampler, advance_all
+from rnn_engine.backend import no_grad
 from rnn_engine.config import GenerationConfig
+from rnn_engine.generation.plan import StepPlan
+from rnn_engine.generation.records import GenerationEnd
+from rnn_engine.generation.request import GenerationRequest, advance_all
 
 from .settings import BatchMetrics, BatchSettings, deadline_exceeded, queue_full
 
@@ -100,7 +105,7 @@ class TokenStream:
         if isinstance(item, BaseException):
             self._q.put(_END)
             raise item
-        if hasattr(item, "finish_reason"):
+        if isinstance(item, GenerationEnd):
             self._q.put(_END)
         return item
 
@@ -126,7 +131,8 @@ def _wake_futures(futures: list[asyncio.Future]) -> None:
 class _Request:
     __slots__ = ("sampler", "stream", "deadline")
 
-    def __init__(self, sampler: Sampler, stream: TokenStream, deadline: float | None) -> None:
+    def __init__(self, sampler: GenerationRequest, stream: TokenStream,
+                 deadline: float | None) -> None:
         self.sampler, self.stream, self.deadline = sampler, stream, deadline
 
 
@@ -143,8 +149,7 @@ class GenerationScheduler:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._min_rows = 0  # rows a step is padded to, so rows never depend on the batch (set with _plan)
-        self._plan: StepPlan | None = None
+        self._plan: StepPlan | None = None  # weights and kernel policy, built by the first step
         self._prefill = threading.BoundedSemaphore(PREFILL_SLOTS)
         self._depth = self.metrics.queue_depth.labels(name, "generate")
 
@@ -164,7 +169,7 @@ class GenerationScheduler:
         try:
             stream = TokenStream(should_stop)
             with self._prefill:  # bounded, so that 64 arriving calls do not hold 64 weight copies at once
-                sampler = Sampler(self.model, prompt, cfg, stream.should_stop)  # validation and prefill
+                sampler = GenerationRequest(self.model, prompt, cfg, stream.should_stop)  # validates too
         except BaseException:
             with self._lock:
                 self._reserved -= 1
@@ -265,12 +270,11 @@ class GenerationScheduler:
         import numpy as np
 
         try:
-            if self._plan is None:
-                self._min_rows = exact_min_rows(self.model, self.settings.max_batch_size)
-                self._plan = StepPlan(self.model)  # weight copies for this (never retrained) model
+            if self._plan is None:  # weight copies for this (never retrained) model
+                self._plan = StepPlan(self.model, self.settings.deterministic, self.settings.max_batch_size)
             ids = np.array([r.sampler.token for r in ready], dtype=np.int64)
-            state = stack_states([r.sampler.state for r in ready])
-            logits, state = step_logits(self.model, ids, state, min_rows=self._min_rows, plan=self._plan)
+            with no_grad():
+                logits, states = self._plan.run_streams(ids, [r.sampler.state for r in ready])
         except Exception as exc:  # noqa: BLE001 - the whole step failed: every request in it ends
             with self._lock:
                 self._active = [r for r in self._active if r not in ready]
@@ -278,5 +282,5 @@ class GenerationScheduler:
                 r.stream.put(exc)
             return
         self.metrics.batch_size.labels("generate").observe(len(ready))
-        for r, row, st in zip(ready, logits, split_state(state), strict=True):
+        for r, row, st in zip(ready, logits, states, strict=True):
             r.sampler.feed(row, st)

@@ -17,11 +17,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from rnn_engine.batched import exact_min_rows
-from rnn_engine.batched_sampler import can_batch
 from rnn_engine.config import GenerationConfig
+from rnn_engine.generation.request import can_batch
 
-from .dynamic import DynamicBatcher, run_chunks, run_predict
+from .dynamic import DynamicBatcher, predict_rows, run_chunks, run_predict
 from .generation import GenerationScheduler
 from .settings import BatchMetrics, BatchSettings
 
@@ -84,14 +83,14 @@ class BatchingPool:
                  should_stop: Callable[[], bool] | None = None, deadline: float | None = None) -> Iterator:
         """Records of `model.generate(prompt, cfg, should_stop)`, stepped with the model's other streams."""
         if not self.settings.enabled or not can_batch(model, cfg):
-            return model.generate(prompt, cfg, should_stop=should_stop)
+            return model.generate(prompt, cfg, should_stop=should_stop,
+                                  deterministic=self.settings.deterministic)
         return self.entry(name, model).generation.submit(prompt, cfg, should_stop, deadline)
 
     def predict(self, name: str, model, inputs: list, top_k: int = 1, deadline: float | None = None) -> list:
         """`model.predict(inputs, top_k)`, run together with other calls arriving within the window."""
         if not self.settings.enabled:
-            rows = exact_min_rows(model, self.settings.max_batch_size, "forward")
-            return run_predict(model, inputs, None, top_k, rows)[0]
+            return run_predict(model, inputs, None, top_k, predict_rows(model, self.settings))[0]
         results, _ = self.entry(name, model).predict.call(inputs, top_k, None, deadline)
         return results
 

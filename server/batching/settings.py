@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rnn_engine.batched import GENERATE_ROWS
+from rnn_engine.generation.plan import GENERATE_ROWS
 
 from ..errors import ServiceError, exhausted
 
@@ -18,13 +18,14 @@ QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 @dataclass(frozen=True)
 class BatchSettings:
     """How calls of one model are grouped (server flags --batching, --batch-max-size, --batch-window-ms,
-    --queue-depth)."""
+    --queue-depth, --deterministic)."""
 
     enabled: bool = True  # off: every call runs alone in its own thread, as before
     max_batch_size: int = GENERATE_ROWS  # rows stepped / predicted together (generation: streams per model)
     window_ms: float = 2.0  # Predict / PredictStream: wait this long for more requests to join a batch
     queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
     max_backlog: int = 64  # generation: undelivered tokens per stream before that stream pauses
+    deterministic: bool = False  # generation: tokens identical alone and in any batch (rows padded, slower)
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "queue_depth", "max_backlog"):
@@ -34,8 +35,9 @@ class BatchSettings:
         if isinstance(self.window_ms, bool) or not isinstance(self.window_ms, int | float) or \
                 not 0 <= self.window_ms <= 1000:
             raise ValueError(f"window_ms: expected a number in [0, 1000], got {self.window_ms!r}")
-        if not isinstance(self.enabled, bool):
-            raise ValueError(f"enabled: expected a bool, got {self.enabled!r}")
+        for name in ("enabled", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
 
     @classmethod
     def from_config(cls, config) -> BatchSettings:
@@ -43,7 +45,8 @@ class BatchSettings:
         return cls(enabled=bool(getattr(config, "batching", True)),
                    max_batch_size=int(getattr(config, "batch_max_size", cls.max_batch_size)),
                    window_ms=float(getattr(config, "batch_window_ms", cls.window_ms)),
-                   queue_depth=int(getattr(config, "queue_depth", cls.queue_depth)))
+                   queue_depth=int(getattr(config, "queue_depth", cls.queue_depth)),
+                   deterministic=bool(getattr(config, "deterministic", False)))
 
 
 class BatchMetrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -11,11 +12,11 @@ from rnn.v1 import inference_service_pb2 as ipb
 from rnn.v1 import inference_service_pb2_grpc as ipb_grpc
 from rnn_engine.config import GenerationConfig
 from rnn_engine.errors import InvalidInput
+from rnn_engine.generation.records import GenerationEnd
 
 from .. import limits
 from .. import predict_io as io
-from ..batching.generation import TokenStream
-from ..bridge import in_thread, iterate_in_thread
+from ..batching.records import generation_records
 from ..convert import TASK_ENUMS
 from ..errors import abort, handle_errors, invalid, with_field_prefix
 from ..state import ServerState
@@ -111,33 +112,26 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
 
     @handle_errors
     async def StreamGenerate(self, request, context):
-        # Served on the event loop (no thread per stream); the model lookup, validation and the prompt's
-        # forward pass run in the pool. A batched generation's tokens arrive from its scheduler's thread.
+        # Served on the event loop (no thread per stream); the start runs in the pool (generation_records).
         stop = threading.Event()
-        items = None
+        start = functools.partial(self._start_generation, request, stop.is_set, _deadline(context))
+        records = generation_records(start, self.state.executor)
+        tokens = self.state.metrics.tokens.labels(request.model)
         try:
-            records = await in_thread(
-                self.state.executor, self._start_generation, request, stop.is_set, _deadline(context)
-            )
-            if not isinstance(records, TokenStream):  # run alone: Model.generate's generator
-                records = iterate_in_thread(records, self.state.executor)
-            items = records
-            tokens = self.state.metrics.tokens.labels(request.model)
             i = 0
-            async for item in items:
-                if hasattr(item, "finish_reason"):
-                    yield io.summary_to_pb(item, list(request.stop_sequences))
+            async for record in records:
+                if isinstance(record, GenerationEnd):
+                    yield io.summary_to_pb(record)
                     return
                 tokens.inc()
-                yield io.token_to_pb(item, i)
+                yield io.token_to_pb(record, i)
                 i += 1
         finally:
             stop.set()  # however the call ends, a batched generation leaves its batch
-            if hasattr(items, "aclose"):
-                await items.aclose()
+            await records.aclose()
 
     def _start_generation(self, request, should_stop, deadline: float | None):
-        """The records of the requested generation: a batched TokenStream or Model.generate's generator."""
+        """The records of the requested generation (a batched TokenStream or Model.generate's generator)."""
         model = self.state.model(request.model)
         limits.check_prompt(model, request.prompt, request.stop_sequences, self.state.config)
         config = self._generation_config(request)

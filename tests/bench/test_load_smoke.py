@@ -74,3 +74,15 @@ def test_ratios_compare_64_streams_with_one_and_skip_what_was_not_measured():
     assert p99["value"] == 15.0 and not p99["met"]
     assert math.isclose(r["predict_32_batched_over_unbatched"]["value"], 6.0)
     assert "predict_32_batched_over_unbatched" not in load.ratios(on, None)  # no unbatched server given
+
+
+def test_64_streams_are_compared_with_the_bare_64_row_step_of_the_same_run(tmp_path):
+    on = {"generate": [{"clients": 64, "tokens_per_s": 4800.0, "token_p50_ms": 10.0, "token_p99_ms": 30.0}],
+          "predict": []}
+    r = load.ratios(on, None, t64_ms=8.0)  # 64 / 8 ms = 8000 tokens/s at most
+    assert math.isclose(r["tokens_per_s_64_over_64_per_T64"]["value"], 0.6)
+    assert r["tokens_per_s_64_over_64_per_T64"]["met"]
+    assert r["token_p99_at_64_over_T64"]["value"] == 3.75 and not r["token_p99_at_64_over_T64"]["met"]
+    assert "token_p99_at_64_over_T64" not in load.ratios(on, None)  # no T64 measured
+    load.make_model_dir(tmp_path)
+    assert load.bare_step_64_ms(tmp_path, rows=4, repeats=2) > 0

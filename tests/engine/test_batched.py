@@ -255,3 +255,61 @@ def test_choose_rows_is_row_independent_for_random_batches(data, V, B):
             z[:3] = -np.inf
             rank = int((z > z[ids[b]]).sum())  # ids ranked above the chosen one
             assert rank < cfgs[b].top_k
+
+
+def _rows_alone(plan, ids, h, c):
+    """Each row of a batch stepped by itself (its own single-row state)."""
+    out = [plan.run_streams(ids[b : b + 1], [(h[:, b : b + 1], None if c is None else c[:, b : b + 1])])
+           for b in range(len(ids))]
+    return np.concatenate([o[0] for o in out]), [o[1][0] for o in out]
+
+
+@pytest.mark.parametrize("B", [1, 2, 7, 64])
+def test_deterministic_plan_gives_every_row_its_lone_result_in_any_batch(B, rng):
+    model = lm()
+    plan = StepPlan(model, deterministic=True, max_rows=64)
+    ids = rng.integers(4, model.tokenizer.vocab_size, size=B)
+    h, c = (rng.standard_normal((2, B, 48)).astype(np.float32) for _ in range(2))
+    together, states = plan.run_streams(ids, [(h[:, b : b + 1], c[:, b : b + 1]) for b in range(B)])
+    alone, alone_states = _rows_alone(StepPlan(model, deterministic=True, max_rows=64), ids, h, c)
+    np.testing.assert_array_equal(together, alone)
+    for (hb, cb), (ha, ca) in zip(states, alone_states, strict=True):
+        np.testing.assert_array_equal(hb, ha)
+        np.testing.assert_array_equal(cb, ca)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_default_plan_gives_every_row_its_lone_result_below_the_crossover(cell, rng):
+    model = lm(cell)
+    plan = StepPlan(model, gemv_rows=8)  # batches of 1..7 rows run row by row
+    c = None
+    for B in (1, 2, 5, 7):
+        ids = rng.integers(4, model.tokenizer.vocab_size, size=B)
+        h = rng.standard_normal((2, B, 48)).astype(np.float32)
+        c = rng.standard_normal((2, B, 48)).astype(np.float32) if cell == "lstm" else None
+        together, (hn, cn) = plan.run(ids, (h, c))
+        alone, states = _rows_alone(StepPlan(model, gemv_rows=8), ids, h, c)
+        np.testing.assert_array_equal(together, alone)
+        np.testing.assert_array_equal(hn, np.concatenate([s[0] for s in states], axis=1))
+        # the lone row is the batch-of-one kernel, and agrees with the one-product kernel up to rounding
+        wide, _ = plan.kernel(ids, (h, c))
+        np.testing.assert_allclose(together, wide, rtol=1e-5, atol=1e-5)
+
+
+def test_the_crossover_is_probed_once_per_shape_and_is_a_batch_size():
+    model = lm()
+    first = StepPlan(model, max_rows=16).gemv_rows
+    assert 2 <= first <= 17
+    assert StepPlan(lm(seed=3), max_rows=16).gemv_rows == first  # same shape: cached, not re-timed
+    with pytest.raises(InvalidInput, match="gemv_rows"):
+        StepPlan(model, gemv_rows=0)
+    with pytest.raises(InvalidInput, match="deterministic"):
+        StepPlan(model, deterministic="yes")
+
+
+def test_model_generate_deterministic_gives_the_padded_batch_tokens():
+    model = lm()
+    cfg = GenerationConfig(max_new_tokens=20, temperature=0.9, seed=4)
+    det = list(model.generate("the ", cfg, deterministic=True))
+    assert det == run_batched(model, [("the ", cfg)], max_rows=64)[0]
+    assert det == list(model.generate("the ", cfg, deterministic=True))

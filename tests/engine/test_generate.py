@@ -212,3 +212,20 @@ def test_conditional_models_give_model_generate_tokens_alone_and_batched(task):
     together = run_batched(model, cases)
     for (prompt, cfg), got in zip(cases, together, strict=True):
         assert got == list(model.generate(prompt, cfg))
+
+
+def test_a_stop_sequence_ending_inside_a_word_token_is_named_in_the_summary():
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.model import Model
+    from rnn_engine.tokenizers import WordTokenizer
+
+    tok = WordTokenizer.fit(["the cat sat on the mat"])
+    model = Model(ModelConfig(hidden_size=16, num_layers=1, embedding_dim=8, seed=0), tokenizer=tok)
+    model.params["head.bias"][tok.encode("mat")[0]] = 100.0  # greedy says "mat", " mat", ...
+    records = list(model.generate("the", GenerationConfig(max_new_tokens=5, temperature=0.0,
+                                                         stop=["xyz", "ma"])))
+    end = records[-1]
+    assert [r.text for r in records[:-1]] == [" mat"]
+    assert (end.finish_reason, end.stop_sequence, end.text) == ("stop", "ma", " mat")
+    unstopped = list(model.generate("the", GenerationConfig(max_new_tokens=2, temperature=0.0)))[-1]
+    assert (unstopped.finish_reason, unstopped.stop_sequence) == ("length", "")

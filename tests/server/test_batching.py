@@ -51,15 +51,20 @@ CONFIGS = [GenerationConfig(max_new_tokens=30, temperature=t, top_k=k, top_p=p, 
 PROMPTS = ["the ", "", "qu", "dog", "fox j", "T", "lazy", "b", "over the "]
 
 
-def test_a_request_gets_the_same_tokens_alone_and_among_eight_others():
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(deterministic, monkeypatch):
+    from rnn_engine.generation import plan as batched
+
     model = lm()
-    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16))
+    if not deterministic:  # by default: equal in any batch below the GEMV/GEMM crossover (here set to 16)
+        monkeypatch.setattr(batched, "gemv_crossover", lambda plan, max_rows: 16)
+    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, deterministic=deterministic))
     alone = list(sched.submit(PROMPTS[0], CONFIGS[0]))
     streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]  # all join one batch
     together = [list(s) for s in streams]
     assert together[0] == alone
     for p, c, got in zip(PROMPTS, CONFIGS, together, strict=True):
-        reference = list(model.generate(p, c))
+        reference = list(model.generate(p, c, deterministic=deterministic))
         assert ids_of(got) == ids_of(reference)
         assert got[-1] == reference[-1]  # the GenerationEnd: reason, counts, text
     steps = sample(sched.metrics, "rnn_batch_size_count", kind="generate")
@@ -67,14 +72,14 @@ def test_a_request_gets_the_same_tokens_alone_and_among_eight_others():
 
 
 def test_the_scheduler_copies_the_weights_once_not_per_step(monkeypatch):
-    from rnn_engine import batched
+    from rnn_engine.generation import plan as batched
 
     built = []
     original = batched.StepPlan.__init__
 
-    def counting(self, model):
+    def counting(self, model, *args, **kwargs):
         built.append(model)
-        original(self, model)
+        original(self, model, *args, **kwargs)
 
     model = lm()
     exact_min_rows(model, 4)  # probed (with a plan of its own) and cached before counting
@@ -289,3 +294,49 @@ def test_the_store_serves_frozen_models_with_the_unfrozen_predictions(tmp_path):
     assert served.net.rnn.frozen
     texts = ["the quick brown fox jumps over", "lazy dog"] * 20  # T*B over the copying threshold
     assert served.predict(texts, top_k=3) == lm(seed=4).predict(texts, top_k=3)
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_the_summary_names_a_stop_sequence_that_ends_inside_a_word_token(batching):
+    from rnn_engine.tokenizers import WordTokenizer
+    from server.predict_io import summary_to_pb
+
+    tok = WordTokenizer.fit(["the cat sat on the mat"])
+    model = Model(ModelConfig(hidden_size=16, num_layers=1, embedding_dim=8, seed=0), tokenizer=tok)
+    model.params["head.bias"][tok.encode("mat")[0]] = 100.0  # greedy: " mat" ("ma" ends inside it)
+    pool = BatchingPool(BatchSettings(enabled=batching))
+    records = list(pool.generate("w", model, "the", GenerationConfig(max_new_tokens=5, temperature=0.0,
+                                                                      stop=["ma"])))
+    summary = summary_to_pb(records[-1]).summary
+    assert (summary.stop_sequence, summary.text, summary.generated_tokens) == ("ma", " mat", 1)
+
+
+def test_the_window_never_delays_a_caller_alone():
+    batcher = DynamicBatcher(lm(), "m", "predict", run_predict, BatchSettings(window_ms=1000))
+    batcher.call(["the"])  # the first batch has no history: it waits for its window
+    start = time.monotonic()
+    for text in ("quick", "brown", "fox"):  # then one caller after another: each runs at once
+        batcher.call([text])
+    assert time.monotonic() - start < 1.0  # three 1000 ms windows would take 3 s
+    assert sample(batcher.metrics, "rnn_batch_size_count", kind="predict") == 4
+
+
+def test_predict_pads_a_lone_call_only_when_deterministic():
+    from server.batching.dynamic import predict_rows
+
+    model = lm()
+    assert predict_rows(model, BatchSettings()) == 1  # the 1-row kernel
+    assert predict_rows(model, BatchSettings(deterministic=True)) == exact_min_rows(model, 64, "forward")
+
+
+def test_the_generation_servicer_tells_records_apart_by_type_not_hasattr():
+    import ast
+    from pathlib import Path
+
+    import server.servicers.inference as inference
+
+    tree = ast.parse(Path(inference.__file__).read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "hasattr"]
+    assert calls == []
+    source = Path(inference.__file__).read_text(encoding="utf-8")
+    assert "isinstance(record, GenerationEnd)" in source and "generation_records(" in source
