@@ -22,7 +22,9 @@ from rnn.v1 import training_service_pb2 as tpb
 from tests.security.helpers import LM_TEXT
 
 TINY = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=8, embedding_dim=4)
-SERVE = ("--max-training-jobs", "0", "--job-lease-seconds", "2")
+# --deterministic: Predict results are compared exactly (old or new model, never a mix), and concurrent calls
+# may be batched together, which is bit-identical to a lone call only in that mode (README, Generation kernels)
+SERVE = ("--max-training-jobs", "0", "--job-lease-seconds", "2", "--deterministic")
 
 
 def train_request(name: str, steps: int, **kw) -> tpb.TrainRequest:
