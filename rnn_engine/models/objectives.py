@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 from ..backend import no_grad, xp
+from ..data.tokenizers import BOS_ID, EOS_ID
 from ..errors import InvalidInput
-from ..losses import cross_entropy, mse
-from ..tokenizers import BOS_ID, EOS_ID
+from ..nn.losses import cross_entropy, mse
 from .base import detach
 
 IGNORE = -100

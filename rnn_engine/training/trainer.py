@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backend import xp
-from .checkpoint import load_model, save_model
-from .config import ModelConfig, TrainConfig
-from .errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
-from .model import Model
-from .optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
-from .schedules import make_schedule
+from ..backend import xp
+from ..config import ModelConfig, TrainConfig
+from ..errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
+from ..io.checkpoint import load_model, save_model
+from ..model import Model
+from ..optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
+from ..optim.schedules import make_schedule
 from .tasks import Dataset, prepare
 
 

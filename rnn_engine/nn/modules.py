@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import as_generator, grad_enabled, xp
-from .errors import InvalidInput
-from .init import uniform
-from .validate import (
+from ..backend import as_generator, grad_enabled, xp
+from ..errors import InvalidInput
+from ..validate import (
     as_float_array,
     as_token_ids,
     check_dtype,
@@ -22,6 +21,7 @@ from .validate import (
     check_shape,
     is_int,
 )
+from .init import uniform
 
 _ANY_RANK = tuple(range(1, 33))  # any rank >= 1 (beyond 32 dimensions is never needed here)
 

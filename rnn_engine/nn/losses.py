@@ -6,9 +6,9 @@ the prediction, shaped and typed like it: `loss, d = cross_entropy(logits, targe
 
 from __future__ import annotations
 
-from .backend import xp
-from .errors import InvalidInput
-from .validate import is_int
+from ..backend import xp
+from ..errors import InvalidInput
+from ..validate import is_int
 
 REDUCTIONS = ("mean", "sum")
 

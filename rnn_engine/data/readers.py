@@ -1,8 +1,8 @@
 """Readers for training data (text, labelled sequences, tagged tokens, CSV series) and train/val splits.
 
-Readers return plain Python / NumPy values; turning them into batches is the job of `tasks.py`. Every error is
-an InvalidInput (or NotFound for a missing file) naming the file, the line or row, the field and what was
-expected, e.g. "names.tsv:12: expected 'sequence<TAB>label', got a line without a tab".
+Readers return plain Python / NumPy values; turning them into batches is the job of `training/tasks.py`.
+Every error is an InvalidInput (or NotFound for a missing file) naming the file, the line or row, the field
+and what was expected, e.g. "names.tsv:12: expected 'sequence<TAB>label', got a line without a tab".
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .backend import as_generator
-from .errors import InvalidInput, NotFound
+from ..backend import as_generator
+from ..errors import InvalidInput, NotFound
 
 T = TypeVar("T")
 SEQUENCE_HEADERS = {"sequence", "text", "name", "word", "input", "x", "sentence", "string", "sequences"}

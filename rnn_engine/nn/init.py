@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .backend import xp
-from .errors import InvalidInput
+from ..backend import xp
+from ..errors import InvalidInput
 
 RECURRENT_INITS = ("default", "xavier", "orthogonal", "identity")
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import IncompatibleModel, InvalidInput, NotFound
+from ..validate import is_int
 from . import filelock
-from .errors import IncompatibleModel, InvalidInput, NotFound
-from .validate import is_int
 
 FORMAT_VERSION = 1
 WEIGHTS, MANIFEST, HISTORY = "weights.npz", "manifest.json", "history.json"

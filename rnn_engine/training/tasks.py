@@ -23,20 +23,20 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import data
-from .backend import xp
-from .config import TASKS, ModelConfig, TrainConfig
-from .errors import InvalidInput
-from .model import Model
-from .models.objectives import (
+from ..backend import xp
+from ..config import TASKS, ModelConfig, TrainConfig
+from ..data import readers as data
+from ..data.tokenizers import ByteTokenizer, CharTokenizer, Tokenizer, WordTokenizer
+from ..errors import InvalidInput
+from ..model import Model
+from ..models.objectives import (
     DecoderObjective,
     ForecastObjective,
     LanguageModelObjective,
     Objective,
     SequenceLabelObjective,
 )
-from .models.predict import tagging_ids
-from .tokenizers import ByteTokenizer, CharTokenizer, Tokenizer, WordTokenizer
+from ..models.predict import tagging_ids
 
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "byte": ByteTokenizer}
 

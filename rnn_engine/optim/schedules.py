@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from .backend import xp
-from .errors import InvalidInput
-from .validate import is_int
+from ..backend import xp
+from ..errors import InvalidInput
+from ..validate import is_int
 
 SCHEDULES = ("constant", "step", "cosine")
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import xp
-from .errors import InvalidInput
+from ..backend import xp
+from ..errors import InvalidInput
+from ..validate import is_int
 from .schedules import ConstantSchedule, CosineSchedule, Schedule, StepSchedule, make_schedule
-from .validate import is_int
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "clip_grad_norm",
            "Schedule", "ConstantSchedule", "StepSchedule", "CosineSchedule", "make_schedule"]
