@@ -18,6 +18,9 @@ or loaded. Concurrent saves to one name must be serialised by callers.
 
 Names are validated (`validate_model_name`) before any path is built from them, and symlinks are refused, so
 nothing outside the parent directory is read or written.
+
+Over 350 lines on purpose: the save and the load are one contract (every check on load answers a step of the
+save: names, format version, array dtypes, the atomic swap and its leftovers), so they stay in one file.
 """
 
 from __future__ import annotations
