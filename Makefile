@@ -28,7 +28,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.engine
 
-# Builds and runs the image and both compose profiles (needs docker.io and docker-compose; see README "Docker").
+# Builds and runs the image and both compose profiles (needs docker.io and docker-compose; see docs/deployment.md).
 deploy-check: $(STAMP)
 	PYTHON=$(PY) scripts/deploy-check
 

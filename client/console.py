@@ -58,9 +58,6 @@ class Console:
         """Status messages go to stderr so that stdout stays clean for data."""
         self.err.print(escape(text), style="cyan")
 
-    def warn(self, text: str) -> None:
-        self.err.print(f"warning: {escape(text)}", style="yellow")
-
     def error(self, text: str) -> None:
         self.err.print(f"error: {escape(text)}", style="bold red")
 

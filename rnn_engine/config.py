@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInput
+from .validate import check_choice, check_number, check_positive_int
 
 TASKS = ("language_model", "classification", "tagging", "forecasting", "one_to_many", "seq2seq")
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -14,25 +15,6 @@ TOKENIZERS = ("char", "word", "byte")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
 DTYPES = ("float32", "float64")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInput(f"{name}: expected an int >= {minimum}, got {value!r}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float | None = None, *, open_low=False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if open_low else value >= low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>' if open_low else '>='} {low}" + ("" if high is None else f" and <= {high}")
-        raise InvalidInput(f"{name}: expected a number {bound}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidInput(f"{name}: expected one of {list(choices)}, got {value!r}")
 
 
 class _Serialisable:
@@ -44,11 +26,14 @@ class _Serialisable:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         if not isinstance(data, dict):
-            raise InvalidInput(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
+            raise InvalidInput(
+                f"{cls.__name__}: expected a dict, got {type(data).__name__}",
+                field=cls.__name__,
+            )
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidInput(f"{cls.__name__}: unknown settings {unknown}")
+            raise InvalidInput(f"{cls.__name__}: unknown settings {unknown}", field=cls.__name__)
         cfg = cls(**data)
         cfg.validate()
         return cfg
@@ -80,25 +65,30 @@ class ModelConfig(_Serialisable):
     seed: int = 0  # weight initialisation and dropout
 
     def validate(self) -> None:
-        _check_choice("task", self.task, TASKS)
-        _check_choice("cell", self.cell, CELLS)
-        _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_choice("init", self.init, ("default", "xavier", "orthogonal", "identity"))
+        check_choice("task", self.task, TASKS)
+        check_choice("cell", self.cell, CELLS)
+        check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("init", self.init, ("default", "xavier", "orthogonal", "identity"))
         for name in ("hidden_size", "num_layers", "embedding_dim", "max_length", "window"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
-        _check_float("dropout", self.dropout, 0.0, 0.95)
+            check_positive_int(name, getattr(self, name), 1)
+        check_positive_int("seed", self.seed, 0)
+        check_number("dropout", self.dropout, 0.0, 0.95)
         if self.forget_bias is not None:
-            _check_float("forget_bias", self.forget_bias, -100.0, 100.0)
+            check_number("forget_bias", self.forget_bias, -100.0, 100.0)
             if self.cell != "lstm":
-                raise InvalidInput(f"forget_bias: only an lstm has a forget gate, got cell {self.cell!r}")
+                raise InvalidInput(
+                    f"forget_bias: only an lstm has a forget gate, got cell {self.cell!r}",
+                    field="forget_bias",
+                )
         for name in ("bidirectional", "residual"):
             if not isinstance(getattr(self, name), bool):
-                raise InvalidInput(f"{name}: expected a bool, got {getattr(self, name)!r}")
+                raise InvalidInput(f"{name}: expected a bool, got {getattr(self, name)!r}", field=name)
         if self.bidirectional and self.task not in ("classification", "tagging"):
             raise InvalidInput(
-                f"bidirectional: only classification and tagging can be bidirectional, got task {self.task!r}"
+                "bidirectional: only classification and tagging can be bidirectional, "
+                f"got task {self.task!r}",
+                field="bidirectional",
             )
 
 
@@ -131,7 +121,10 @@ class TrainConfig(_Serialisable):
 
     def validate(self) -> None:
         if not isinstance(self.ngram_baseline, bool):
-            raise InvalidInput(f"ngram_baseline: expected a bool, got {self.ngram_baseline!r}")
+            raise InvalidInput(
+                f"ngram_baseline: expected a bool, got {self.ngram_baseline!r}",
+                field="ngram_baseline",
+            )
         for name, low in (
             ("steps", 0),
             ("epochs", 0),
@@ -145,19 +138,19 @@ class TrainConfig(_Serialisable):
             ("max_eval_items", 0),
             ("seed", 0),
         ):
-            _check_int(name, getattr(self, name), low)
+            check_positive_int(name, getattr(self, name), low)
         if self.steps == 0 and self.epochs == 0:
-            raise InvalidInput("steps: expected steps >= 1 or epochs >= 1, got both 0")
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_float("lr", self.lr, 0.0, open_low=True)
-        _check_float("momentum", self.momentum, 0.0, 1.0)
-        _check_float("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
-        _check_float("weight_decay", self.weight_decay, 0.0)
-        _check_float("gamma", self.gamma, 0.0, 1.0, open_low=True)
-        _check_float("clip_norm", self.clip_norm, 0.0)
-        _check_float("time_budget", self.time_budget, 0.0)
-        _check_float("validation_fraction", self.validation_fraction, 0.0, 0.5, open_low=True)
+            raise InvalidInput("steps: expected steps >= 1 or epochs >= 1, got both 0", field="steps")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("lr", self.lr, 0.0, open_low=True)
+        check_number("momentum", self.momentum, 0.0, 1.0)
+        check_number("rmsprop_alpha", self.rmsprop_alpha, 0.0, 1.0)
+        check_number("weight_decay", self.weight_decay, 0.0)
+        check_number("gamma", self.gamma, 0.0, 1.0, open_low=True)
+        check_number("clip_norm", self.clip_norm, 0.0)
+        check_number("time_budget", self.time_budget, 0.0)
+        check_number("validation_fraction", self.validation_fraction, 0.0, 0.5, open_low=True)
 
 
 @dataclass
@@ -175,15 +168,15 @@ class GenerationConfig(_Serialisable):
     label: str | None = None  # one_to_many: the class that conditions the output
 
     def validate(self) -> None:
-        _check_int("max_new_tokens", self.max_new_tokens, 1)
-        _check_float("temperature", self.temperature, 0.0, 100.0)
-        _check_int("top_k", self.top_k, 0)
-        _check_float("top_p", self.top_p, 0.0, 1.0, open_low=True)
-        _check_float("repetition_penalty", self.repetition_penalty, 0.0, open_low=True)
-        _check_int("beam_size", self.beam_size, 1)
+        check_positive_int("max_new_tokens", self.max_new_tokens, 1)
+        check_number("temperature", self.temperature, 0.0, 100.0)
+        check_positive_int("top_k", self.top_k, 0)
+        check_number("top_p", self.top_p, 0.0, 1.0, open_low=True)
+        check_number("repetition_penalty", self.repetition_penalty, 0.0, open_low=True)
+        check_positive_int("beam_size", self.beam_size, 1)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0)
+            check_positive_int("seed", self.seed, 0)
         if not isinstance(self.stop, list | tuple) or not all(isinstance(s, str) and s for s in self.stop):
-            raise InvalidInput(f"stop: expected a list of non-empty strings, got {self.stop!r}")
+            raise InvalidInput(f"stop: expected a list of non-empty strings, got {self.stop!r}", field="stop")
         if self.label is not None and not isinstance(self.label, str):
-            raise InvalidInput(f"label: expected a string or None, got {self.label!r}")
+            raise InvalidInput(f"label: expected a string or None, got {self.label!r}", field="label")

@@ -8,7 +8,15 @@ class EngineError(Exception):
 
 
 class InvalidInput(EngineError, ValueError):
-    """An argument has the wrong shape, type or value; the message names it and says what was expected."""
+    """An argument has the wrong shape, type or value; the message names it and says what was expected.
+
+    `field` is the argument's name as the caller spelt it ("hidden_size", "grads['w']"); the server turns it
+    into the BadRequest field violation. The message still starts with "field: " for people reading it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(EngineError, LookupError):

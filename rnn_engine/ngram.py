@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InvalidInput, NotTrained
-from .validate import as_token_ids, check_positive_int
+from .validate import as_token_ids, check_positive_int, is_int
 
 SMOOTHINGS = ("witten_bell", "add_k", "kneser_ney")
 
@@ -44,12 +44,15 @@ class NGramModel:
     def __init__(self, order: int = 3, alpha: float = 0.1, smoothing: str = "witten_bell") -> None:
         self.order = check_positive_int("order", order)
         if self.order > 10:
-            raise InvalidInput(f"order: expected an int in [1, 10], got {order}")
+            raise InvalidInput(f"order: expected an int in [1, 10], got {order}", field="order")
         is_number = isinstance(alpha, int | float) and not isinstance(alpha, bool)
         if not is_number or not 0 < alpha < math.inf:
-            raise InvalidInput(f"alpha: expected a finite number > 0, got {alpha!r}")
+            raise InvalidInput(f"alpha: expected a finite number > 0, got {alpha!r}", field="alpha")
         if smoothing not in SMOOTHINGS:
-            raise InvalidInput(f"smoothing: expected one of {SMOOTHINGS}, got {smoothing!r}")
+            raise InvalidInput(
+                f"smoothing: expected one of {SMOOTHINGS}, got {smoothing!r}",
+                field="smoothing",
+            )
         self.alpha, self.smoothing = float(alpha), smoothing
         self.vocab_size: int | None = None
         # per context length k: sorted (context, next) codes and their counts; sorted context codes with
@@ -74,10 +77,13 @@ class NGramModel:
         """Count every n-gram up to `order` in the id stream `ids` (N,) with ids in [0, vocab_size)."""
         V = check_positive_int("vocab_size", vocab_size, minimum=2)
         if float(V) ** self.order >= 2.0**62:
-            raise InvalidInput(f"order: {self.order} is too high for vocab_size {V} (codes overflow int64)")
+            raise InvalidInput(
+                f"order: {self.order} is too high for vocab_size {V} (codes overflow int64)",
+                field="order",
+            )
         ids = self._ids("ids", ids, V)
         if ids.size < 2:
-            raise InvalidInput(f"ids: expected at least 2 token ids to fit, got {ids.size}")
+            raise InvalidInput(f"ids: expected at least 2 token ids to fit, got {ids.size}", field="ids")
         self.vocab_size = V
         self._pairs, self._contexts = [], []
         for k in range(self.order):
@@ -95,8 +101,8 @@ class NGramModel:
         """The model of a lower `order` (and any smoothing) on the same counts, without counting again: the
         tables of levels below `order` do not depend on the order counted up to."""
         self._check_fitted()
-        if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= self.order:
-            raise InvalidInput(f"order: expected an int in [1, {self.order}], got {order!r}")
+        if not is_int(order) or not 1 <= order <= self.order:
+            raise InvalidInput(f"order: expected an int in [1, {self.order}], got {order!r}", field="order")
         out = NGramModel(order, self.alpha, smoothing or self.smoothing)
         out.vocab_size = self.vocab_size
         out._pairs, out._contexts = self._pairs[:order], self._contexts[:order]
@@ -165,7 +171,10 @@ class NGramModel:
         """Validate a 1-D id sequence (an empty one included) against the vocabulary."""
         arr = np.asarray(value)
         if arr.ndim != 1:
-            raise InvalidInput(f"{name}: expected a 1-D sequence of token ids, got shape {arr.shape}")
+            raise InvalidInput(
+                f"{name}: expected a 1-D sequence of token ids, got shape {arr.shape}",
+                field=name,
+            )
         arr = arr.astype(np.int64) if arr.size == 0 else arr
         return as_token_ids(name, arr, vocab_size or self.vocab_size)
 
@@ -194,7 +203,7 @@ class NGramModel:
         self._check_fitted()
         ids = self._ids("ids", ids)
         if ids.size < 2:
-            raise InvalidInput(f"ids: expected at least 2 token ids to score, got {ids.size}")
+            raise InvalidInput(f"ids: expected at least 2 token ids to score, got {ids.size}", field="ids")
         codes = [self._context_codes(ids, k)[1:] for k in range(self.order)]
         available = np.arange(1, ids.size)
         return np.log(self._probs(codes, available, ids[1:]))
@@ -238,7 +247,7 @@ def best_baseline(train_ids, streams: Sequence[Sequence[int]], vocab_size: int,
     train = np.asarray(train_ids, dtype=np.int64)
     streams = [np.asarray(s, dtype=np.int64) for s in streams if len(s) >= 2]
     if not streams:
-        raise InvalidInput("streams: expected at least one stream of 2 or more ids to score")
+        raise InvalidInput("streams: expected at least one stream of 2 or more ids to score", field="streams")
     tokens = sum(len(s) - 1 for s in streams)
     orders = [n for n in orders if float(vocab_size) ** n < 2.0**62]
     counted = NGramModel(max(orders)).fit(train, vocab_size)  # counted once; lower orders reuse the tables

@@ -1,7 +1,7 @@
-"""Print the README's server configuration table from server/config.py (flags, variables, defaults, comments).
+"""Print docs/configuration.md's server settings table from server/config.py (flags, variables, defaults).
 
-Usage: python scripts/config_table.py. tests/test_readme.py checks that README.md holds exactly this table,
-so a new or changed setting fails the tests until the README is regenerated.
+Usage: python scripts/config_table.py. tests/test_readme.py checks that docs/configuration.md holds exactly
+this table, so a new or changed setting fails the tests until that page is regenerated.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from rnn_engine.validate import is_int, is_number
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off", "")
@@ -95,7 +97,7 @@ class ServerConfig:
             ("blas_threads", 1, 256),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            if not is_int(value) or not low <= value <= high:
                 raise ConfigError(f"{name}: expected an int in [{low}, {high}], got {value!r}")
         if not isinstance(self.store, str) or (
             self.store and not self.store.startswith(("postgresql://", "postgres://"))
@@ -104,9 +106,10 @@ class ServerConfig:
                 "store (--store / RNN_STORE): expected empty (the model directory) or a postgresql:// URL, "
                 f"got {self.store!r}"
             )
-        for name in ("sequence_idle_timeout", "shutdown_grace", "job_lease_seconds", "request_message_timeout"):
+        seconds = ("sequence_idle_timeout", "shutdown_grace", "job_lease_seconds", "request_message_timeout")
+        for name in seconds:
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0:
+            if not is_number(value) or not value > 0:
                 raise ConfigError(f"{name}: expected a number > 0, got {value!r}")
         if (
             isinstance(self.batch_window_ms, bool)

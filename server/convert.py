@@ -1,8 +1,10 @@
-"""Conversion between rnn.v1 messages and the engine's plain Python values; the only module building messages.
+"""Conversion between rnn.v1 messages and the engine's plain Python values for models, specs, jobs and events.
 
+Conversion lives in two modules: this one (ModelService and TrainingService: model specs and info, training
+settings, job records and events) and server/predict_io.py (InferenceService: SequenceInput -> engine
+inputs, predict results -> SequenceOutput). The servicers wrap what these return in their response messages.
 Request fields are validated here against the server limits, and every error names the request field
-(e.g. "inputs[2].values.data"). Engine results (Model.predict dicts, GeneratedToken, job records and events)
-become messages here.
+(e.g. "spec.hidden_size").
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ log = logging.getLogger("rnn.server")
 REQUEST_ID_KEY = "request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 MAX_MESSAGE_CHARS = 1000  # error messages are clipped: they travel twice in the trailing metadata
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")  # engine_field's fallback only
 
 
 class ServiceError(Exception):
@@ -77,22 +77,22 @@ def exhausted(limit: str, message: str, value: int | None = None) -> ServiceErro
 
 
 def with_field_prefix(exc: engine_errors.InvalidInput, prefix: str, rename: dict[str, str] | None = None):
-    """Re-raise an engine InvalidInput ("name: ...") as INVALID_ARGUMENT on field `prefix.name`."""
-    name = field_of(str(exc)) or ""
+    """Re-raise an engine InvalidInput on field `prefix.<its field>` as INVALID_ARGUMENT."""
+    name = engine_field(exc) or ""
+    message = str(exc).removeprefix(f"{name}:").strip() if name else str(exc)
     name = (rename or {}).get(name, name)
     field = f"{prefix}.{name}" if prefix and name else (prefix or name or "request")
-    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {_strip_field(str(exc))}", field=field)
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}", field=field)
 
 
-def field_of(message: str) -> str | None:
-    """The argument an engine message names ("hidden_size: expected ..." -> "hidden_size")."""
-    m = _FIELD_PREFIX.match(message)
+def engine_field(exc: engine_errors.InvalidInput) -> str | None:
+    """The argument an engine InvalidInput names: its `field`. Fallback for the raise sites that do not set
+    it yet (rnn_engine/model.py, recurrent.py, cells.py, generate.py, batched*.py, models/predict.py): the
+    "name:" their message starts with."""
+    if exc.field is not None:
+        return exc.field
+    m = _FIELD_PREFIX.match(str(exc))
     return m.group(1) if m else None
-
-
-def _strip_field(message: str) -> str:
-    m = _FIELD_PREFIX.match(message)
-    return message[m.end() :].strip() if m else message
 
 
 _ENGINE_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -112,7 +112,7 @@ def classify(exc: BaseException) -> ServiceError | None:
         if isinstance(exc, kind):
             field = None
             if code == grpc.StatusCode.INVALID_ARGUMENT:  # every INVALID_ARGUMENT names a field
-                field = field_of(str(exc)) or "request"
+                field = engine_field(exc) or "request"
             return ServiceError(code, str(exc), field=field, resource=error_details.resource_of(exc))
     return None
 

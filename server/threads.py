@@ -9,6 +9,8 @@ worker in `run_job` (spawned workers start a fresh BLAS, so the server's limit d
 
 from __future__ import annotations
 
+from rnn_engine.validate import is_int
+
 DEFAULT_BLAS_THREADS = 1
 MAX_BLAS_THREADS = 256
 
@@ -16,7 +18,7 @@ MAX_BLAS_THREADS = 256
 def limit_blas_threads(threads: int) -> int | None:
     """Limit this process's BLAS pools to `threads` threads (process-wide, until it exits); returns the
     count threadpoolctl then reports (see `blas_threads`)."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_BLAS_THREADS:
+    if not is_int(threads) or not 1 <= threads <= MAX_BLAS_THREADS:
         raise ValueError(f"blas_threads: expected an int in [1, {MAX_BLAS_THREADS}], got {threads!r}")
     import numpy  # noqa: F401 - loads NumPy's BLAS, so that threadpoolctl finds it
     from threadpoolctl import threadpool_limits

@@ -1,5 +1,6 @@
-"""README.md as a specification: its configuration table, rnnctl commands, RPC list and code examples are
-checked against the code, so a renamed flag, command, RPC or JSON field fails here."""
+"""README.md and docs/*.md as a specification: the configuration table, rnnctl commands, RPC list and code
+examples are checked against the code, so a renamed flag, command, RPC or JSON field fails here; every Python
+block compiles and every relative link and anchor between the pages resolves."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from rnn.v1 import inference_service_pb2, model_service_pb2, training_service_pb
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = {p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+         for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
 SERVICES = [
     inference_service_pb2.DESCRIPTOR.services_by_name["InferenceService"],
     model_service_pb2.DESCRIPTOR.services_by_name["ModelService"],
@@ -28,10 +31,11 @@ SERVICES = [
 
 
 def section(title: str) -> str:
-    """The text of `## title` up to the next `## ` heading."""
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.S | re.M)
-    assert match, f"README has no section '## {title}'"
-    return match.group(1)
+    """The text of `## title` up to the next `## ` heading, in the one page (README or docs/) holding it."""
+    found = [m.group(1) for text in PAGES.values()
+             if (m := re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M))]
+    assert len(found) == 1, f"expected one '## {title}' in README.md and docs/*.md, found {len(found)}"
+    return found[0]
 
 
 def config_table() -> str:
@@ -114,3 +118,44 @@ def test_engine_examples_run_as_written(index, tmp_path):
                           timeout=280, env={"PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1",
                                             "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _outside_code(text: str) -> str:
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def _anchors(text: str) -> set[str]:
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.*)$", _outside_code(text), re.M)}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_python_block_compiles(page):
+    for block in re.findall(r"^```python\n(.*?)^```", PAGES[page], re.S | re.M):
+        compile(block, page, "exec")  # raises SyntaxError naming the page
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_relative_link_and_anchor_resolves(page):
+    base = (ROOT / page).parent
+    for target in re.findall(r"\]\(([^)\s]+)\)", _outside_code(PAGES[page])):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s), mailto
+        path, _, anchor = target.partition("#")
+        file = (base / path).resolve() if path else ROOT / page
+        assert file.exists(), f"{page}: link to {target} points to a missing file"
+        if anchor and file.suffix == ".md":
+            assert anchor in _anchors(file.read_text(encoding="utf-8")), f"{page}: no heading for #{anchor}"
+
+
+def test_the_front_page_stays_short_and_links_every_docs_page():
+    without_performance = re.sub(r"^## (Serving under load|Performance|Service overhead)\n.*?(?=^## |\Z)", "",
+                                 README, flags=re.S | re.M)
+    assert len(without_performance.splitlines()) <= 120
+    for page in PAGES:
+        if page.startswith("docs/"):
+            assert f"]({page}" in README, f"README does not link {page}"

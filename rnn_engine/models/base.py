@@ -48,7 +48,10 @@ def make_rnn(
         return GRU(input_size, hidden_size, **kw)
     if cell in ("rnn_tanh", "rnn_relu"):
         return RNN(input_size, hidden_size, nonlinearity=cell[4:], **kw)
-    raise InvalidInput(f"cell: expected one of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'], got {cell!r}")
+    raise InvalidInput(
+        f"cell: expected one of ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'], got {cell!r}",
+        field="cell",
+    )
 
 
 def rnn_forward(rnn: RecurrentBase, x, state: State | None, lengths=None):
@@ -132,14 +135,18 @@ class Network:
         missing = sorted(set(params) - set(arrays))
         extra = sorted(set(arrays) - set(params))
         if missing or extra:
-            raise InvalidInput(f"weights: missing arrays {missing}, unexpected arrays {extra}")
+            raise InvalidInput(
+                f"weights: missing arrays {missing}, unexpected arrays {extra}",
+                field="weights",
+            )
         for name, p in params.items():
             a = xp.asarray(arrays[name])
             if a.shape != p.shape or a.dtype != p.dtype:
                 raise InvalidInput(
-                    f"weights[{name!r}]: expected {p.dtype} {p.shape}, got {a.dtype} {a.shape}"
+                    f"weights[{name!r}]: expected {p.dtype} {p.shape}, got {a.dtype} {a.shape}",
+                    field=f"weights[{name!r}]"
                 )
             if not xp.isfinite(a).all():
-                raise InvalidInput(f"weights[{name!r}]: contains NaN or Inf")
+                raise InvalidInput(f"weights[{name!r}]: contains NaN or Inf", field=f"weights[{name!r}]")
         for name, p in params.items():
             p[...] = arrays[name]

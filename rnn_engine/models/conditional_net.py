@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from ..backend import xp
-from ..modules import Dropout, Embedding, Linear
+from ..nn.modules import Dropout, Embedding, Linear
 from .base import Network, State, make_rnn, rnn_backward, rnn_forward
 
 

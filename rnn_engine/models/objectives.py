@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 from ..backend import no_grad, xp
+from ..data.tokenizers import BOS_ID, EOS_ID
 from ..errors import InvalidInput
-from ..losses import cross_entropy, mse
-from ..tokenizers import BOS_ID, EOS_ID
+from ..nn.losses import cross_entropy, mse
 from .base import detach
 
 IGNORE = -100
@@ -56,7 +56,8 @@ class LanguageModelObjective(Objective):
         if L < T:
             raise InvalidInput(
                 f"corpus: {len(train_ids)} training tokens give streams of {L} tokens for batch_size={B}, "
-                f"shorter than one bptt window of {T}; give more text or lower batch_size / bptt"
+                f"shorter than one bptt window of {T}; give more text or lower batch_size / bptt",
+                field="corpus"
             )
         self.rows = self._streams(train_ids, B, L)  # (B, L + 1)
         self.steps_per_epoch = math.ceil(L / T)
@@ -137,7 +138,7 @@ class _ExampleObjective(Objective):
     def __init__(self, model, tcfg, train: list, valid: list) -> None:
         super().__init__(model, tcfg)
         if not train:
-            raise InvalidInput("dataset: expected at least one training example, got none")
+            raise InvalidInput("dataset: expected at least one training example, got none", field="dataset")
         self.train, self.valid = train, valid
         self.steps_per_epoch = max(1, len(train) // min(tcfg.batch_size, len(train)))
 

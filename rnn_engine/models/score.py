@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from ..backend import xp
+from ..data.tokenizers import BOS_ID
 from ..errors import FailedPrecondition
-from ..tokenizers import BOS_ID
 
 
 def score_language_model(model, texts: list) -> list[dict]:

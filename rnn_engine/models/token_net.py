@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import xp
-from ..modules import Dropout, Embedding, Linear
+from ..nn.modules import Dropout, Embedding, Linear
 from .base import Network, State, make_rnn, rnn_backward, rnn_forward
 
 

@@ -52,7 +52,7 @@ __all__ = ["OPSET", "GATE_ORDER_TORCH_TO_ONNX", "export_model", "export_recurren
 def graphs_for(task: str) -> list[str]:
     """The graph names `export_model` accepts for a model of `task`."""
     if task not in CONVERTERS:
-        raise InvalidInput(f"task: expected one of {sorted(CONVERTERS)}, got {task!r}")
+        raise InvalidInput(f"task: expected one of {sorted(CONVERTERS)}, got {task!r}", field="task")
     return list(CONVERTERS[task])
 
 
@@ -64,8 +64,8 @@ def export_model(model, graph: str = "full") -> onnx.ModelProto:
     from ..model import Model
 
     if not isinstance(model, Model):
-        raise InvalidInput(f"model: expected an rnn_engine Model, got {type(model).__name__}")
+        raise InvalidInput(f"model: expected an rnn_engine Model, got {type(model).__name__}", field="model")
     available = graphs_for(model.task)
     if graph not in available:
-        raise InvalidInput(f"graph: a {model.task} model exports {available}, got {graph!r}")
+        raise InvalidInput(f"graph: a {model.task} model exports {available}, got {graph!r}", field="graph")
     return CONVERTERS[model.task][graph](model)

@@ -26,7 +26,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..tokenizers import ATTACH_LEFT, ATTACH_RIGHT, BOS_ID, N_SPECIAL, PAD_ID, SPECIALS, UNK_ID, WORD_PATTERN
+from ..data.tokenizers import (
+    ATTACH_LEFT,
+    ATTACH_RIGHT,
+    BOS_ID,
+    N_SPECIAL,
+    PAD_ID,
+    SPECIALS,
+    UNK_ID,
+    WORD_PATTERN,
+)
 from .builder import FORMAT_VERSION, OPSET
 
 

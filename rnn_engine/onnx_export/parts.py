@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper
 
-from ..modules import Embedding, Linear
+from ..nn.modules import Embedding, Linear
 from ..recurrent import RecurrentBase
 from .builder import FLOAT, INT32, INT64, GraphBuilder
 

@@ -34,7 +34,10 @@ CELL_NAME = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "LSTM": "lstm", "GR
 
 def check_layer(layer) -> RecurrentBase:
     if not isinstance(layer, RecurrentBase):
-        raise InvalidInput(f"layer: expected an rnn_engine RNN, LSTM or GRU, got {type(layer).__name__}")
+        raise InvalidInput(
+            f"layer: expected an rnn_engine RNN, LSTM or GRU, got {type(layer).__name__}",
+            field="layer",
+        )
     return layer
 
 
@@ -84,7 +87,7 @@ def append_recurrent_stack(g: GraphBuilder, layer: RecurrentBase, x: str, *, h0:
     """
     check_layer(layer)
     if c0 is not None and layer.mode != "LSTM":
-        raise InvalidInput(f"c0: only an LSTM has a cell state, this layer is {layer.mode}")
+        raise InvalidInput(f"c0: only an LSTM has a cell state, this layer is {layer.mode}", field="c0")
     L, D = layer.num_layers, layer.num_directions
     lstm = layer.mode == "LSTM"
     h_parts, c_parts, inp = [], [], x
@@ -148,7 +151,7 @@ def export_recurrent(layer: RecurrentBase, *, initial_state: bool = False,
     check_layer(layer)
     for name, flag in (("initial_state", initial_state), ("lengths", lengths)):
         if not isinstance(flag, bool):
-            raise InvalidInput(f"{name}: expected a bool, got {flag!r}")
+            raise InvalidInput(f"{name}: expected a bool, got {flag!r}", field=name)
     L, D, H, I = layer.num_layers, layer.num_directions, layer.hidden_size, layer.input_size
     lstm = layer.mode == "LSTM"
     g = GraphBuilder(f"{CELL_NAME[layer.mode]}_stack")

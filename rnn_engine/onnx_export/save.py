@@ -25,22 +25,28 @@ def save_onnx(model_proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
         NotFound: the directory that should hold `path` does not exist.
     """
     if not isinstance(model_proto, onnx.ModelProto):
-        raise InvalidInput(f"model_proto: expected an onnx.ModelProto, got {type(model_proto).__name__}")
+        raise InvalidInput(
+            f"model_proto: expected an onnx.ModelProto, got {type(model_proto).__name__}",
+            field="model_proto",
+        )
     if not isinstance(path, str | os.PathLike) or not str(path):
-        raise InvalidInput(f"path: expected a file path, got {path!r}")
+        raise InvalidInput(f"path: expected a file path, got {path!r}", field="path")
     path = Path(path)
     if path.is_dir():
-        raise InvalidInput(f"path: {str(path)!r} is a directory, expected a file path")
+        raise InvalidInput(f"path: {str(path)!r} is a directory, expected a file path", field="path")
     parent = path.parent
     if parent.exists() and not parent.is_dir():
-        raise InvalidInput(f"path: {str(parent)!r} (the parent of {str(path)!r}) is not a directory")
+        raise InvalidInput(
+            f"path: {str(parent)!r} (the parent of {str(path)!r}) is not a directory",
+            field="path",
+        )
     if not parent.is_dir():
         raise NotFound(f"path: directory {str(parent)!r} of {str(path)!r} does not exist")
     data = model_proto.SerializeToString()
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
-        raise InvalidInput(f"path: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+        raise InvalidInput(f"path: cannot write {str(path)!r}: {exc.strerror or exc}", field="path") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -51,6 +57,7 @@ def save_onnx(model_proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise InvalidInput(f"path: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+            raise InvalidInput(f"path: cannot write {str(path)!r}: {exc.strerror or exc}",
+            field="path") from exc
         raise
     return path

@@ -82,8 +82,8 @@ def check_dataset(staging: Path, configs: tuple[dict, dict], data: bytes, suffix
             prepare(model_config, train_config, load_dataset(model_config.task, path, **options))
         except InvalidInput as exc:
             message = str(exc).replace(path, "dataset")  # never show server paths
-            if message.split(":", 1)[0] in OPTIONS:
-                raise with_field_prefix(InvalidInput(message), "dataset.options") from None
+            if exc.field in OPTIONS:
+                raise with_field_prefix(InvalidInput(message, field=exc.field), "dataset.options") from None
             raise invalid("dataset", message.removeprefix("dataset: ")) from None
         except UnicodeDecodeError as exc:
             raise invalid("dataset", f"expected UTF-8 text: {exc.reason} at byte {exc.start}") from None

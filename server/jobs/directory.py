@@ -30,7 +30,7 @@ from rnn_engine import modelfile
 from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
 from ..errors import exhausted
-from . import record as jr
+from . import record as job_record
 from .lock import JobLock
 from .process import WorkerProcess
 from .worker import run_job
@@ -42,7 +42,7 @@ MAX_QUEUED = 32
 class _Live:
     """In-memory side of a job: its events, the condition watchers wait on, the worker and its stop flag."""
 
-    def __init__(self, files: jr.JobFiles, record: jr.JobRecord, events: list[dict]) -> None:
+    def __init__(self, files: job_record.JobFiles, record: job_record.JobRecord, events: list[dict]) -> None:
         self.files, self.record, self.events = files, record, events
         self.cond = threading.Condition()
         self.worker: WorkerProcess | None = None
@@ -85,10 +85,10 @@ class JobManager:
         self.list()
         self._changed()
 
-    def _disk_record(self, job_id: str) -> jr.JobRecord:
+    def _disk_record(self, job_id: str) -> job_record.JobRecord:
         """A job this server does not own, as recorded; QUEUED/RUNNING with nobody holding it: INTERRUPTED."""
         try:
-            files = jr.JobFiles(self.root, job_id)
+            files = job_record.JobFiles(self.root, job_id)
             files.check_no_symlinks()
             record = files.read_record()
             files.check_no_symlinks(record)
@@ -98,17 +98,17 @@ class JobManager:
             raise NotFound(
                 f"job {job_id!r}: unreadable record ({exc})", resource_type="job", resource_name=job_id
             ) from None
-        if record.state not in jr.ACTIVE:
+        if record.state not in job_record.ACTIVE:
             return record
         lock = JobLock.acquire(files.dir)
         if lock is None:  # another server (or its worker) runs it
             return record
         try:
             live = _Live(files, files.read_record(), files.read_events())
-            if live.record.state in jr.ACTIVE:
+            if live.record.state in job_record.ACTIVE:
                 self._set_state(
                     live,
-                    jr.INTERRUPTED,
+                    job_record.INTERRUPTED,
                     "the server stopped while the job was "
                     f"{live.record.state.lower()}; resume it with Train(resume_job_id)",
                     notify=False,
@@ -119,7 +119,7 @@ class JobManager:
 
     def _changed(self) -> None:
         if self.on_change is not None:
-            counts = {s: 0 for s in jr.STATES}
+            counts = {s: 0 for s in job_record.STATES}
             for record in self.list():
                 counts[record.state] += 1
             self.on_change(counts)
@@ -139,9 +139,9 @@ class JobManager:
         if message:
             live.record.message = message
         now = time.time()
-        if state == jr.RUNNING:
+        if state == job_record.RUNNING:
             live.record.started = now
-        elif state not in jr.ACTIVE:
+        elif state not in job_record.ACTIVE:
             live.record.finished = now
         event = {
             "kind": "state",
@@ -150,7 +150,8 @@ class JobManager:
             "step": live.record.step,
             "total_steps": live.record.total_steps,
         }
-        if state not in jr.ACTIVE:  # the final event: the last step's epoch and loss, the final metrics
+        # the final event: the last step's epoch and loss, the final metrics
+        if state not in job_record.ACTIVE:
             event.update(_final_fields(live.events), loss=live.record.last_loss)
             event["metrics"] = dict(live.record.metrics)
         self._emit(live, event)
@@ -167,18 +168,18 @@ class JobManager:
         self._changed()
 
     # ------------------------------------------------------------------------------------------ queries
-    def get(self, job_id: str) -> jr.JobRecord:
+    def get(self, job_id: str) -> job_record.JobRecord:
         live = self._jobs.get(job_id)
         return live.record if live is not None else self._disk_record(job_id)
 
-    def list(self, state: str | None = None, model: str | None = None) -> list[jr.JobRecord]:
+    def list(self, state: str | None = None, model: str | None = None) -> list[job_record.JobRecord]:
         """Records of every job in the directory (this server's and others'), newest first, filtered."""
         with self._lock:
             owned = {job_id: live.record for job_id, live in self._jobs.items()}
         records = list(owned.values())
         for path in sorted(self.root.glob("job-*/job.json")):
             job_id = path.parent.name
-            if job_id in owned or not jr.JOB_ID.fullmatch(job_id):
+            if job_id in owned or not job_record.JOB_ID.fullmatch(job_id):
                 continue
             try:
                 records.append(self._disk_record(job_id))
@@ -189,7 +190,7 @@ class JobManager:
 
     def has_checkpoint(self, job_id: str) -> bool:
         self.get(job_id)
-        return jr.JobFiles(self.root, job_id).has_checkpoint()
+        return job_record.JobFiles(self.root, job_id).has_checkpoint()
 
     def model_busy(self, name: str) -> bool:
         """A job queued or running on any server sharing the directory trains model `name`."""
@@ -210,7 +211,7 @@ class JobManager:
         dataset_options: dict,
         overwrite: bool,
         model_exists: bool,
-    ) -> jr.JobRecord:
+    ) -> job_record.JobRecord:
         """Create and queue a job; the dataset bytes are written into the job's directory."""
         with self._lock:
             if self._closing:
@@ -223,7 +224,7 @@ class JobManager:
                 raise exhausted("max_queued_jobs", "too many training jobs are already waiting",
                                 self.max_queued)
             job_id = "job-" + secrets.token_hex(6)
-            files = jr.JobFiles(self.root, job_id)
+            files = job_record.JobFiles(self.root, job_id)
             files.dir.mkdir(parents=True)
             lock = JobLock.acquire(files.dir)
             if lock is None:
@@ -234,7 +235,7 @@ class JobManager:
             except BaseException:
                 lock.release()
                 raise
-            record = jr.JobRecord(
+            record = job_record.JobRecord(
                 job_id=job_id,
                 model=model,
                 task=task,
@@ -246,19 +247,19 @@ class JobManager:
             live = _Live(files, record, [])
             live.lock = lock
             self._jobs[job_id] = live
-            self._set_state(live, jr.QUEUED, "")
+            self._set_state(live, job_record.QUEUED, "")
             self._queue.append(job_id)
             self._start_queued()
             return record
 
-    def resume(self, job_id: str) -> jr.JobRecord:
+    def resume(self, job_id: str) -> job_record.JobRecord:
         """Restart a FAILED/CANCELLED/INTERRUPTED job from its last checkpoint (same job id)."""
         with self._lock:
             owned = self._jobs.get(job_id)
             if owned is not None:
                 raise FailedPrecondition(
                     f"job {job_id!r} is {owned.record.state}; only "
-                    f"{'/'.join(jr.RESUMABLE)} jobs can be resumed"
+                    f"{'/'.join(job_record.RESUMABLE)} jobs can be resumed"
                 )
             live = self._take(job_id)
             live.files.cancel_request.unlink(missing_ok=True)  # an old request must not stop the new run
@@ -268,7 +269,7 @@ class JobManager:
             live.record.finished = None
             self._set_state(
                 live,
-                jr.QUEUED,
+                job_record.QUEUED,
                 "resuming from the last checkpoint"
                 if live.resume
                 else "restarting (no checkpoint was written)",
@@ -280,7 +281,7 @@ class JobManager:
     def _take(self, job_id: str) -> _Live:
         """Lock a resumable job and own it; FailedPrecondition when another server runs it."""
         record = self._disk_record(job_id)  # NotFound; records a dead server's job INTERRUPTED
-        files = jr.JobFiles(self.root, job_id)
+        files = job_record.JobFiles(self.root, job_id)
         lock = JobLock.acquire(files.dir)
         if lock is None:
             raise FailedPrecondition(
@@ -290,10 +291,10 @@ class JobManager:
         try:
             live = _Live(files, files.read_record(), files.read_events())
             live.record.event_count = len(live.events)
-            if live.record.state not in jr.RESUMABLE:
+            if live.record.state not in job_record.RESUMABLE:
                 raise FailedPrecondition(
                     f"job {job_id!r} is {live.record.state}; only "
-                    f"{'/'.join(jr.RESUMABLE)} jobs can be resumed"
+                    f"{'/'.join(job_record.RESUMABLE)} jobs can be resumed"
                 )
             if self.model_busy(live.record.model):
                 raise AlreadyExists(f"model {live.record.model!r} is being trained by another job")
@@ -304,7 +305,7 @@ class JobManager:
         self._jobs[job_id] = live
         return live
 
-    def cancel(self, job_id: str) -> jr.JobRecord:
+    def cancel(self, job_id: str) -> job_record.JobRecord:
         """Ask a job to stop (it checkpoints and ends CANCELLED); a finished job is returned unchanged.
 
         For a job another server runs, leave a cancel request file that its server acts on at the job's next
@@ -315,24 +316,26 @@ class JobManager:
             if live is None:
                 record = self._disk_record(job_id)
                 if not record.terminal:
-                    request = jr.JobFiles(self.root, job_id).cancel_request
+                    request = job_record.JobFiles(self.root, job_id).cancel_request
                     os.close(os.open(request, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644))
                 return record
-            if live.record.state == jr.QUEUED:
+            if live.record.state == job_record.QUEUED:
                 self._queue.remove(job_id)
-                self._end(live, jr.CANCELLED, "cancelled before it started")
-            elif live.record.state == jr.RUNNING and live.worker is not None:
+                self._end(live, job_record.CANCELLED, "cancelled before it started")
+            elif live.record.state == job_record.RUNNING and live.worker is not None:
                 live.worker.stop.set()
             return live.record
 
     def _running(self) -> int:
-        return sum(1 for lv in self._jobs.values() if lv.record.state == jr.RUNNING)
+        return sum(1 for lv in self._jobs.values() if lv.record.state == job_record.RUNNING)
 
     def _start_queued(self) -> None:
         while self._queue and self._running() < self.max_running and not self._closing:
             live = self._jobs[self._queue.pop(0)]
             if live.files.cancel_request.exists():
-                self._end(live, jr.CANCELLED, "cancelled by CancelJob (on another server) before it started")
+                self._end(
+                    live, job_record.CANCELLED, "cancelled by CancelJob (on another server) before it started"
+                )
             else:
                 self._start(live)
 
@@ -360,7 +363,7 @@ class JobManager:
             on_end=lambda outcome: self._ended(live, outcome),
         )
         rec.attempts += 1
-        self._set_state(live, jr.RUNNING)
+        self._set_state(live, job_record.RUNNING)
         live.worker.start()
 
     # ------------------------------------------------------------------------------------------ progress
@@ -388,16 +391,18 @@ class JobManager:
         if kind == "done":
             live.record.metrics.update(outcome[1].get("metrics", {}))
             live.files.release_working_files(live.record)  # the model is saved; data and checkpoints go
-            self._end(live, jr.SUCCEEDED, "")
+            self._end(live, job_record.SUCCEEDED, "")
         elif kind == "cancelled":
             if self._closing:
-                self._end(live, jr.INTERRUPTED, "the server shut down; resume with Train(resume_job_id)")
+                self._end(
+                    live, job_record.INTERRUPTED, "the server shut down; resume with Train(resume_job_id)"
+                )
             else:
-                self._end(live, jr.CANCELLED, "cancelled by CancelJob")
+                self._end(live, job_record.CANCELLED, "cancelled by CancelJob")
         elif kind == "error":
-            self._end(live, jr.FAILED, f"{outcome[1]}: {outcome[2]}")
+            self._end(live, job_record.FAILED, f"{outcome[1]}: {outcome[2]}")
         else:
-            self._end(live, jr.INTERRUPTED if self._closing else jr.FAILED, outcome[1])
+            self._end(live, job_record.INTERRUPTED if self._closing else job_record.FAILED, outcome[1])
 
     # ------------------------------------------------------------------------------------------ watching
     def watch(
@@ -428,7 +433,7 @@ class JobManager:
         self, job_id: str, from_sequence: int, active: Callable[[], bool], poll: float
     ) -> Iterator[dict[str, Any]]:
         """Follow a job this server does not own through its events.jsonl, polling every `poll` seconds."""
-        files = jr.JobFiles(self.root, job_id)
+        files = job_record.JobFiles(self.root, job_id)
         record, offset, n = self._disk_record(job_id), 0, 0
         while True:
             record = self.get(job_id)  # before the events: a final record's last event is already written
@@ -448,7 +453,9 @@ class JobManager:
             self._closing = True
             for job_id in list(self._queue):
                 self._queue.remove(job_id)
-                self._end(self._jobs[job_id], jr.INTERRUPTED, "the server shut down before the job started")
+                self._end(
+                    self._jobs[job_id], job_record.INTERRUPTED, "the server shut down before the job started"
+                )
             running = [lv for lv in self._jobs.values() if lv.worker is not None and lv.worker.is_alive()]
             for live in running:
                 live.worker.stop.set()

@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import ServiceError
 from ..pg import DB_ERRORS, Database, Listener, StoreError
 from ..pgmodels import insert_model, read_dir, write_dir
-from . import record as jr
+from . import record as job_record
 from .postgres import append_event, expire_leases, state_event, to_record
 from .process import WorkerProcess
 from .worker import _plain, run_job
@@ -45,7 +45,7 @@ DB_TROUBLE = (ServiceError, *DB_ERRORS)
 class _Run:
     """One claimed job on this worker: its record, process, lease state."""
 
-    def __init__(self, record: jr.JobRecord, scratch: Path) -> None:
+    def __init__(self, record: job_record.JobRecord, scratch: Path) -> None:
         self.record, self.scratch = record, scratch
         self.process: WorkerProcess | None = None
         self.renewed = time.monotonic()
@@ -144,7 +144,7 @@ class PgWorker:
             if resume:
                 checkpoint = {f: bytes(d) for f, d in cur.execute(
                     "SELECT file, data FROM rnn_job_checkpoints WHERE job_id = %s", (job_id,))}
-            record.state, record.started, record.message = jr.RUNNING, time.time(), ""
+            record.state, record.started, record.message = job_record.RUNNING, time.time(), ""
             record.attempts += 1
             append_event(
                 cur, record, state_event(record),
@@ -288,7 +288,7 @@ class PgWorker:
                     insert_model(cur, rec.model, files, overwrite=True)
                     cur.execute("DELETE FROM rnn_job_checkpoints WHERE job_id = %s", (rec.job_id,))
 
-                rec.state, rec.message = jr.SUCCEEDED, ""
+                rec.state, rec.message = job_record.SUCCEEDED, ""
                 sql = ", data = NULL, lease_owner = NULL, lease_expires = NULL"
                 for attempt in range(5):  # the database may be back in a moment
                     try:
@@ -300,13 +300,13 @@ class PgWorker:
                         time.sleep(0.5 * (attempt + 1))
                 return
             if kind == "cancelled":
-                state = jr.INTERRUPTED if closing else jr.CANCELLED
+                state = job_record.INTERRUPTED if closing else job_record.CANCELLED
                 message = ("the worker shut down; resume with Train(resume_job_id)" if closing
                            else "cancelled by CancelJob")
             elif kind == "error":
-                state, message = jr.FAILED, f"{outcome[1]}: {outcome[2]}"
+                state, message = job_record.FAILED, f"{outcome[1]}: {outcome[2]}"
             else:
-                state, message = (jr.INTERRUPTED if closing else jr.FAILED), outcome[1]
+                state, message = (job_record.INTERRUPTED if closing else job_record.FAILED), outcome[1]
             rec.state, rec.message = state, message
             self._write(run, state_event(rec), ", lease_owner = NULL, lease_expires = NULL",
                         before=lambda cur: self._save_checkpoint(cur, run))

@@ -29,26 +29,26 @@ from rnn_engine.errors import AlreadyExists, FailedPrecondition, NotFound
 
 from ..errors import ServiceError, exhausted, invalid
 from ..pg import Database, Listener
-from . import record as jr
+from . import record as job_record
 from .uploads import DATASET_ID, UploadStore
 
-_FIELDS = {f.name for f in fields(jr.JobRecord)}
+_FIELDS = {f.name for f in fields(job_record.JobRecord)}
 LEASE_LOST = (
     "the worker running the job stopped renewing its lease (it died, or lost the database); "
     "resume it with Train(resume_job_id)"
 )
 
 
-def to_record(data: dict) -> jr.JobRecord:
-    return jr.JobRecord(**{k: v for k, v in data.items() if k in _FIELDS})
+def to_record(data: dict) -> job_record.JobRecord:
+    return job_record.JobRecord(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
-def state_event(record: jr.JobRecord) -> dict[str, Any]:
+def state_event(record: job_record.JobRecord) -> dict[str, Any]:
     return {"kind": "state", "state": record.state, "message": record.message, "step": record.step,
             "total_steps": record.total_steps}
 
 
-def append_event(cur, record: jr.JobRecord, event: dict[str, Any], owner: str | None = None,
+def append_event(cur, record: job_record.JobRecord, event: dict[str, Any], owner: str | None = None,
                  extra_sql: str = "", extra: tuple = ()) -> dict | None:
     """Replace the job's record, append `event` numbered after the last one, NOTIFY its watchers.
 
@@ -86,7 +86,7 @@ def expire_leases(db: Database) -> list[str]:
         ).fetchall()
         for (data,) in rows:
             record = to_record(data)
-            record.state, record.message, record.finished = jr.INTERRUPTED, LEASE_LOST, time.time()
+            record.state, record.message, record.finished = job_record.INTERRUPTED, LEASE_LOST, time.time()
             append_event(cur, record, state_event(record),
                          extra_sql=", lease_owner = NULL, lease_expires = NULL")
             done.append(record.job_id)
@@ -131,7 +131,7 @@ class PgJobs:
     def _changed(self) -> None:
         if self.on_change is None:
             return
-        counts = {s: 0 for s in jr.STATES}
+        counts = {s: 0 for s in job_record.STATES}
         try:
             with self.db.connect() as conn:
                 for state, n in conn.execute("SELECT state, count(*) FROM rnn_jobs GROUP BY state"):
@@ -141,7 +141,7 @@ class PgJobs:
         self.on_change(counts)
 
     # ------------------------------------------------------------------------------------------ queries
-    def get(self, job_id: str) -> jr.JobRecord:
+    def get(self, job_id: str) -> job_record.JobRecord:
         self._expire()
         with self.db.connect() as conn:
             row = conn.execute("SELECT record FROM rnn_jobs WHERE job_id = %s", (job_id,)).fetchone()
@@ -149,7 +149,7 @@ class PgJobs:
             raise NotFound(f"job {job_id!r} not found")
         return to_record(row[0])
 
-    def list(self, state: str | None = None, model: str | None = None) -> list[jr.JobRecord]:
+    def list(self, state: str | None = None, model: str | None = None) -> list[job_record.JobRecord]:
         self._expire()
         with self.db.connect() as conn:
             rows = conn.execute(
@@ -175,14 +175,15 @@ class PgJobs:
 
     # ------------------------------------------------------------------------------------------ control
     def submit(self, *, model: str, task: str, model_config: dict, train_config: dict, data: bytes,
-               data_suffix: str, dataset_options: dict, overwrite: bool, model_exists: bool) -> jr.JobRecord:
+               data_suffix: str, dataset_options: dict, overwrite: bool,
+               model_exists: bool) -> job_record.JobRecord:
         import secrets
 
         if self._closing:
             raise FailedPrecondition("the server is shutting down; no new training jobs")
         if model_exists and not overwrite:
             raise AlreadyExists(f"model {model!r} already exists (set overwrite to replace it)")
-        record = jr.JobRecord(
+        record = job_record.JobRecord(
             job_id="job-" + secrets.token_hex(6), model=model, task=task, model_config=model_config,
             train_config=train_config, overwrite=overwrite,
             dataset={"file": "data" + data_suffix, "options": dataset_options},
@@ -204,7 +205,7 @@ class PgJobs:
         self._changed()
         return record
 
-    def resume(self, job_id: str) -> jr.JobRecord:
+    def resume(self, job_id: str) -> job_record.JobRecord:
         """Queue a FAILED/CANCELLED/INTERRUPTED job again; a worker resumes it from its last checkpoint."""
         self._expire(0)
         if self._closing:
@@ -217,15 +218,16 @@ class PgJobs:
                 if row is None:
                     raise NotFound(f"job {job_id!r} not found")
                 record = to_record(row[0])
-                if record.state not in jr.RESUMABLE or not row[1]:
+                if record.state not in job_record.RESUMABLE or not row[1]:
                     raise FailedPrecondition(
-                        f"job {job_id!r} is {record.state}; only {'/'.join(jr.RESUMABLE)} jobs can be resumed"
+                        f"job {job_id!r} is {record.state}; "
+                        f"only {'/'.join(job_record.RESUMABLE)} jobs can be resumed"
                     )
                 resume = cur.execute(
                     "SELECT 1 FROM rnn_job_checkpoints WHERE job_id = %s AND file = 'latest/manifest.json'",
                     (job_id,),
                 ).fetchone() is not None
-                record.state, record.finished = jr.QUEUED, None
+                record.state, record.finished = job_record.QUEUED, None
                 record.message = ("resuming from the last checkpoint" if resume
                                   else "restarting (no checkpoint was written)")
                 append_event(cur, record, state_event(record),
@@ -236,7 +238,7 @@ class PgJobs:
         self._changed()
         return record
 
-    def cancel(self, job_id: str) -> jr.JobRecord:
+    def cancel(self, job_id: str) -> job_record.JobRecord:
         """QUEUED: CANCELLED at once. RUNNING: ask its worker (anywhere) to stop; it checkpoints and ends
         CANCELLED within a training step. A finished job is returned unchanged."""
         with self.db.transaction() as cur:
@@ -245,11 +247,11 @@ class PgJobs:
             if row is None:
                 raise NotFound(f"job {job_id!r} not found")
             record = to_record(row[0])
-            if record.state == jr.QUEUED:
+            if record.state == job_record.QUEUED:
                 record.state, record.message, record.finished = (
-                    jr.CANCELLED, "cancelled before it started", time.time())
+                    job_record.CANCELLED, "cancelled before it started", time.time())
                 append_event(cur, record, state_event(record))
-            elif record.state == jr.RUNNING:
+            elif record.state == job_record.RUNNING:
                 cur.execute("UPDATE rnn_jobs SET cancel_requested = true WHERE job_id = %s", (job_id,))
                 cur.execute("SELECT pg_notify('rnn_cancel', %s)", (job_id,))
         self._changed()

@@ -10,7 +10,7 @@ from .. import limits
 from ..convert import JOB_STATES, event_to_pb, job_to_pb, model_config_from, task_from, train_config_from
 from ..errors import handle_errors, invalid
 from ..interceptor import note_model
-from ..jobs import record as jr
+from ..jobs import record as job_record
 from ..jobs.datasets import check_dataset, dataset_bytes, dataset_options
 from ..state import ServerState, check_model_name
 from .paging import page
@@ -28,7 +28,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         for event in self.state.jobs.watch(record.job_id, first, context.is_active):
             yield tpb.TrainResponse(event=event_to_pb(event))
 
-    def _submit(self, request) -> jr.JobRecord:
+    def _submit(self, request) -> job_record.JobRecord:
         name = check_model_name(request.model)
         note_model(name)
         task = task_from(request.task)
@@ -50,7 +50,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
             model_exists=self.state.store.exists(name),
         )
 
-    def _resume(self, request) -> tuple[jr.JobRecord, int]:
+    def _resume(self, request) -> tuple[job_record.JobRecord, int]:
         """Restart the job; returns it and the sequence of its first new event."""
         self._check_job_id(request.resume_job_id, "resume_job_id")
         for field in ("spec", "training", "dataset"):
@@ -61,13 +61,13 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
 
     @staticmethod
     def _check_job_id(job_id: str, field: str = "job_id") -> str:
-        if not jr.JOB_ID.fullmatch(job_id):
+        if not job_record.JOB_ID.fullmatch(job_id):
             raise invalid(field, f"expected a job id like 'job-0123456789ab', got {job_id!r}")
         return job_id
 
     def _job(self, job_id: str) -> tpb.Job:
         record = self.state.jobs.get(self._check_job_id(job_id))
-        return job_to_pb(record, resumable=record.state in jr.RESUMABLE)
+        return job_to_pb(record, resumable=record.state in job_record.RESUMABLE)
 
     @handle_errors
     def WatchJob(self, request, context):
@@ -90,7 +90,7 @@ class TrainingServicer(tpb_grpc.TrainingServiceServicer):
         records = self.state.jobs.list(STATE_NAMES.get(request.state), request.model or None)
         chosen, token = page(records, request.page_size, request.page_token)
         return tpb.ListJobsResponse(
-            jobs=[job_to_pb(r, r.state in jr.RESUMABLE) for r in chosen], next_page_token=token
+            jobs=[job_to_pb(r, r.state in job_record.RESUMABLE) for r in chosen], next_page_token=token
         )
 
     @handle_errors

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backend import xp
-from .checkpoint import load_model, save_model
-from .config import ModelConfig, TrainConfig
-from .errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
-from .model import Model
-from .optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
-from .schedules import make_schedule
+from ..backend import xp
+from ..config import ModelConfig, TrainConfig
+from ..errors import Cancelled, FailedPrecondition, IncompatibleModel, InvalidInput
+from ..io.checkpoint import load_model, save_model
+from ..model import Model
+from ..optim.optimizers import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm
+from ..optim.schedules import make_schedule
 from .tasks import Dataset, prepare
 
 
@@ -106,7 +106,10 @@ class _Run:
         ):
             raise IncompatibleModel("resume: the checkpoint was trained with another model config or dataset")
         if state["train_config"] != self.tcfg.to_dict():
-            raise InvalidInput("train_config: resume needs the settings the checkpoint was trained with")
+            raise InvalidInput(
+                "train_config: resume needs the settings the checkpoint was trained with",
+                field="train_config",
+            )
         model.net.load_arrays(saved.params)
         model.history, model.metrics = saved.history, saved.metrics
         buffers = {k[len("optimizer.") :]: v for k, v in extras.items() if k.startswith("optimizer.")}
@@ -141,9 +144,9 @@ def train(
     tcfg = train_config
     for name, fn in (("on_event", on_event), ("should_stop", should_stop)):
         if fn is not None and not callable(fn):
-            raise InvalidInput(f"{name}: expected a callable or None, got {fn!r}")
+            raise InvalidInput(f"{name}: expected a callable or None, got {fn!r}", field=name)
     if resume and checkpoint_dir is None:
-        raise InvalidInput("resume: needs checkpoint_dir")
+        raise InvalidInput("resume: needs checkpoint_dir", field="resume")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     total = tcfg.steps or tcfg.epochs * objective.steps_per_epoch
     opt = make_optimizer(tcfg, model.params)

@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import as_generator, grad_enabled, xp
-from .errors import InvalidInput
-from .init import uniform
-from .validate import (
+from ..backend import as_generator, grad_enabled, xp
+from ..errors import InvalidInput
+from ..validate import (
     as_float_array,
     as_token_ids,
     check_dtype,
     check_positive_int,
     check_probability,
     check_shape,
+    is_int,
 )
+from .init import uniform
 
 _ANY_RANK = tuple(range(1, 33))  # any rank >= 1 (beyond 32 dimensions is never needed here)
 
@@ -44,7 +45,7 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
-            raise InvalidInput(f"mode: expected a bool, got {mode!r}")
+            raise InvalidInput(f"mode: expected a bool, got {mode!r}", field="mode")
         self.training = mode
         return self
 
@@ -61,11 +62,11 @@ class Module:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load arrays named and shaped like `params`; everything is checked before anything changes."""
         if not isinstance(state, dict):
-            raise InvalidInput(f"state: expected a dict of arrays, got {type(state).__name__}")
+            raise InvalidInput(f"state: expected a dict of arrays, got {type(state).__name__}", field="state")
         missing = [k for k in self.params if k not in state]
         extra = [k for k in state if k not in self.params]
         if missing or extra:
-            raise InvalidInput(f"state: missing keys {missing}, unexpected keys {extra}")
+            raise InvalidInput(f"state: missing keys {missing}, unexpected keys {extra}", field="state")
         staged = {}
         for name, p in self.params.items():
             arr = as_float_array(f"state[{name!r}]", state[name], self.dtype, p.ndim)
@@ -77,7 +78,8 @@ class Module:
     def _need_cache(self) -> Any:
         if self._cache is None:
             raise InvalidInput(
-                "backward: no forward pass to differentiate (call forward first, outside no_grad())"
+                "backward: no forward pass to differentiate (call forward first, outside no_grad())",
+                field="backward"
             )
         return self._cache
 
@@ -102,12 +104,15 @@ class Embedding(Module):
         self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None:
-            if isinstance(padding_idx, bool) or not isinstance(padding_idx, int | xp.integer):
-                raise InvalidInput(f"padding_idx: expected an int or None, got {padding_idx!r}")
+            if not is_int(padding_idx):
+                raise InvalidInput(
+                    f"padding_idx: expected an int or None, got {padding_idx!r}",
+                    field="padding_idx",
+                )
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise InvalidInput(
                     f"padding_idx: expected an int in [{-self.num_embeddings}, {self.num_embeddings}), "
-                    f"got {padding_idx}"
+                    f"got {padding_idx}", field="padding_idx"
                 )
             padding_idx = int(padding_idx) % self.num_embeddings
         self.padding_idx = padding_idx
@@ -172,7 +177,7 @@ class Linear(Module):
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         if not isinstance(bias, bool):
-            raise InvalidInput(f"bias: expected a bool, got {bias!r}")
+            raise InvalidInput(f"bias: expected a bool, got {bias!r}", field="bias")
         self.bias = bias
         self.reset_parameters()
 
@@ -187,7 +192,7 @@ class Linear(Module):
         x = as_float_array("x", x, self.dtype, _ANY_RANK)
         if x.shape[-1] != self.in_features:
             raise InvalidInput(
-                f"x: expected {self.in_features} features in the last axis, got shape {x.shape}"
+                f"x: expected {self.in_features} features in the last axis, got shape {x.shape}", field="x"
             )
         self._cache = x if grad_enabled() else None
         y = x @ self.params["weight"].T  # (*, O)

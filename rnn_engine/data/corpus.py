@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .validate import check_positive_int
+from ..validate import check_positive_int
 
 # typographic characters the help pages use, spelled in ASCII; anything else outside ASCII is dropped
 ASCII_SPELLING = {

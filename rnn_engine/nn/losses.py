@@ -6,8 +6,9 @@ the prediction, shaped and typed like it: `loss, d = cross_entropy(logits, targe
 
 from __future__ import annotations
 
-from .backend import xp
-from .errors import InvalidInput
+from ..backend import xp
+from ..errors import InvalidInput
+from ..validate import is_int
 
 REDUCTIONS = ("mean", "sum")
 
@@ -16,24 +17,27 @@ def _float_input(name: str, value, min_ndim: int) -> xp.ndarray:
     """A finite float32/float64 array of rank >= min_ndim (integer arrays become float64)."""
     arr = xp.asarray(value)
     if arr.dtype == xp.bool_ or arr.dtype.kind not in "fiu":
-        raise InvalidInput(f"{name}: expected a float array, got dtype {arr.dtype}")
+        raise InvalidInput(f"{name}: expected a float array, got dtype {arr.dtype}", field=name)
     if arr.dtype not in (xp.float32, xp.float64):
         arr = arr.astype(xp.float64)
     if arr.ndim < min_ndim:
-        raise InvalidInput(f"{name}: expected an array of rank >= {min_ndim}, got shape {arr.shape}")
+        raise InvalidInput(
+            f"{name}: expected an array of rank >= {min_ndim}, got shape {arr.shape}",
+            field=name,
+        )
     if not xp.isfinite(arr).all():
-        raise InvalidInput(f"{name}: contains NaN or Inf")
+        raise InvalidInput(f"{name}: contains NaN or Inf", field=name)
     return arr
 
 
 def _check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise InvalidInput(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        raise InvalidInput(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}", field="reduction")
 
 
 def _check_axis(axis, ndim: int) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int | xp.integer) or not -ndim <= axis < ndim:
-        raise InvalidInput(f"axis: expected an int in [{-ndim}, {ndim}), got {axis!r}")
+    if not is_int(axis) or not -ndim <= axis < ndim:
+        raise InvalidInput(f"axis: expected an int in [{-ndim}, {ndim}), got {axis!r}", field="axis")
     return int(axis)
 
 
@@ -78,25 +82,28 @@ def cross_entropy(
     """
     logits = _float_input("logits", logits, 1)
     _check_reduction(reduction)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int | xp.integer):
-        raise InvalidInput(f"ignore_index: expected an int, got {ignore_index!r}")
+    if not is_int(ignore_index):
+        raise InvalidInput(f"ignore_index: expected an int, got {ignore_index!r}", field="ignore_index")
     C = logits.shape[-1]
     if C == 0:
-        raise InvalidInput(f"logits: expected at least one class in the last axis, got shape {logits.shape}")
+        raise InvalidInput(
+            f"logits: expected at least one class in the last axis, got shape {logits.shape}",
+            field="logits",
+        )
     targets = xp.asarray(targets)
     if targets.dtype.kind not in "iu":
-        raise InvalidInput(f"targets: expected integer class ids, got dtype {targets.dtype}")
+        raise InvalidInput(f"targets: expected integer class ids, got dtype {targets.dtype}", field="targets")
     if targets.shape != logits.shape[:-1]:
         raise InvalidInput(
             f"targets: expected shape {logits.shape[:-1]} (logits without the class axis), "
-            f"got {targets.shape}"
+            f"got {targets.shape}", field="targets"
         )
     valid = targets != ignore_index
     bad = valid & ((targets < 0) | (targets >= C))
     if bad.any():
         raise InvalidInput(
             f"targets: expected class ids in [0, {C}) or ignore_index={ignore_index}, "
-            f"got {int(targets[bad][0])}"
+            f"got {int(targets[bad][0])}", field="targets"
         )
     flat = logits.reshape(-1, C)  # (N, C)
     t = xp.where(valid, targets, 0).reshape(-1)  # (N,) with ignored positions pointing at class 0
@@ -134,7 +141,10 @@ def mse(pred, target, mask=None, reduction: str = "mean") -> tuple[float, xp.nda
     target = _float_input("target", target, 1)
     _check_reduction(reduction)
     if target.shape != pred.shape:
-        raise InvalidInput(f"target: expected shape {pred.shape} (like pred), got {target.shape}")
+        raise InvalidInput(
+            f"target: expected shape {pred.shape} (like pred), got {target.shape}",
+            field="target",
+        )
     diff = pred - target.astype(pred.dtype, copy=False)
     if mask is None:
         w = None
@@ -143,13 +153,13 @@ def mse(pred, target, mask=None, reduction: str = "mean") -> tuple[float, xp.nda
         m = xp.asarray(mask)
         if m.dtype != xp.bool_:
             if m.dtype.kind not in "fiu" or not xp.isin(m, (0, 1)).all():
-                raise InvalidInput(f"mask: expected bools or 0/1 values, got dtype {m.dtype}")
+                raise InvalidInput(f"mask: expected bools or 0/1 values, got dtype {m.dtype}", field="mask")
             m = m != 0
         try:
             m = xp.broadcast_to(m, pred.shape)
         except ValueError:
             msg = f"mask: expected a shape broadcastable to {pred.shape}, got {m.shape}"
-            raise InvalidInput(msg) from None
+            raise InvalidInput(msg, field="mask") from None
         w = m.astype(pred.dtype)
         count = int(m.sum())
         diff = diff * w

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .backend import xp
-from .errors import InvalidInput
+from ..backend import xp
+from ..errors import InvalidInput
 
 RECURRENT_INITS = ("default", "xavier", "orthogonal", "identity")
 
@@ -35,7 +35,7 @@ def orthogonal(rng: xp.random.Generator, shape, dtype, gain: float = 1.0) -> xp.
 def recurrent_matrix(kind: str, rng, gates: int, hidden: int, dtype, scale: float = 1.0) -> xp.ndarray:
     """W_hh of shape (gates*H, H), one (H, H) block per gate, initialised by `kind`."""
     if kind not in RECURRENT_INITS:
-        raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {kind!r}")
+        raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {kind!r}", field="init")
     bound = 1.0 / math.sqrt(hidden)
     if kind == "default":
         return uniform(rng, (gates * hidden, hidden), bound, dtype)

@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .backend import xp
-from .config import ModelConfig
-from .errors import EngineError, IncompatibleModel
-from .model import Model
+from ..backend import xp
+from ..config import ModelConfig
+from ..data.tokenizers import Tokenizer
+from ..errors import EngineError, IncompatibleModel
+from ..model import Model
 from .modelfile import load_model_dir, save_model_dir
-from .tokenizers import Tokenizer
 
 KIND = "rnn-service-model"
 

@@ -23,20 +23,20 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import data
-from .backend import xp
-from .config import TASKS, ModelConfig, TrainConfig
-from .errors import InvalidInput
-from .model import Model
-from .models.objectives import (
+from ..backend import xp
+from ..config import TASKS, ModelConfig, TrainConfig
+from ..data import readers as data
+from ..data.tokenizers import ByteTokenizer, CharTokenizer, Tokenizer, WordTokenizer
+from ..errors import InvalidInput
+from ..model import Model
+from ..models.objectives import (
     DecoderObjective,
     ForecastObjective,
     LanguageModelObjective,
     Objective,
     SequenceLabelObjective,
 )
-from .models.predict import tagging_ids
-from .tokenizers import ByteTokenizer, CharTokenizer, Tokenizer, WordTokenizer
+from ..models.predict import tagging_ids
 
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "byte": ByteTokenizer}
 
@@ -68,7 +68,8 @@ def _read(task: str, source: Any, options: dict) -> tuple[Any, Any, Any]:
         values = xp.asarray(source, dtype=xp.float64)
         if values.ndim != 1 or not xp.isfinite(values).all():
             raise InvalidInput(
-                f"source: expected a file or a 1-D series of finite numbers, got shape {values.shape}"
+                f"source: expected a file or a 1-D series of finite numbers, got shape {values.shape}",
+                field="source"
             )
         return values, None, None
     if _is_path(source):
@@ -76,17 +77,20 @@ def _read(task: str, source: Any, options: dict) -> tuple[Any, Any, Any]:
             return data.read_tagged(source), None, None
         return data.read_labelled(source, options.get("fmt", "auto"), options.get("header")), None, None
     if not isinstance(source, list | tuple) or not source:
-        raise InvalidInput(f"source: expected a file path or a non-empty list of examples for {task}")
+        raise InvalidInput(
+            f"source: expected a file path or a non-empty list of examples for {task}",
+            field="source",
+        )
     return list(source), None, None
 
 
 def load_dataset(task: str, source: Any, **options: Any) -> Dataset:
     """Read training data for `task` from a file or in-memory values (see the module docstring)."""
     if task not in TASKS:
-        raise InvalidInput(f"task: expected one of {list(TASKS)}, got {task!r}")
+        raise InvalidInput(f"task: expected one of {list(TASKS)}, got {task!r}", field="task")
     unknown = sorted(set(options) - {"validation", "column", "exog_columns", "fmt", "header"})
     if unknown:
-        raise InvalidInput(f"options: unknown options {unknown}")
+        raise InvalidInput(f"options: unknown options {unknown}", field="options")
     train, exog, names = _read(task, source, options)
     valid = None
     if options.get("validation") is not None:
@@ -97,15 +101,22 @@ def load_dataset(task: str, source: Any, **options: Any) -> Dataset:
 # ------------------------------------------------------------------------------------------------- prepare
 def _check_pairs(name: str, items: Any, first: type, second: type) -> list:
     if not isinstance(items, list | tuple) or not items:
-        raise InvalidInput(f"{name}: expected a non-empty list of pairs, got {type(items).__name__}")
+        raise InvalidInput(
+            f"{name}: expected a non-empty list of pairs, got {type(items).__name__}",
+            field=name,
+        )
     for i, pair in enumerate(items):
         ok = isinstance(pair, list | tuple) and len(pair) == 2
         if not ok or not isinstance(pair[0], first) or not isinstance(pair[1], second):
             raise InvalidInput(
-                f"{name}[{i}]: expected a ({first.__name__}, {second.__name__}) pair, got {pair!r:.80}"
+                f"{name}[{i}]: expected a ({first.__name__}, {second.__name__}) pair, got {pair!r:.80}",
+                field=f"{name}[{i}]"
             )
         if not pair[0] or not pair[1]:
-            raise InvalidInput(f"{name}[{i}]: expected non-empty values, got {pair!r:.80}")
+            raise InvalidInput(
+                f"{name}[{i}]: expected non-empty values, got {pair!r:.80}",
+                field=f"{name}[{i}]",
+            )
     return list(items)
 
 
@@ -113,14 +124,17 @@ def _split(dataset: Dataset, tcfg: TrainConfig) -> tuple[Any, Any]:
     train, valid = dataset.train, dataset.validation
     if dataset.task == "language_model":
         if not isinstance(train, str) or not train.strip():
-            raise InvalidInput("corpus: expected a non-empty training text, got an empty one")
+            raise InvalidInput("corpus: expected a non-empty training text, got an empty one", field="corpus")
         return (train, valid) if valid is not None else data.split_text(train, tcfg.validation_fraction)
     if dataset.task == "forecasting":
         return train, valid
     if valid is not None:
         return train, valid
     if len(train) < 2:
-        raise InvalidInput(f"dataset: expected at least 2 examples to hold some out, got {len(train)}")
+        raise InvalidInput(
+            f"dataset: expected at least 2 examples to hold some out, got {len(train)}",
+            field="dataset",
+        )
     return data.split(list(train), tcfg.validation_fraction, tcfg.seed)
 
 
@@ -140,11 +154,14 @@ def prepare(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> tuple[Mode
         ("dataset", dataset, Dataset),
     ):
         if not isinstance(value, kind):
-            raise InvalidInput(f"{name}: expected a {kind.__name__}, got {type(value).__name__}")
+            raise InvalidInput(f"{name}: expected a {kind.__name__}, got {type(value).__name__}", field=name)
     cfg.validate()
     tcfg.validate()
     if dataset.task != cfg.task:
-        raise InvalidInput(f"dataset: expected data for task {cfg.task!r}, got {dataset.task!r}")
+        raise InvalidInput(
+            f"dataset: expected data for task {cfg.task!r}, got {dataset.task!r}",
+            field="dataset",
+        )
     train, valid = _split(dataset, tcfg)
     if cfg.task == "forecasting":
         return _prepare_forecast(cfg, tcfg, dataset)
@@ -158,7 +175,8 @@ def prepare(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> tuple[Mode
         for i, (toks, tags) in enumerate(train + valid):
             if len(toks) != len(tags):
                 raise InvalidInput(
-                    f"examples[{i}]: expected one tag per token, got {len(toks)} tokens, {len(tags)} tags"
+                    f"examples[{i}]: expected one tag per token, got {len(toks)} tokens, {len(tags)} tags",
+                    field=f"examples[{i}]"
                 )
         tok = _fit_tokenizer(cfg, [" ".join(t) for t, _ in train])
         labels = sorted({t for _, tags in train + valid for t in tags})
@@ -194,14 +212,17 @@ def _prepare_forecast(cfg: ModelConfig, tcfg: TrainConfig, dataset: Dataset) -> 
     values = xp.asarray(dataset.train, dtype=xp.float64)
     table = values[:, None] if dataset.exog is None else xp.column_stack([values, dataset.exog])
     if dataset.validation is not None:
-        raise InvalidInput("validation: forecasting holds out the tail of the series; pass one series")
+        raise InvalidInput(
+            "validation: forecasting holds out the tail of the series; pass one series",
+            field="validation",
+        )
     K, N = cfg.window, len(table)
     n_valid = max(1, int(round(N * tcfg.validation_fraction)))
     n_train = N - n_valid
     if n_train <= K + 1:
         raise InvalidInput(
             f"series: {N} values leave {n_train} for training, not more than one window of "
-            f"{K} + 1; give a longer series or a smaller window"
+            f"{K} + 1; give a longer series or a smaller window", field="series"
         )
     mean, std = table[:n_train].mean(axis=0), table[:n_train].std(axis=0)
     std = xp.where(std > 0, std, 1.0)

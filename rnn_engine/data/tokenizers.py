@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
+from ..validate import is_int
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -48,12 +49,15 @@ class Tokenizer:
     def __init__(self, tokens: Sequence[str]) -> None:
         tokens = list(tokens)
         if tuple(tokens[:N_SPECIAL]) != SPECIALS:
-            raise InvalidInput(f"tokens: expected to start with {list(SPECIALS)}, got {tokens[:N_SPECIAL]}")
+            raise InvalidInput(
+                f"tokens: expected to start with {list(SPECIALS)}, got {tokens[:N_SPECIAL]}",
+                field="tokens",
+            )
         if not all(isinstance(t, str) and t for t in tokens):
-            raise InvalidInput("tokens: expected non-empty strings")
+            raise InvalidInput("tokens: expected non-empty strings", field="tokens")
         if len(set(tokens)) != len(tokens):
             dupes = sorted(t for t, c in Counter(tokens).items() if c > 1)[:5]
-            raise InvalidInput(f"tokens: expected unique tokens, got duplicates {dupes}")
+            raise InvalidInput(f"tokens: expected unique tokens, got duplicates {dupes}", field="tokens")
         self.tokens: list[str] = tokens
         self._index: dict[str, int] = {t: i for i, t in enumerate(tokens)}
 
@@ -71,7 +75,7 @@ class Tokenizer:
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         """Text -> list of ids, optionally framed by `<bos>` ... `<eos>`."""
         if not isinstance(text, str):
-            raise InvalidInput(f"text: expected a str, got {type(text).__name__}")
+            raise InvalidInput(f"text: expected a str, got {type(text).__name__}", field="text")
         get = self._index.get
         ids = [get(p, UNK_ID) for p in self._pieces(text)]
         return ([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else [])
@@ -80,10 +84,13 @@ class Tokenizer:
     def check_id(self, token_id: Any, name: str = "id") -> int:
         """Return `token_id` as an int in [0, vocab_size) or raise InvalidInput naming it."""
         if isinstance(token_id, bool) or not hasattr(token_id, "__index__"):
-            raise InvalidInput(f"{name}: expected an integer token id, got {token_id!r}")
+            raise InvalidInput(f"{name}: expected an integer token id, got {token_id!r}", field=name)
         token_id = int(token_id)
         if not 0 <= token_id < self.vocab_size:
-            raise InvalidInput(f"{name}: expected a token id in [0, {self.vocab_size}), got {token_id}")
+            raise InvalidInput(
+                f"{name}: expected a token id in [0, {self.vocab_size}), got {token_id}",
+                field=name,
+            )
         return token_id
 
     def token_text(self, token_id: int, previous: int | None = None) -> str:
@@ -112,14 +119,20 @@ class Tokenizer:
     def from_dict(d: dict) -> Tokenizer:
         """Rebuild a tokenizer saved by `to_dict`, dispatching on d["kind"]; validates the token list."""
         if not isinstance(d, dict):
-            raise InvalidInput(f"tokenizer: expected a dict, got {type(d).__name__}")
+            raise InvalidInput(f"tokenizer: expected a dict, got {type(d).__name__}", field="tokenizer")
         kinds = {cls.kind: cls for cls in (CharTokenizer, WordTokenizer, ByteTokenizer)}
         kind = d.get("kind")
         if kind not in kinds:
-            raise InvalidInput(f"tokenizer.kind: expected one of {sorted(kinds)}, got {kind!r}")
+            raise InvalidInput(
+                f"tokenizer.kind: expected one of {sorted(kinds)}, got {kind!r}",
+                field="tokenizer.kind",
+            )
         tokens = d.get("tokens")
         if not isinstance(tokens, list):
-            raise InvalidInput(f"tokenizer.tokens: expected a list of str, got {type(tokens).__name__}")
+            raise InvalidInput(
+                f"tokenizer.tokens: expected a list of str, got {type(tokens).__name__}",
+                field="tokenizer.tokens",
+            )
         return kinds[kind]._from_tokens(tokens, d)
 
     @classmethod
@@ -137,15 +150,21 @@ class Tokenizer:
         """
         if isinstance(texts, str):
             texts = [texts]
-        if max_vocab is not None and (isinstance(max_vocab, bool) or not isinstance(max_vocab, int)
+        if max_vocab is not None and (not is_int(max_vocab)
                                       or max_vocab < N_SPECIAL + 2):
-            raise InvalidInput(f"max_vocab: expected None or an int >= {N_SPECIAL + 2}, got {max_vocab!r}")
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
-            raise InvalidInput(f"min_freq: expected an int >= 1, got {min_freq!r}")
+            raise InvalidInput(
+                f"max_vocab: expected None or an int >= {N_SPECIAL + 2}, got {max_vocab!r}",
+                field="max_vocab",
+            )
+        if not is_int(min_freq) or min_freq < 1:
+            raise InvalidInput(f"min_freq: expected an int >= 1, got {min_freq!r}", field="min_freq")
         counts: Counter[str] = Counter()
         for i, text in enumerate(texts):
             if not isinstance(text, str):
-                raise InvalidInput(f"texts[{i}]: expected a str, got {type(text).__name__}")
+                raise InvalidInput(
+                    f"texts[{i}]: expected a str, got {type(text).__name__}",
+                    field=f"texts[{i}]",
+                )
             counts.update(cls._fit_pieces(text))
         kept = [(s, c) for s, c in counts.items() if c >= min_freq and s not in SPECIALS]
         kept.sort(key=lambda sc: (-sc[1], sc[0]))
@@ -155,7 +174,7 @@ class Tokenizer:
             raise InvalidInput(
                 f"texts: a {cls.kind} tokenizer needs at least 2 distinct symbols to train on, "
                 f"got {len(kept)} "
-                f"(min_freq={min_freq}, {len(counts)} distinct before filtering)"
+                f"(min_freq={min_freq}, {len(counts)} distinct before filtering)", field="texts"
             )
         return cls(list(SPECIALS) + cls._order([s for s, _ in kept]))
 
@@ -177,7 +196,10 @@ class CharTokenizer(Tokenizer):
         super().__init__(tokens)
         bad = [t for t in self.tokens[N_SPECIAL:] if len(t) != 1]
         if bad:
-            raise InvalidInput(f"tokens: a char tokenizer expects single characters, got {bad[:5]}")
+            raise InvalidInput(
+                f"tokens: a char tokenizer expects single characters, got {bad[:5]}",
+                field="tokens",
+            )
 
     def _pieces(self, text: str) -> list[str]:
         return list(text)
@@ -201,10 +223,11 @@ class WordTokenizer(Tokenizer):
         bad = [t for t in self.tokens[N_SPECIAL:] if not WORD_PATTERN.fullmatch(t)]
         if bad:
             raise InvalidInput(
-                f"tokens: a word tokenizer expects words or single punctuation marks, got {bad[:5]}"
+                f"tokens: a word tokenizer expects words or single punctuation marks, got {bad[:5]}",
+                field="tokens"
             )
         if not isinstance(lowercase, bool):
-            raise InvalidInput(f"lowercase: expected a bool, got {lowercase!r}")
+            raise InvalidInput(f"lowercase: expected a bool, got {lowercase!r}", field="lowercase")
         self.lowercase = lowercase
 
     def _pieces(self, text: str) -> list[str]:
@@ -248,7 +271,10 @@ class ByteTokenizer(Tokenizer):
     def __init__(self, tokens: Sequence[str] | None = None) -> None:
         expected = list(SPECIALS) + [self.byte_name(b) for b in range(256)]
         if tokens is not None and list(tokens) != expected:
-            raise InvalidInput("tokens: a byte tokenizer expects the 4 specials then the 256 byte names")
+            raise InvalidInput(
+                "tokens: a byte tokenizer expects the 4 specials then the 256 byte names",
+                field="tokens",
+            )
         super().__init__(expected)
 
     @staticmethod
@@ -257,7 +283,7 @@ class ByteTokenizer(Tokenizer):
 
     def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
         if not isinstance(text, str):
-            raise InvalidInput(f"text: expected a str, got {type(text).__name__}")
+            raise InvalidInput(f"text: expected a str, got {type(text).__name__}", field="text")
         ids = [b + N_SPECIAL for b in text.encode("utf-8")]
         return ([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else [])
 
@@ -284,7 +310,10 @@ class StreamDecoder:
 
     def __init__(self, tokenizer: Tokenizer, skip_special: bool = True, previous: int | None = None) -> None:
         if not isinstance(tokenizer, Tokenizer):
-            raise InvalidInput(f"tokenizer: expected a Tokenizer, got {type(tokenizer).__name__}")
+            raise InvalidInput(
+                f"tokenizer: expected a Tokenizer, got {type(tokenizer).__name__}",
+                field="tokenizer",
+            )
         self.tokenizer = tokenizer
         self.skip_special = skip_special
         self.previous = None if previous is None else tokenizer.check_id(previous, "previous")

@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import math
 
-from .backend import xp
-from .errors import InvalidInput
+from ..backend import xp
+from ..errors import InvalidInput
+from ..validate import is_int
 
 SCHEDULES = ("constant", "step", "cosine")
 
 
 def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | xp.integer) or value < minimum:
-        raise InvalidInput(f"{name}: expected an int >= {minimum}, got {value!r}")
+    if not is_int(value) or value < minimum:
+        raise InvalidInput(f"{name}: expected an int >= {minimum}, got {value!r}", field=name)
     return int(value)
 
 
 def _real(name: str, value, low: float, high: float = math.inf) -> float:
     ok = not isinstance(value, bool) and isinstance(value, int | float | xp.integer | xp.floating)
     if not (ok and math.isfinite(value) and low <= value <= high):
-        raise InvalidInput(f"{name}: expected a finite number in [{low:g}, {high:g}], got {value!r}")
+        raise InvalidInput(
+            f"{name}: expected a finite number in [{low:g}, {high:g}], got {value!r}",
+            field=name,
+        )
     return float(value)
 
 
@@ -82,7 +86,8 @@ class CosineSchedule(Schedule):
         self.warmup_steps = _int("warmup_steps", warmup_steps, 0)
         if self.warmup_steps > self.total_steps:
             raise InvalidInput(
-                f"warmup_steps: expected at most total_steps={self.total_steps}, got {warmup_steps}"
+                f"warmup_steps: expected at most total_steps={self.total_steps}, got {warmup_steps}",
+                field="warmup_steps"
             )
         self.min_lr = _real("min_lr", min_lr, 0.0, self.base_lr)
 
@@ -103,4 +108,4 @@ def make_schedule(name: str, base_lr: float, *, step_size: int = 1, gamma: float
         return StepSchedule(base_lr, step_size, gamma)
     if name == "cosine":
         return CosineSchedule(base_lr, total_steps, warmup_steps, min_lr)
-    raise InvalidInput(f"name: expected one of {SCHEDULES}, got {name!r}")
+    raise InvalidInput(f"name: expected one of {SCHEDULES}, got {name!r}", field="name")

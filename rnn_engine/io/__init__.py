@@ -1,0 +1,1 @@
+"""Persistence: the model directory format, checkpoints (save/load a Model), file locks."""

@@ -1,0 +1,1 @@
+"""Layers and their pieces: the module base, Linear/Embedding/Dropout, initialisers, losses."""

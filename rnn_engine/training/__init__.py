@@ -1,0 +1,1 @@
+"""Training: reading and preparing a dataset per task, the training loop."""
