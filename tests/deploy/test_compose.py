@@ -76,13 +76,69 @@ def test_demo_waits_for_a_healthy_server_and_has_no_server_healthcheck():
     assert demo["healthcheck"] == {"disable": True}
 
 
-def test_scale_profile_puts_replicas_behind_envoy_on_the_shared_volume():
+def test_scale_profile_puts_replicas_behind_envoy_and_shares_no_volume():
     services = _compose()["services"]
-    assert services["replica"]["profiles"] == ["scale"]
-    assert services["envoy"]["profiles"] == ["scale"]
-    assert "models:/models" in services["replica"]["volumes"]
+    for name in ("postgres", "replica", "worker", "envoy"):
+        assert services[name]["profiles"] == ["scale"], name
+    # nothing shared on disk: replicas and workers mount no volume at all (the database holds the models)
+    assert "volumes" not in services["replica"] and "volumes" not in services["worker"]
+    assert "models:/models" in services["server"]["volumes"]  # the single-host server keeps its directory
     mounted = services["envoy"]["volumes"][0].split(":")[0]
     assert (ROOT / mounted).resolve() == (ROOT / "deploy" / "envoy.yaml").resolve()
+
+
+def test_scale_profile_has_postgres_on_a_named_volume_with_a_health_check():
+    compose = _compose()
+    pg = compose["services"]["postgres"]
+    assert pg["image"] == "postgres:16"  # the official image (deploy-check builds a stand-in only if unpullable)
+    assert "pgdata:/var/lib/postgresql/data" in pg["volumes"]
+    assert "pgdata" in compose["volumes"]
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+    assert "ports" not in pg  # the database is reachable on the compose network only
+    env = pg["environment"]
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= set(env)
+
+
+def _store_url() -> str:
+    env = _compose()["services"]["postgres"]["environment"]
+    return f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['POSTGRES_DB']}"
+
+
+def test_replicas_use_the_postgres_store_with_a_local_cache_and_train_nothing():
+    replica = _compose()["services"]["replica"]
+    env = replica["environment"]
+    assert env["RNN_STORE"] == _store_url()
+    assert env["RNN_MODEL_DIR"] != "/models" and env["RNN_MODEL_DIR"].startswith("/tmp/")
+    assert env["RNN_MAX_TRAINING_JOBS"] == "0"
+    assert replica["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert replica["healthcheck"]["test"] == ["CMD", "python", "-m", "server.healthcheck"]
+
+
+def test_worker_service_runs_rnn_worker_against_the_same_store():
+    worker = _compose()["services"]["worker"]
+    assert worker["image"] == "rnn-service:latest"
+    assert worker["entrypoint"] == ["rnn-worker"]
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^rnn-worker = "server\.jobs\.[a-z_]+:main"$', pyproject, re.M)
+    env = worker["environment"]
+    assert env["RNN_STORE"] == _store_url()
+    assert int(env["RNN_WORKER_SLOTS"]) >= 1
+    # it serves no gRPC, so the image's gRPC HEALTHCHECK must be off; it must get time to checkpoint on stop
+    assert worker["healthcheck"] == {"disable": True}
+    grace = float(env["RNN_SHUTDOWN_GRACE"])
+    assert float(worker["stop_grace_period"].rstrip("s")) > grace
+    assert worker["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+
+def test_postgres_stand_in_provides_what_the_compose_file_uses():
+    dockerfile = (ROOT / "deploy" / "postgres.Dockerfile").read_text()
+    entrypoint = (ROOT / "deploy" / "postgres-entrypoint.sh").read_text()
+    assert "STAND-IN" in dockerfile and "VOLUME [\"/var/lib/postgresql/data\"]" in dockerfile
+    for name in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"):
+        assert name in entrypoint
+    assert "listen_addresses='*'" in entrypoint and "scram-sha-256" in entrypoint
+    assert "--auth-host=scram-sha-256" in entrypoint  # never trust over TCP
+    assert os.access(ROOT / "deploy" / "postgres-entrypoint.sh", os.X_OK)
 
 
 def test_compose_pins_the_envoy_release_the_tests_run():
