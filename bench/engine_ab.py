@@ -15,8 +15,6 @@ import importlib
 import sys
 import time
 
-import numpy as np
-
 from bench.common import Timing, add_common_args, alternate, emit, format_table, machine_info, pinned_threads
 from bench.engine import CASES, QUICK_CASE, _median_ratio, _sequence_contenders
 
@@ -72,10 +70,12 @@ def run(cases, repeats: int, threads: int, cpu_time: bool = False) -> dict:
                     "new_base": _median_ratio(t["new"].samples, t["base"].samples),
                 })
         machine = machine_info(threads)
-    return {"machine": machine, "repeats": repeats, "clock": "thread CPU" if cpu_time else "wall", "rows": rows}
+    clock = "thread CPU" if cpu_time else "wall"
+    return {"machine": machine, "repeats": repeats, "clock": clock, "rows": rows}
 
 
-COLUMNS = [("case", "case", ""), ("pass", "pass", ""), ("base_ms", "base ms", ".2f"), ("new_ms", "new ms", ".2f"),
+COLUMNS = [("case", "case", ""), ("pass", "pass", ""), ("base_ms", "base ms", ".2f"),
+           ("new_ms", "new ms", ".2f"),
            ("torch_ms", "torch ms", ".2f"), ("base_torch", "base/torch", ".2f"),
            ("new_torch", "new/torch", ".2f"), ("new_base", "new/base", ".2f")]
 

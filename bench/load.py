@@ -181,7 +181,7 @@ async def load(address: str, kind: str, clients: int, seconds: float) -> dict:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ipb_grpc.InferenceServiceStub(channel)
         await asyncio.wait_for(channel.channel_ready(), timeout=30)  # connecting is not part of the phase
-        if kind == "predict":  # one untimed call first: the batcher's first-call set-up is not a Predict's cost
+        if kind == "predict":  # one untimed call first: the first call's set-up is not a Predict's cost
             await _predict_worker(stub, 0.0, {"calls": 0, "latency": [], "errors": []}, warm_up=True)
         start = time.perf_counter()
         stop_at = start + seconds

@@ -378,7 +378,8 @@ class RecurrentBase:
 
     def _column_weights(self, k, s):
         """scale * W_ih (G, I_k), scale * W_hh (G, H), both C-contiguous, and the folded, scaled bias (G,) or
-        None: the parameters' own layout (a frozen layer's inference reads its kept copies, transposed back)."""
+        None: the parameters' own layout (a frozen layer's inference reads its kept copies, transposed
+        back)."""
         if self._frozen is not None and not grad_enabled():
             Wih_t, Whh_t, bias, _, _ = self._frozen[(k, s)]
             return xp.ascontiguousarray(Wih_t.T), xp.ascontiguousarray(Whh_t.T), bias
@@ -390,9 +391,10 @@ class RecurrentBase:
         return W_ih * scale, W_hh * scale, bias
 
     def _run_lstm_columns(self, x, h0, c0, mask, keep):
-        """`_run` for `_lstm_columns_apply` calls: layers pass (T, D*H, B) arrays; x and the output are rows."""
+        """`_run` for `_lstm_columns_apply` calls: layers pass (T, D*H, B) arrays; x and the output are
+        rows."""
         T, B, _ = x.shape
-        D, H, G = self.num_directions, self.hidden_size, 4 * self.hidden_size
+        D, H = self.num_directions, self.hidden_size
         h_n = xp.empty((self.num_layers * D, B, H), dtype=self.dtype)
         c_n = xp.empty_like(h_n)
         mask_c = None if mask is None else mask.transpose(0, 2, 1)  # (T, 1, B)

@@ -59,7 +59,8 @@ def test_before_after_bench_times_a_copied_base_engine(tmp_path, capsys):
             del sys.modules[name]
     report = json.loads(capsys.readouterr().out)
     assert report["clock"] == "thread CPU"
-    assert [(r["case"], r["pass"]) for r in report["rows"]] == [("tiny", "forward"), ("tiny", "forward+backward")]
+    expected = [("tiny", "forward"), ("tiny", "forward+backward")]
+    assert [(r["case"], r["pass"]) for r in report["rows"]] == expected
     for row in report["rows"]:
         assert row["base_ms"] > 0 and row["new_ms"] > 0 and row["torch_ms"] > 0 and row["new_base"] > 0
     assert sys.modules["rnn_engine"] is rnn_engine  # the base package did not replace this one

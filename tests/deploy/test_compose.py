@@ -90,7 +90,7 @@ def test_scale_profile_puts_replicas_behind_envoy_and_shares_no_volume():
 def test_scale_profile_has_postgres_on_a_named_volume_with_a_health_check():
     compose = _compose()
     pg = compose["services"]["postgres"]
-    assert pg["image"] == "postgres:16"  # the official image (deploy-check builds a stand-in only if unpullable)
+    assert pg["image"] == "postgres:16"  # official image (deploy-check builds a stand-in if unpullable)
     assert "pgdata:/var/lib/postgresql/data" in pg["volumes"]
     assert "pgdata" in compose["volumes"]
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])

@@ -15,6 +15,8 @@ from rnn_engine import columns, recurrent
 from rnn_engine.recurrent import GRU, LSTM, RNN, RecurrentBase
 
 KINDS = ("tanh", "relu", "lstm", "gru")
+# (kind, layout) pairs: every kind in the row layout, the LSTM also in its column-layout training path
+KIND_LAYOUTS = [(k, "rows") for k in KINDS] + [("lstm", "columns")]
 
 
 def force_lstm_columns(monkeypatch) -> None:

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from tests.engine.gradcheck import numeric_grad, rel_error
-from tests.engine.recurrent_cases import KINDS, force_lstm_columns, make_engine, run_engine, upstream_grads
+from tests.engine.recurrent_cases import (
+    KIND_LAYOUTS,
+    KINDS,
+    force_lstm_columns,
+    make_engine,
+    run_engine,
+    upstream_grads,
+)
 
 I, H, T, B = 3, 4, 4, 2
 LENGTHS = np.array([2, 4])
@@ -121,7 +128,7 @@ def test_bptt_matches_finite_differences(case):
 
 
 @pytest.mark.parametrize("case", [c for c in GRID if c[0] == "lstm"],
-                         ids=[i for c, i in zip(GRID, GRID_IDS) if c[0] == "lstm"])
+                         ids=[i for c, i in zip(GRID, GRID_IDS, strict=True) if c[0] == "lstm"])
 def test_lstm_column_layout_bptt_matches_finite_differences(case, monkeypatch):
     """The same check through the column-layout LSTM (training of B >= 8 in real use)."""
     force_lstm_columns(monkeypatch)
@@ -129,12 +136,9 @@ def test_lstm_column_layout_bptt_matches_finite_differences(case, monkeypatch):
     test_bptt_matches_finite_differences(case)
 
 
-@pytest.mark.parametrize("layout", ["rows", "columns"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "layout"), KIND_LAYOUTS)
 def test_bptt_with_fixed_dropout_mask_matches_finite_differences(kind, layout, monkeypatch):
     if layout == "columns":
-        if kind != "lstm":
-            pytest.skip("only the LSTM has a column-layout training path")
         force_lstm_columns(monkeypatch)
     m = make_engine(kind, I, H, num_layers=2, bidirectional=True, dropout=0.4, dtype=np.float64, seed=1)
     x, h0, c0, lengths, rng = draw_inputs(m, kind, True, True, seed=3, drop_seed=DROP_SEED)
@@ -153,12 +157,9 @@ def test_bptt_with_fixed_dropout_mask_matches_finite_differences(kind, layout, m
     assert errors[worst] < TOLERANCE, f"{worst}: relative error {errors[worst]:.3e}"
 
 
-@pytest.mark.parametrize("layout", ["rows", "columns"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "layout"), KIND_LAYOUTS)
 def test_bptt_without_biases_matches_finite_differences(kind, layout, monkeypatch):
     if layout == "columns":
-        if kind != "lstm":
-            pytest.skip("only the LSTM has a column-layout training path")
         force_lstm_columns(monkeypatch)
     m = make_engine(kind, I, H, num_layers=2, bidirectional=True, bias=False, dtype=np.float64, seed=1)
     x, h0, c0, lengths, rng = draw_inputs(m, kind, True, True, seed=4)

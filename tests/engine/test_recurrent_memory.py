@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnn_engine import no_grad
-from tests.engine.recurrent_cases import KINDS, force_lstm_columns, make_engine
+from tests.engine.recurrent_cases import KIND_LAYOUTS, KINDS, force_lstm_columns, make_engine
 
 I, H, T, B = 3, 4, 7, 5
 PER_DIRECTION = {"tanh": 1, "relu": 1, "gru": 5, "lstm": 6}  # multiples of T*B*H
@@ -35,15 +35,12 @@ def _owned_bytes(cache) -> int:
     return sum(a.nbytes for a in roots.values())
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "layout"), KIND_LAYOUTS)
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(1, False), (2, False), (2, True)])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "len"])
-@pytest.mark.parametrize("layout", ["rows", "columns"])
 def test_cache_size_matches_the_documented_formula(kind, num_layers, bidirectional, with_lengths, layout,
                                                    monkeypatch):
     if layout == "columns":
-        if kind != "lstm":
-            pytest.skip("only the LSTM has a column-layout training path")
         force_lstm_columns(monkeypatch)
     m = make_engine(kind, I, H, num_layers=num_layers, bidirectional=bidirectional, seed=0)
     assert m._lstm_columns_apply(T, B) == (layout == "columns")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.engine.recurrent_cases import (
+    KIND_LAYOUTS,
     KINDS,
     force_lstm_columns,
     make_engine,
@@ -67,10 +68,11 @@ def test_outputs_states_and_gradients_match_torch(case, dtype):
 
 
 LSTM_GRID = [c for c in GRID if c[0] == "lstm"]
+LSTM_IDS = [i for c, i in zip(GRID, GRID_IDS, strict=True) if c[0] == "lstm"]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("case", LSTM_GRID, ids=[i for c, i in zip(GRID, GRID_IDS) if c[0] == "lstm"])
+@pytest.mark.parametrize("case", LSTM_GRID, ids=LSTM_IDS)
 def test_lstm_column_layout_matches_torch(case, dtype, monkeypatch):
     """The same grid through the column-layout LSTM (training and inference of B >= 8 in real use)."""
     force_lstm_columns(monkeypatch)
@@ -78,13 +80,10 @@ def test_lstm_column_layout_matches_torch(case, dtype, monkeypatch):
     test_outputs_states_and_gradients_match_torch(case, dtype)
 
 
-@pytest.mark.parametrize("layout", ["rows", "columns"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "layout"), KIND_LAYOUTS)
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "len"])
 def test_batch_first_matches_torch(kind, with_lengths, layout, monkeypatch):
     if layout == "columns":
-        if kind != "lstm":
-            pytest.skip("only the LSTM has a column-layout training path")
         force_lstm_columns(monkeypatch)
     diffs = _compare(kind, 2, True, with_lengths, True, np.float64, batch_first=True)
     worst = max(diffs, key=diffs.get)
