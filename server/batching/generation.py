@@ -18,12 +18,17 @@ The worker shares the GIL with the event loop that delivers the tokens. Each Num
 CPython's default 5 ms switch interval, taking it back while the loop is busy with 64 readers' tokens waits up
 to 5 ms per product (a convoy: profiled, a quarter of the worker's time was spent waiting in the wake-up
 call alone). The first worker therefore lowers the process's switch interval to GIL_SWITCH_SECONDS, so that
-the readers' work fills the worker's GIL-free products instead of stalling them.
+the readers' work fills the worker's GIL-free products instead of stalling them. It also freezes the objects
+alive at that moment (`gc.freeze()`, once per process: modules, message descriptors, the first model): a full
+collection then no longer walks them, and the pause it puts into every stream's token gap fell from 29-30 ms
+to 3.4 ms (measured at 64 streams). The price: cyclic garbage among those objects is never collected (at most
+the first model, if it is later evicted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import queue
 import sys
 import threading
@@ -136,6 +141,20 @@ def _wake_futures(futures: list[asyncio.Future]) -> None:
             future.set_result(None)
 
 
+_TUNED: list[bool] = []
+
+
+def _tune_process() -> None:
+    """Once per process, before the first worker starts: the GIL switch interval and gc.freeze() (module
+    docstring)."""
+    if _TUNED:
+        return
+    _TUNED.append(True)
+    if sys.getswitchinterval() > GIL_SWITCH_SECONDS:
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    gc.freeze()
+
+
 class _Request:
     __slots__ = ("sampler", "stream", "deadline")
 
@@ -188,8 +207,7 @@ class GenerationScheduler:
             self._waiting.append(_Request(sampler, stream, deadline))
             self._depth.set(len(self._waiting))
             if self._thread is None:
-                if sys.getswitchinterval() > GIL_SWITCH_SECONDS:
-                    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+                _tune_process()
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name=f"rnn-generate-{self.name}")
                 self._thread.start()
