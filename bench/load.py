@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -230,16 +231,22 @@ def _median_summary(runs: list[dict]) -> dict:
 
 def run_both(model_dir: Path, seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
     """Both servers run side by side; phases alternate between them and the concurrency order rotates
-    between repeats, so that the other jobs on the machine weigh on every contender alike."""
+    between repeats, so that the other jobs on the machine weigh on every contender alike. T64 is timed
+    right before and right after each 64-stream phase of the batching server (`t64_samples_ms`)."""
     with server(model_dir, True) as (on, _), server(model_dir, False) as (off, _):
-        return run_phases({"batching_on": on, "batching_off": off}, seconds, levels, repeats)
+        return run_phases({"batching_on": on, "batching_off": off}, seconds, levels, repeats,
+                          t64=lambda: bare_step_64_ms(model_dir, repeats=15))
 
 
-def run_phases(addresses: dict[str, str], seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
+def run_phases(addresses: dict[str, str], seconds: float, levels: tuple[int, ...], repeats: int,
+               t64: Callable[[], float] | None = None) -> dict:
     """The phases against running servers ({"batching_on": address, "batching_off": address}, either may be
-    missing), alternating between them as `run_both` describes; medians per mode, kind and level."""
+    missing), alternating between them as `run_both` describes; medians per mode, kind and level. `t64`:
+    timed before and after each 64-stream phase of "batching_on" (the machine's load changes by the
+    second: T64 is taken next to the phase it is compared with)."""
     runs: dict = {mode: {kind: {n: [] for n in levels} for kind in ("generate", "predict")}
                   for mode in addresses}
+    t64_samples: list[float] = []
     for address in addresses.values():
         warm_up(address)
     for rep in range(repeats):
@@ -248,9 +255,17 @@ def run_phases(addresses: dict[str, str], seconds: float, levels: tuple[int, ...
         for n in order:
             for kind in ("generate", "predict"):
                 for mode, address in modes:
+                    timed = t64 is not None and mode == "batching_on" and kind == "generate" and n == 64
+                    if timed:
+                        t64_samples.append(t64())
                     runs[mode][kind][n].append(asyncio.run(load(address, kind, n, seconds)))
-    return {mode: {kind: [_median_summary(runs[mode][kind][n]) for n in levels] for kind in runs[mode]}
-            for mode in runs}
+                    if timed:
+                        t64_samples.append(t64())
+    out: dict = {mode: {kind: [_median_summary(runs[mode][kind][n]) for n in levels] for kind in runs[mode]}
+                 for mode in runs}
+    if t64_samples:
+        out["t64_samples_ms"] = t64_samples
+    return out
 
 
 def soak(model_dir: Path, seconds: float) -> dict:
@@ -282,9 +297,10 @@ def _div(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def bare_step_64_ms(model_dir: Path, rows: int = 64, repeats: int = 30) -> float:
-    """T64: median time of one bare `rows`-row step (StepPlan's default policy) plus its greedy sampling,
-    in this process, 1 BLAS thread (the server's default)."""
+def bare_step_64_ms(model_dir: Path, rows: int = 64, repeats: int = 30, temperature: float = 1.0) -> float:
+    """T64: median time of one bare `rows`-row step (StepPlan's default policy) plus its sampling with the
+    load's settings (temperature 1.0, a random generator per row; 0.0: greedy), in this process, 1 BLAS
+    thread (the server's default)."""
     import numpy as np
 
     from bench.common import pinned_threads
@@ -297,7 +313,7 @@ def bare_step_64_ms(model_dir: Path, rows: int = 64, repeats: int = 30) -> float
     model = load_model(model_dir / "lm")
     plan = StepPlan(model)
     states, ids = [zero_state(model.net.rnn, 1) for _ in range(rows)], np.arange(rows) % 90 + 4
-    cfgs, hist = [GenerationConfig(temperature=0.0)] * rows, [[] for _ in range(rows)]
+    cfgs, hist = [GenerationConfig(temperature=temperature)] * rows, [[] for _ in range(rows)]
     rngs = [np.random.default_rng(i) for i in range(rows)]
     times = []
     with pinned_threads(1), no_grad():
@@ -351,7 +367,11 @@ def print_table(results: dict) -> None:
             print(f"{r['clients']:>8} {r['calls_per_s']:>9.1f} {r['latency_p50_ms']:>7.1f}ms "
                   f"{r['latency_p99_ms']:>7.1f}ms  {','.join(r['errors']) or '-'}")
     if "t64_ms" in results:
-        print(f"\nT64 (bare 64-row step + sampling, this process): {results['t64_ms']:.2f} ms")
+        samples = results.get("t64_samples_ms") or []
+        around = f", median of {len(samples)} taken around the 64-stream phases" if samples else ""
+        print(f"\nT64 (bare 64-row step + its sampling at temperature 1.0, this process): "
+              f"{results['t64_ms']:.2f} ms{around}; with greedy sampling "
+              f"{results.get('t64_greedy_ms', float('nan')):.2f} ms")
     if "ratios" in results:
         print("\ntargets (ratios measured in this run)")
         for name, r in results["ratios"].items():
@@ -413,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             results["machine"]["load_average_after"] = os.getloadavg()
         if not args.soak:
-            results["t64_ms"] = bare_step_64_ms(model_dir)
+            samples = results.get("t64_samples_ms")
+            results["t64_ms"] = statistics.median(samples) if samples else bare_step_64_ms(model_dir)
+            results["t64_greedy_ms"] = bare_step_64_ms(model_dir, temperature=0.0)
             results["ratios"] = ratios(results["batching_on"], results["batching_off"], results["t64_ms"])
     return _report(results, args.json)
 

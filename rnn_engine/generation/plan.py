@@ -99,6 +99,7 @@ class StepPlan:
         self.head_b = None if head.get("bias") is None else head["bias"].copy()
         self.head_rows = _exact_product_rows(self.head_t, GENERATE_ROWS)
         self._gemv_rows, self._min_rows = gemv_rows, None
+        self._stacked: tuple[State, list[State], dict[int, int]] | None = None  # run_streams' last output
 
     # ---------------------------------------------------------------------------------------- the policy
     @property
@@ -136,8 +137,11 @@ class StepPlan:
         gemv_rows (and not deterministic) each stream runs on its own state, nothing stacked or split."""
         B = len(ids)
         if self.deterministic or B >= self.gemv_rows:
-            logits, state = self.run(ids, stack_states(states))
-            return logits, split_state(state)
+            logits, state = self.run(ids, self._gather(states))
+            views = split_state(state)
+            self._stacked = (state, views, {id(v[0]): b for b, v in enumerate(views)})  # views kept alive
+            return logits, views
+        self._stacked = None
         logits = xp.empty((B, self.head_t.shape[1]), dtype=self.head_t.dtype)
         out = []
         for b, (h, c) in enumerate(states):
@@ -145,6 +149,36 @@ class StepPlan:
             self._rows(ids[b : b + 1], h, c, h_n, c_n, logits[b : b + 1])
             out.append((h_n, c_n))
         return logits, out
+
+    def _gather(self, states: Sequence[State]) -> State:
+        """The stacked (L, B, H) state of `states`, kept stacked between steps: when they are the rows of
+        the previous batched step's output in its order, that output itself (no copy); rows of it among
+        others (streams joined, left or paused) are copied in one `take`, only the others one by one."""
+        if self._stacked is None:
+            return stack_states(states)
+        (h, c), views, rows = self._stacked
+        index = []
+        for s in states:
+            b = rows.get(id(s[0]), -1)
+            index.append(b if b >= 0 and views[b][0] is s[0] and views[b][1] is s[1] else -1)
+        if index == list(range(h.shape[1])):
+            return h, c
+        kept = [j for j, b in enumerate(index) if b >= 0]
+        if not kept:
+            return stack_states(states)
+        L, _, H = h.shape
+        h_out = xp.empty((L, len(states), H), dtype=h.dtype)
+        c_out = None if c is None else xp.empty_like(h_out)
+        source = [index[j] for j in kept]
+        h_out[:, kept] = h[:, source]
+        if c is not None:
+            c_out[:, kept] = c[:, source]
+        for j, b in enumerate(index):
+            if b < 0:
+                h_out[:, j : j + 1] = states[j][0]
+                if c is not None:
+                    c_out[:, j : j + 1] = states[j][1]
+        return h_out, c_out
 
     # ---------------------------------------------------------------------------------------- kernels
     def kernel(self, ids, state: State) -> tuple[Any, State]:

@@ -116,18 +116,18 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         stop = threading.Event()
         start = functools.partial(self._start_generation, request, stop.is_set, _deadline(context))
         records = generation_records(start, self.state.executor)
-        tokens = self.state.metrics.tokens.labels(request.model)
+        i = 0
         try:
-            i = 0
             async for record in records:
                 if isinstance(record, GenerationEnd):
                     yield io.summary_to_pb(record)
                     return
-                tokens.inc()
                 yield io.token_to_pb(record, i)
                 i += 1
         finally:
             stop.set()  # however the call ends, a batched generation leaves its batch
+            if i:  # counted once per call, not per token (a labelled counter takes a lock)
+                self.state.metrics.tokens.labels(request.model).inc(i)
             await records.aclose()
 
     def _start_generation(self, request, should_stop, deadline: float | None):
