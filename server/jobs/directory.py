@@ -374,14 +374,7 @@ class JobManager:
 
     def _progress(self, live: _Live, event: dict[str, Any]) -> None:
         rec = live.record
-        rec.step = int(event.get("step") or rec.step)
-        rec.total_steps = int(event.get("total_steps") or event.get("steps") or rec.total_steps)
-        loss = event.get("loss", event.get("train_loss"))
-        if isinstance(loss, int | float):
-            rec.last_loss = float(loss)
-        metrics = event.get("metrics")
-        if isinstance(metrics, dict):
-            rec.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        rec.apply_progress(event)
         if live.worker is not None and live.files.cancel_request.exists():  # CancelJob on another server
             live.worker.stop.set()
         self._emit(live, {"kind": event.get("kind", "progress"), **event, "state": rec.state})

@@ -258,14 +258,7 @@ class PgWorker:
 
     def _progress(self, run: _Run, event: dict[str, Any]) -> None:
         rec = run.record
-        rec.step = int(event.get("step") or rec.step)
-        rec.total_steps = int(event.get("total_steps") or event.get("steps") or rec.total_steps)
-        loss = event.get("loss", event.get("train_loss"))
-        if isinstance(loss, int | float):
-            rec.last_loss = float(loss)
-        metrics = event.get("metrics")
-        if isinstance(metrics, dict):
-            rec.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        rec.apply_progress(event)
         latest = event.get("kind") == "checkpoint" and str(event.get("checkpoint") or "").endswith("latest")
         try:
             self._write(run, {"kind": event.get("kind", "progress"), **event, "state": rec.state},

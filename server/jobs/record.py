@@ -56,6 +56,18 @@ class JobRecord:
     def terminal(self) -> bool:
         return self.state not in ACTIVE
 
+    def apply_progress(self, event: dict[str, Any]) -> None:
+        """Step, total steps, last loss and numeric metrics of a worker's event (absent ones stay)."""
+        rec = self
+        rec.step = int(event.get("step") or rec.step)
+        rec.total_steps = int(event.get("total_steps") or event.get("steps") or rec.total_steps)
+        loss = event.get("loss", event.get("train_loss"))
+        if isinstance(loss, int | float):
+            rec.last_loss = float(loss)
+        metrics = event.get("metrics")
+        if isinstance(metrics, dict):
+            rec.metrics.update({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 

@@ -67,7 +67,7 @@ with db.transaction() as cur:
 
 
 def test_kill9_mid_save_leaves_the_complete_model_and_no_partial_one(pg_url, procs, tmp_path):
-    a = procs.server(pg_url, tmp_path / "a", "--max-training-jobs", "1")
+    a = procs.server(pg_url, tmp_path / "a", "--max-training-jobs", "1", "--deterministic")
     training = pb.TrainingSettings(max_steps=3, batch_size=2, seq_len=8)
     events = [r.event for r in a.stubs.training.Train(tpb.TrainRequest(
         model="m", task=pb.TASK_LANGUAGE_MODEL, spec=TINY, training=training,
@@ -92,7 +92,7 @@ def test_kill9_mid_save_leaves_the_complete_model_and_no_partial_one(pg_url, pro
 
 def test_an_upload_on_a_trains_through_b(pg_url, procs, tmp_path):
     a = procs.server(pg_url, tmp_path / "a", *SERVE)
-    b = procs.server(pg_url, tmp_path / "b", "--max-training-jobs", "1")
+    b = procs.server(pg_url, tmp_path / "b", "--max-training-jobs", "1", "--deterministic")
     data = LM_TEXT.encode()
     reply = a.stubs.training.UploadDataset(iter([
         tpb.UploadDatasetRequest(info=tpb.DatasetInfo(name="lm.txt", format=tpb.DATASET_FORMAT_TEXT,
