@@ -28,6 +28,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[str] = []
         self.done = threading.Event()
+        self.first_read = threading.Event()  # the request-stream handler has read its first message
         self.active_after: bool | None = None
 
 
@@ -56,6 +57,7 @@ def _handlers(rec: Recorder, pool: ThreadPoolExecutor) -> grpc.GenericRpcHandler
         try:
             for message in requests:
                 n += len(message)
+                rec.first_read.set()
         except grpc.RpcError:
             rec.events.append("read failed")
             rec.active_after = context.is_active()
@@ -156,7 +158,8 @@ def test_cancelled_request_stream_ends_the_blocked_read_with_an_rpc_error(bridge
         release.wait(10)  # the client sends nothing more: the handler blocks reading
 
     future = _method(channel, "stream_unary", "Total").future(requests(), timeout=10)
-    time.sleep(0.3)
+    assert rec.first_read.wait(10), "the handler never read the first message"
+    time.sleep(0.1)  # it is now blocked reading the second one
     future.cancel()
     release.set()
     assert rec.done.wait(5), "the handler's read did not end when the call was cancelled"
