@@ -249,7 +249,10 @@ class PgWorker:
 
     def _save_checkpoint(self, cur, run: _Run) -> None:
         ckpt = run.scratch / "ckpt"
-        files = {f"latest/{k}": v for k, v in read_dir(ckpt / "latest").items()} if ckpt.is_dir() else {}
+        files = {}
+        for part in ("latest", "best"):  # a resume after an evaluation reads best/ (the best weights) too
+            if (ckpt / part).is_dir():
+                files.update({f"{part}/{k}": v for k, v in read_dir(ckpt / part).items()})
         if "latest/manifest.json" not in files:
             return
         cur.execute("DELETE FROM rnn_job_checkpoints WHERE job_id = %s", (run.record.job_id,))

@@ -292,3 +292,26 @@ def test_sigterm_of_a_worker_checkpoints_and_records_the_job_interrupted_at_once
     assert "resuming from the last checkpoint" in first.message
     a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
     assert drain(resumed)[-1].state == pb.JOB_STATE_CANCELLED
+
+
+def test_a_job_interrupted_after_an_evaluation_resumes_with_its_best_weights(pg_url, procs, tmp_path):
+    """The checkpoint kept in the database holds best/ beside latest/: a resume after an evaluation
+    (best_step set) reads both (it failed with 'No such file ... ckpt/best' when only latest/ was kept)."""
+    a = procs.server(pg_url, tmp_path / "a", *SERVE)
+    worker = procs.worker(pg_url, "--lease-seconds", "60")
+    events = follow(a.stubs.training.Train(train_request("evaluated", 200_000), timeout=120))
+    job_id = wait_step(events, 110)  # past the evaluation at step 100 (eval_every)
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
+    assert drain(events)[-1].state == pb.JOB_STATE_INTERRUPTED
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT file FROM rnn_job_checkpoints WHERE job_id = %s", (job_id,))
+        kept = {f for (f,) in rows}
+    assert {"latest/manifest.json", "best/manifest.json"} <= kept, kept
+    procs.worker(pg_url)
+    resumed = follow(a.stubs.training.Train(tpb.TrainRequest(resume_job_id=job_id), timeout=120))
+    assert "resuming from the last checkpoint" in resumed.get(timeout=30).message
+    wait_step(resumed, 130)  # the resumed run trains on (it FAILED at start before)
+    a.stubs.training.CancelJob(tpb.CancelJobRequest(job_id=job_id), timeout=20)
+    last = drain(resumed)[-1]
+    assert last.state == pb.JOB_STATE_CANCELLED, last.message
