@@ -15,8 +15,12 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+# torch.backends.mkldnn.flags() (the "aten" contenders, oneDNN off) warns about Intel GPUs on every call
+warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN", category=UserWarning)
 
 
 @dataclass

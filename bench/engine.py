@@ -7,6 +7,10 @@ Cases (float32, same thread count for every library, alternating runs, medians o
   D      one generation step of C's network at batch 1 (engine `step` with `step_weights()`, as generation
          runs it: the 1-row kernel; "det": the --deterministic step, padded to 2 rows; PyTorch T=1;
          onnxruntime)
+"aten": the same PyTorch module with oneDNN switched off (`torch.backends.mkldnn.flags(enabled=False)`):
+PyTorch's CPU LSTM otherwise runs oneDNN's fused RNN primitive (JIT-compiled kernels that fuse the gate
+arithmetic into the step); without it PyTorch runs its own ATen kernels, one GEMM and several elementwise
+passes per step, as the engine does with NumPy. The target is against the default (oneDNN) PyTorch.
 "forward" runs in inference mode (engine `no_grad`, torch `no_grad`); "forward+backward" computes the
 gradients of the inputs and of every parameter from a fixed random output gradient.
 """
@@ -83,7 +87,11 @@ def _sequence_contenders(case: Case, backward: bool) -> dict[str, Callable[[], o
             with torch.no_grad():
                 return theirs(xt)
 
-        return {"engine": engine, "torch": pytorch}
+        def pytorch_aten():
+            with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+                return theirs(xt)
+
+        return {"engine": engine, "torch": pytorch, "aten": pytorch_aten}
 
     def engine_fb():
         ours(x)
@@ -98,7 +106,11 @@ def _sequence_contenders(case: Case, backward: bool) -> dict[str, Callable[[], o
         out = theirs(xt_grad)[0]
         out.backward(d_out_t)
 
-    return {"engine": engine_fb, "torch": torch_fb}
+    def aten_fb():
+        with torch.backends.mkldnn.flags(enabled=False):
+            torch_fb()
+
+    return {"engine": engine_fb, "torch": torch_fb, "aten": aten_fb}
 
 
 def _step_contenders(case: Case, threads: int) -> dict[str, Callable[[], object]]:
@@ -185,6 +197,9 @@ def run(
                     "ratio": _median_ratio(t["engine"].samples, t["torch"].samples),
                     "target": _target(case, pass_name, threads), "repeats": repeats,
                 }
+                if "aten" in t:  # PyTorch with oneDNN off: its own ATen kernels (see the module docstring)
+                    row["aten_ms"] = t["aten"].median * 1e3
+                    row["ratio_aten"] = _median_ratio(t["engine"].samples, t["aten"].samples)
                 if "onnxruntime" in t:
                     row["ort_ms"] = t["onnxruntime"].median * 1e3
                     row["ratio_ort"] = _median_ratio(t["engine"].samples, t["onnxruntime"].samples)
@@ -200,7 +215,8 @@ def run(
 COLUMNS = [
     ("case", "case", ""), ("pass", "pass", ""),
     ("engine_ms", "engine ms", ".3f"), ("torch_ms", "torch ms", ".3f"),
-    ("ratio", "engine/torch", ".2f"), ("target", "target", ".2f"), ("ort_ms", "ort ms", ".3f"),
+    ("ratio", "engine/torch", ".2f"), ("target", "target", ".2f"),
+    ("aten_ms", "aten ms", ".3f"), ("ratio_aten", "engine/aten", ".2f"), ("ort_ms", "ort ms", ".3f"),
     ("ratio_ort", "engine/ort", ".2f"), ("det_ms", "det ms", ".3f"), ("ratio_det_ort", "det/ort", ".2f"),
     ("meets_target", "ok", ""),
 ]

@@ -5,7 +5,9 @@ float32, batch 64, window (truncated BPTT) 100. One timed call is one full train
 both: forward, cross-entropy, backward, gradient clipping at 5 and an Adam update; the hidden state is carried
 between steps (detached). Same thread count for both, alternating runs, medians over repeats
 (bench/common.py).
-Reported: tokens per second (batch x window / seconds per step) and the engine/PyTorch throughput ratio.
+Reported: tokens per second (batch x window / seconds per step) and the engine/PyTorch throughput ratio;
+"aten" is a second PyTorch twin run with oneDNN off (`torch.backends.mkldnn.flags(enabled=False)`), whose
+LSTM then uses PyTorch's own ATen kernels instead of oneDNN's fused RNN primitive.
 """
 
 from __future__ import annotations
@@ -74,6 +76,17 @@ def torch_step(hidden: int, layers: int, setup: dict) -> Callable[[], object]:
     return step
 
 
+def _without_onednn(step: Callable[[], object]) -> Callable[[], object]:
+    """`step` with PyTorch's oneDNN off: its LSTM then runs ATen's own kernels (bench/engine.py)."""
+    import torch
+
+    def aten_step() -> object:
+        with torch.backends.mkldnn.flags(enabled=False):
+            return step()
+
+    return aten_step
+
+
 def run(hidden: int, layers: int, batch: int, window: int, repeats: int, threads: int) -> dict:
     contenders: dict[str, Callable[[], object]] = {}
     try:
@@ -84,6 +97,7 @@ def run(hidden: int, layers: int, batch: int, window: int, repeats: int, threads
         contenders["engine"], setup = engine_step(hidden, layers, batch, window)
         try:
             contenders["torch"] = torch_step(hidden, layers, setup)
+            contenders["aten"] = _without_onednn(torch_step(hidden, layers, setup))
         except ImportError:
             pass
         timings = alternate(contenders, repeats, warmup=1, target_seconds=0.0, settle_seconds=0.2)
@@ -94,13 +108,16 @@ def run(hidden: int, layers: int, batch: int, window: int, repeats: int, threads
         row["torch_tok_s"] = tokens / timings["torch"].median
         row["torch_s"] = timings["torch"].median
         row["ratio"] = row["engine_tok_s"] / row["torch_tok_s"]
+        row["aten_tok_s"] = tokens / timings["aten"].median
+        row["ratio_aten"] = row["engine_tok_s"] / row["aten_tok_s"]
     return {"machine": machine_info(threads), "repeats": repeats, "rows": [row]}
 
 
 COLUMNS = [("case", "case", ""), ("engine_s", "engine s/step", ".3f"),
            ("engine_tok_s", "engine tok/s", ".0f"),
            ("torch_s", "torch s/step", ".3f"), ("torch_tok_s", "torch tok/s", ".0f"),
-           ("ratio", "engine/torch", ".2f")]
+           ("ratio", "engine/torch", ".2f"), ("aten_tok_s", "aten tok/s", ".0f"),
+           ("ratio_aten", "engine/aten", ".2f")]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,8 +29,10 @@ def test_tiny_run_reports_every_case_and_pass_with_positive_timings():
         assert ROW_KEYS <= row.keys()
         assert row["engine_ms"] > 0 and row["torch_ms"] > 0 and row["ratio"] > 0
     assert rows[-1]["ort_ms"] > 0 and rows[-1]["ratio_ort"] > 0
+    for row in rows[:2]:  # sequence cases also time PyTorch with oneDNN off (its ATen kernels)
+        assert row["aten_ms"] > 0 and row["ratio_aten"] > 0
     table = format_table(rows, engine.COLUMNS)
-    assert "tiny-step" in table and "engine/torch" in table
+    assert "tiny-step" in table and "engine/torch" in table and "engine/aten" in table
 
 
 def test_main_prints_json(capsys, monkeypatch):
