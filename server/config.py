@@ -51,7 +51,7 @@ class ServerConfig:
     max_upload_bytes: int = 256 * 1024 * 1024  # UploadDataset total size
     max_upload_disk_bytes: int = 1024 * 1024 * 1024  # all uploads together on disk (model_dir/.uploads)
     max_concurrent_calls: int = 0  # calls served at once (health excluded); 0: max_concurrent_streams + 16
-    max_streams_per_connection: int = 100  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of a connection
+    max_streams_per_connection: int = 0  # HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; 0: 4 x call limit, >= 100
     request_message_timeout: float = 10.0  # seconds a call may wait for its (first) request message
     max_streams_per_client: int = 0  # open streams of one client (token, else peer host); 0: no own limit
     max_queued_jobs: int = 32  # training jobs waiting for a worker slot
@@ -88,7 +88,7 @@ class ServerConfig:
             ("max_upload_disk_bytes", 1, 2**50),
             ("max_streams_per_client", 0, 10**5),
             ("max_concurrent_calls", 0, 10**6),
-            ("max_streams_per_connection", 1, 2**31 - 1),
+            ("max_streams_per_connection", 0, 2**31 - 1),
             ("max_queued_jobs", 0, 10**5),
             ("max_model_parameters", 1, 10**12),
             ("batch_max_size", 1, 4096),

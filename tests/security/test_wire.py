@@ -50,6 +50,49 @@ def test_the_server_advertises_its_per_connection_stream_limit(models):
         server.drain(1)
 
 
+def test_the_default_per_connection_limit_leaves_room_above_the_call_limit(models):
+    server, port = serve(models)  # max_concurrent_calls 0: max_concurrent_streams (64) + 16 = 80
+    peer = RawPeer(port)
+    try:
+        assert peer.server_settings[0x3] == 4 * 80
+    finally:
+        peer.close()
+        server.drain(1)
+
+
+def test_a_client_within_the_call_limit_is_never_refused_by_the_transport(models):
+    """64 callers on one channel, each starting its next Predict as soon as one ends: grpc counts a finished
+    stream until its call is cleaned up on the server's event loop, so with a per-connection limit of 100
+    about 5% of these calls failed UNAVAILABLE (RST_STREAM REFUSED_STREAM) before the default left room."""
+    import asyncio
+
+    server, port = serve(models)  # with max_streams_per_connection=65 this fails here (1 call in 40 refused)
+
+    async def callers() -> tuple[int, list[str]]:
+        done, failures = 0, []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            predict = channel.unary_unary(PREDICT, request_serializer=None, response_deserializer=None)
+            stop = time.monotonic() + 3.0
+
+            async def caller() -> None:
+                nonlocal done
+                while time.monotonic() < stop:
+                    try:
+                        await predict(PREDICT_MSG, timeout=30)
+                        done += 1
+                    except grpc.aio.AioRpcError as exc:
+                        failures.append(f"{exc.code().name}: {exc.details()}")
+
+            await asyncio.gather(*(caller() for _ in range(64)))
+        return done, failures
+
+    try:
+        done, failures = asyncio.run(callers())
+        assert done >= 64 and not failures, (done, failures[:3], len(failures))
+    finally:
+        server.drain(1)
+
+
 def test_streams_over_the_per_connection_limit_are_refused_by_http2(models):
     server, port = serve(models, max_streams_per_connection=5)
     peer = RawPeer(port, ignore_stream_limit=True)  # a peer that ignores the server's SETTINGS
