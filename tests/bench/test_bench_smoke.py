@@ -68,3 +68,13 @@ def test_before_after_bench_times_a_copied_base_engine(tmp_path, capsys):
     assert sys.modules["rnn_engine"] is rnn_engine  # the base package did not replace this one
     with pytest.raises(SystemExit):
         engine_ab.main(["--base", str(tmp_path), "--threads", "2", "--cpu-time"])
+
+
+def test_lstm_step_breakdown_times_every_contender_per_step():
+    from bench import lstm_step
+
+    report = lstm_step.run(lstm_step.QUICK_SHAPES, repeats=1, threads=1)
+    json.dumps(report)
+    assert [r["contender"] for r in report["rows"]] == [
+        "numpy", "torch.mm", "torch LSTM", "torch LSTM, oneDNN off", "engine LSTM"]
+    assert all(r["us_per_step"] > 0 and r["gflops"] > 0 for r in report["rows"])
