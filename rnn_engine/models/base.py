@@ -13,7 +13,7 @@ from typing import Any
 
 from ..backend import xp
 from ..errors import InvalidInput
-from ..recurrent import GRU, LSTM, RNN, RecurrentBase
+from ..nn.recurrent import GRU, LSTM, RNN, RecurrentBase
 
 State = tuple[Any, Any]  # (h, c): (L*D, B, H) each; c is None unless the cell is an LSTM
 

@@ -13,7 +13,7 @@ from rnn_engine.backend import no_grad
 from rnn_engine.errors import InvalidInput
 from rnn_engine.losses import cross_entropy
 from rnn_engine.modules import Dropout, Embedding, Linear
-from rnn_engine.recurrent import LSTM
+from rnn_engine.nn.recurrent import LSTM
 from tests.engine.gradcheck import numeric_grad, rel_error
 
 TOLERANCE = 1e-6
