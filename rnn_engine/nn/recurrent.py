@@ -14,12 +14,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backend import as_generator, grad_enabled, xp
+from ..backend import grad_enabled, xp
 from ..errors import InvalidInput
 from ..validate import (
     as_float_array,
     as_lengths,
-    check_dtype,
     check_positive_int,
     check_probability,
     check_shape,
@@ -29,6 +28,7 @@ from .init import RECURRENT_INITS, recurrent_matrix, uniform, xavier_uniform
 from .kernels import columns
 from .kernels.common import _scaled_transpose
 from .lstm_columns import LSTMColumns
+from .modules import Module
 from .rows import RowPath
 from .step import StepPath, StepWeights  # noqa: F401 - StepWeights re-exported (type of step_weights())
 
@@ -37,7 +37,7 @@ COPY_MIN_ROWS = 64  # T*B from which the forward copies its weights contiguously
 
 
 
-class RecurrentBase(RowPath, LSTMColumns, StepPath):
+class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
     """Shared parameter creation, validation, forward/backward over layers and directions, and state dicts.
 
     Args:
@@ -83,14 +83,9 @@ class RecurrentBase(RowPath, LSTMColumns, StepPath):
         self.dropout = check_probability("dropout", dropout)
         if init not in RECURRENT_INITS:
             raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {init!r}")
-        self.dtype = check_dtype(dtype)
-        self.rng = as_generator(seed)
+        super().__init__(dtype, seed)  # dtype, rng, training, params, grads, _cache
         self.gate_count = GATES[self.mode]
         self.num_directions = 2 if bidirectional else 1
-        self.training = True
-        self.params: dict[str, xp.ndarray] = {}
-        self.grads: dict[str, xp.ndarray] = {}
-        self._cache = None
         self._frozen: dict[tuple[int, str], tuple] | None = None  # see freeze()
         # (G,) sigmoid halving folded into the weights; depends on the mode only, never on parameter values
         self._gate_scale = kernels.gate_scale(self.mode, self.hidden_size, self.dtype)
@@ -136,42 +131,10 @@ class RecurrentBase(RowPath, LSTMColumns, StepPath):
         if self._frozen is not None:  # kept copies follow the parameters this layer sets itself
             self.freeze()
 
-    def state_dict(self) -> dict[str, xp.ndarray]:
-        """Copies of every parameter under PyTorch's names."""
-        return {name: p.copy() for name, p in self.params.items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load arrays named and shaped as PyTorch names them; checks everything before changing anything."""
-        if not isinstance(state, dict):
-            raise InvalidInput(f"state: expected a dict of arrays, got {type(state).__name__}")
-        shapes = self.param_shapes()
-        missing = [k for k in shapes if k not in state]
-        extra = [k for k in state if k not in shapes]
-        if missing or extra:
-            raise InvalidInput(f"state: missing keys {missing}, unexpected keys {extra}")
-        staged = {}
-        for name, shape in shapes.items():
-            arr = as_float_array(f"state[{name!r}]", state[name], self.dtype, len(shape))
-            check_shape(f"state[{name!r}]", arr, shape)
-            staged[name] = arr.copy()
-        for name, arr in staged.items():  # in place, so optimizers holding the arrays see the new values
-            self.params[name][...] = arr
+    def _parameters_changed(self) -> None:
+        """After `load_state_dict`: a frozen layer copies the new parameters for inference again."""
         if self._frozen is not None:
             self.freeze()
-
-    def num_parameters(self) -> int:
-        return sum(p.size for p in self.params.values())
-
-    def train(self, mode: bool = True) -> RecurrentBase:
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> RecurrentBase:
-        return self.train(False)
-
-    def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g[...] = 0
 
     def __repr__(self) -> str:
         extra = "" if self.mode not in ("RNN_TANH", "RNN_RELU") else f", nonlinearity={self.nonlinearity!r}"
@@ -265,8 +228,6 @@ class RecurrentBase(RowPath, LSTMColumns, StepPath):
         """Run the whole sequence; returns (output, h_n). See the class docstring for shapes."""
         output, h_n, _ = self._run(x, h0, None, lengths)
         return output, h_n
-
-    __call__ = forward
 
     # ----------------------------------------------------------------------------------- one step (inference)
     def freeze(self) -> RecurrentBase:
@@ -389,8 +350,6 @@ class LSTM(RecurrentBase):
             raise InvalidInput("hx: expected a pair (h0, c0) of (num_layers*D, B, H) arrays, or None")
         output, h_n, c_n = self._run(x, h0, c0, lengths)
         return output, (h_n, c_n)
-
-    __call__ = forward
 
     def step(self, x, hx=None, weights=None, xw=None):
         """One step for generation: x (B, I), hx = (h, c) (L, B, H) or None -> (y (B, H), (h_n, c_n)).
