@@ -45,10 +45,14 @@ class GenerationRequest:
     def __init__(self, model, prompt: Any, cfg: GenerationConfig,
                  should_stop: Callable[[], bool] | None = None) -> None:
         if not isinstance(cfg, GenerationConfig):
-            raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+            raise InvalidInput(
+                f"config: expected a GenerationConfig, got {type(cfg).__name__}", field="config"
+            )
         cfg.validate()
         if should_stop is not None and not callable(should_stop):
-            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+            raise InvalidInput(
+                f"should_stop: expected a callable or None, got {should_stop!r}", field="should_stop"
+            )
         if not can_batch(model, cfg):
             raise FailedPrecondition(f"GenerationRequest: a {model.task} model with beam_size="
                                      f"{cfg.beam_size} cannot be batched; use Model.generate")

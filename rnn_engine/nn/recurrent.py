@@ -78,11 +78,11 @@ class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
         self.num_layers = check_positive_int("num_layers", num_layers)
         for name, flag in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(flag, bool):
-                raise InvalidInput(f"{name}: expected a bool, got {flag!r}")
+                raise InvalidInput(f"{name}: expected a bool, got {flag!r}", field=name)
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.dropout = check_probability("dropout", dropout)
         if init not in RECURRENT_INITS:
-            raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {init!r}")
+            raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {init!r}", field="init")
         super().__init__(dtype, seed)  # dtype, rng, training, params, grads, _cache
         self.gate_count = GATES[self.mode]
         self.num_directions = 2 if bidirectional else 1
@@ -113,7 +113,7 @@ class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
     def reset_parameters(self, init: str = "default") -> None:
         """Draw every parameter anew: U(-1/sqrt(H), 1/sqrt(H)) except the recurrent weights under `init`."""
         if init not in RECURRENT_INITS:
-            raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {init!r}")
+            raise InvalidInput(f"init: expected one of {RECURRENT_INITS}, got {init!r}", field="init")
         H, bound = self.hidden_size, 1.0 / math.sqrt(self.hidden_size)
         for name, shape in self.param_shapes().items():
             if name.startswith("weight_hh") and init != "default":
@@ -152,10 +152,13 @@ class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
         T, B, I = x.shape
         if I != self.input_size:
             raise InvalidInput(
-                f"x: expected {self.input_size} features in the last axis, got {I} (shape {x.shape})"
+                f"x: expected {self.input_size} features in the last axis, got {I} (shape {x.shape})",
+                field="x",
             )
         if T == 0 or B == 0:
-            raise InvalidInput(f"x: expected at least one step and one sequence, got shape {x.shape}")
+            raise InvalidInput(
+                f"x: expected at least one step and one sequence, got shape {x.shape}", field="x"
+            )
         state_shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         states = []
         for name, s in (("h0", h0), ("c0", c0)):
@@ -257,7 +260,8 @@ class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
     def _backward(self, d_output, d_h_n, d_c_n):
         if self._cache is None:
             raise InvalidInput(
-                "backward: no forward pass to differentiate (call forward first, outside no_grad())"
+                "backward: no forward pass to differentiate (call forward first, outside no_grad())",
+                field="backward",
             )
         layer_cache, mask, batch_first = self._cache[:3]
         first_inp = layer_cache[0][0]
@@ -296,7 +300,9 @@ class RNN(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  *args, **kwargs) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise InvalidInput(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+            raise InvalidInput(
+                f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}", field="nonlinearity"
+            )
         self.nonlinearity = nonlinearity
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(input_size, hidden_size, num_layers, *args, **kwargs)
@@ -327,7 +333,9 @@ class LSTM(RecurrentBase):
             or not isinstance(forget_bias, int | float | xp.integer | xp.floating)
             or not math.isfinite(forget_bias)
         ):
-            raise InvalidInput(f"forget_bias: expected a finite number or None, got {forget_bias!r}")
+            raise InvalidInput(
+                f"forget_bias: expected a finite number or None, got {forget_bias!r}", field="forget_bias"
+            )
         self.forget_bias = forget_bias
         super().__init__(*args, **kwargs)
 
@@ -347,7 +355,9 @@ class LSTM(RecurrentBase):
         elif isinstance(hx, tuple | list) and len(hx) == 2:
             h0, c0 = hx
         else:
-            raise InvalidInput("hx: expected a pair (h0, c0) of (num_layers*D, B, H) arrays, or None")
+            raise InvalidInput(
+                "hx: expected a pair (h0, c0) of (num_layers*D, B, H) arrays, or None", field="hx"
+            )
         output, h_n, c_n = self._run(x, h0, c0, lengths)
         return output, (h_n, c_n)
 

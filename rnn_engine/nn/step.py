@@ -69,7 +69,9 @@ class StepWeights:
         Wih_t, _, bias, _, _ = self.layers[0]
         emb = as_float_array("embedding", embedding, Wih_t.dtype, 2)
         if emb.shape[1] != Wih_t.shape[0]:
-            raise InvalidInput(f"embedding: expected shape (V, {Wih_t.shape[0]}), got {emb.shape}")
+            raise InvalidInput(
+                f"embedding: expected shape (V, {Wih_t.shape[0]}), got {emb.shape}", field="embedding"
+            )
         table = emb @ Wih_t
         if bias is not None:
             table += bias
@@ -88,7 +90,9 @@ class StepPath:
         steps, load_state_dict): build new ones after those.
         """
         if self.bidirectional:
-            raise InvalidInput("step_weights: expected a unidirectional layer, got a bidirectional one")
+            raise InvalidInput(
+                "step_weights: expected a unidirectional layer, got a bidirectional one", field="step_weights"
+            )
         if self._frozen is not None:  # a frozen layer's copies serve its steps too
             return StepWeights(self, tuple(self._frozen[(k, "")] for k in range(self.num_layers)))
         return StepWeights(self, tuple(self._copies(k, "") for k in range(self.num_layers)))
@@ -102,22 +106,28 @@ class StepPath:
         `xw` (B, G) replaces layer 0's input projection (scaled, biased: `StepWeights.input_table` rows).
         """
         if self.bidirectional:
-            raise InvalidInput("step: expected a unidirectional layer, got a bidirectional one (use forward)")
+            raise InvalidInput(
+                "step: expected a unidirectional layer, got a bidirectional one (use forward)", field="step"
+            )
         if weights is not None and (not isinstance(weights, StepWeights) or weights.layer is not self):
             other = " of another layer" if isinstance(weights, StepWeights) else ""
             raise InvalidInput("weights: expected this layer's step_weights(), got "
-                               f"{type(weights).__name__}{other}")
+                               f"{type(weights).__name__}{other}", field="weights")
         G = self.gate_count * self.hidden_size
         if xw is not None:
             if weights is None:
-                raise InvalidInput("xw: a precomputed input projection needs weights=step_weights()")
+                raise InvalidInput(
+                    "xw: a precomputed input projection needs weights=step_weights()", field="xw"
+                )
             inp = as_float_array("xw", xw, self.dtype, 2)
             if inp.shape[1] != G or inp.shape[0] == 0:
-                raise InvalidInput(f"xw: expected shape (B >= 1, {G}), got {inp.shape}")
+                raise InvalidInput(f"xw: expected shape (B >= 1, {G}), got {inp.shape}", field="xw")
         else:
             inp = as_float_array("x", x, self.dtype, 2)
             if inp.shape[1] != self.input_size or inp.shape[0] == 0:
-                raise InvalidInput(f"x: expected shape (B >= 1, {self.input_size}), got {inp.shape}")
+                raise InvalidInput(
+                    f"x: expected shape (B >= 1, {self.input_size}), got {inp.shape}", field="x"
+                )
         B = inp.shape[0]
         L, H, lstm = self.num_layers, self.hidden_size, self.mode == "LSTM"
         h0, c0 = self._step_state("h0" if not lstm else "hx[0]", h0, B), self._step_state("hx[1]", c0, B)
