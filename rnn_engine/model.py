@@ -202,13 +202,13 @@ class Model:
 
     def predict(self, inputs: list, top_k: int = 1) -> list[dict]:
         """One result dict per input; shapes per task in the module docstring."""
-        from .models import predict as P
+        from .models import predict
 
         inputs = self._check_inputs(inputs)
         top_k = self._check_top_k(top_k)
         with no_grad():
             self.net.eval()
-            return P.PREDICTORS[self.task](self, inputs, top_k)
+            return predict.PREDICTORS[self.task](self, inputs, top_k)
 
     def score(self, texts: list) -> list[dict]:
         """Log-likelihood and perplexity of each text under a language model (module docstring)."""
@@ -248,7 +248,7 @@ class Model:
 
     def predict_chunk(self, inputs: list, state: dict, top_k: int = 1) -> tuple[list[dict], dict]:
         """Feed the next chunk of every stream; returns (results as predict gives them, new state)."""
-        from .models import predict as P
+        from .models import predict
 
         inputs = self._check_inputs(inputs)
         top_k = self._check_top_k(top_k)
@@ -261,7 +261,7 @@ class Model:
             )
         with no_grad():
             self.net.eval()
-            return P.predict_chunk(self, inputs, state, top_k)
+            return predict.predict_chunk(self, inputs, state, top_k)
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None,
                  deterministic: bool = False) -> Iterator:

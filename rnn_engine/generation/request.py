@@ -79,17 +79,12 @@ class GenerationRequest:
         return self.logits is None
 
     def advance(self) -> list:
-        """Records of this step: [] while the prompt is fed, else those of `emit()`."""
+        """Records of this step: [] while the prompt is fed, else those of the next token (raises Cancelled
+        when should_stop() says so)."""
         (out,) = advance_all([self])
         if isinstance(out, BaseException):
             raise out
         return out
-
-    def emit(self) -> list:
-        """The records of the next token (raises Cancelled when should_stop() says so)."""
-        if self.done or self.prefilling:
-            raise FailedPrecondition("emit: the generation has finished or its prompt is still being fed")
-        return self.advance()
 
     def _before_token(self) -> list | BaseException | None:
         """Records or an exception that replace this step's token (prompt, length, cancel), else None."""
