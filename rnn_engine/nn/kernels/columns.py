@@ -69,7 +69,7 @@ def gru_forward_columns(xw_cols, h0, Wt, b_hn, mask):
 # per-step array is (K, B) (the gates (4H, B), the states (H, B)) and a sequence is (T, K, B), so a step's
 # gates are contiguous runs of rows and each step is a contiguous slice. The step product is
 # W (4H, H) @ h (H, B) on the parameters' own (C-contiguous, scaled) layout, which OpenBLAS runs 15-25%
-# faster than h (B, H) @ W^T (H, 4H) at these shapes (measured in README, "Performance").
+# faster than h (B, H) @ W^T (H, 4H) at these shapes (measured in docs/performance.md).
 class LSTMColumnsCache(NamedTuple):
     acts: xp.ndarray  # (T, 4H, B) gate activations i, f, g, o (processing order; a view of the projection)
     hs: xp.ndarray  # (T, H, B) carried h after each step
