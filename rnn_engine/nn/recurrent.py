@@ -7,6 +7,10 @@ outputs. Backpropagation through time is written by hand in `kernels/`.
 This module holds the parameters, validation, the forward/backward dispatch and freezing; the paths
 themselves are mixed in: `rows.RowPath` (row layout), `lstm_columns.LSTMColumns` (the LSTM's column layout),
 `step.StepPath` (one step, generation).
+
+Over 350 lines (~380) on purpose: `COPY_MIN_ROWS` and every rule that reads it (`_forward_weights`, the
+layout predicates, `freeze()`'s copies) stay in one module, so a test or a caller patching the threshold
+changes every path at once; RNN, GRU and LSTM (80 lines) are the public faces of the same base.
 """
 
 from __future__ import annotations
