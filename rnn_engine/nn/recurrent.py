@@ -236,7 +236,7 @@ class RecurrentBase(Module, RowPath, LSTMColumns, StepPath):
         output, h_n, _ = self._run(x, h0, None, lengths)
         return output, h_n
 
-    # ----------------------------------------------------------------------------------- one step (inference)
+    # -------------------------------------------------------------------------------- freezing (inference)
     def freeze(self) -> RecurrentBase:
         """Keep the contiguous, pre-scaled weight copies that inference makes (forwards under `no_grad()`
         with T*B >= COPY_MIN_ROWS, `step_weights()`) instead of making them on every call: for serving a

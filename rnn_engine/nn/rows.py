@@ -96,7 +96,6 @@ class RowPath:
             d_out = d_inp
         return d_out, dh0, dc0
 
-
     def _cell_backward(self, d_o, d_hT, d_cT, cache, k, s):
         W_hh = self.params[f"weight_hh_l{k}{s}"]
         if self.mode == "LSTM":
