@@ -36,6 +36,7 @@ from .losses import softmax
 from .models import Network, build_network
 from .models.base import State, rnn_forward, zero_state
 from .tokenizers import BOS_ID, PAD_ID, Tokenizer
+from .validate import check_positive_int
 
 TEXT_TASKS = ("language_model", "classification", "tagging", "one_to_many", "seq2seq")
 HISTORY_ROWS = 2000  # history_summary(): rows kept at most (GetModel carries them)
@@ -74,11 +75,7 @@ class Model:
         self.tokenizer = tokenizer if self.task in TEXT_TASKS else None
         self.labels = list(labels) if needs_labels else None
         self.label_index = {lab: i for i, lab in enumerate(self.labels or [])}
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise InvalidInput(
-                f"num_features: expected an int >= 1, got {num_features!r}", field="num_features"
-            )
-        self.num_features = num_features
+        self.num_features = check_positive_int("num_features", num_features)
         self.norm = self._check_norm(norm) if self.task == "forecasting" else None
         vocab = tokenizer.vocab_size if self.tokenizer is not None else 0
         self.net: Network = build_network(
@@ -147,8 +144,7 @@ class Model:
     def history_summary(self, max_rows: int = HISTORY_ROWS) -> list[dict]:
         """The training history (one dict per evaluation: step, epoch, train_loss, validation metrics) with at
         most `max_rows` rows, picked evenly over the run (the first and the last always kept)."""
-        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 2:
-            raise InvalidInput(f"max_rows: expected an int >= 2, got {max_rows!r}", field="max_rows")
+        max_rows = check_positive_int("max_rows", max_rows, minimum=2)
         rows = [dict(r) for r in self.history if isinstance(r, dict)]
         if len(rows) <= max_rows:
             return rows
@@ -220,14 +216,11 @@ class Model:
             return score_language_model(self, texts)
 
     def _check_top_k(self, top_k: Any) -> int:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInput(f"top_k: expected an int >= 1, got {top_k!r}", field="top_k")
-        return top_k
+        return check_positive_int("top_k", top_k)
 
     def initial_state(self, batch: int) -> dict:
         """The streaming state of `batch` independent streams before any input (see predict_chunk)."""
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidInput(f"batch: expected an int >= 1, got {batch!r}", field="batch")
+        batch = check_positive_int("batch", batch)
         if self.task not in ("language_model", "classification", "tagging", "forecasting"):
             raise FailedPrecondition(f"streaming prediction: not available for task {self.task!r}")
         if self.config.bidirectional:

@@ -34,6 +34,7 @@ from ..losses import log_softmax
 from ..models.base import select_state
 from ..models.predict import next_value, series_rows
 from ..tokenizers import EOS_ID, StreamDecoder
+from ..validate import check_positive_int
 from .plan import StepPlan
 from .prompt import prompt_pass
 from .records import GeneratedToken, GenerationEnd
@@ -147,8 +148,7 @@ def forecast(model, series, horizon: int, future_exog=None) -> list[float]:
     """Feed each prediction back as the next input; exogenous rows for the future come from future_exog."""
     if model.task != "forecasting":
         raise FailedPrecondition(f"forecast: a {model.task} model does not forecast")
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise InvalidInput(f"horizon: expected an int >= 1, got {horizon!r}", field="horizon")
+    horizon = check_positive_int("horizon", horizon)
     F = model.num_features
     fut = None
     if F > 1:
