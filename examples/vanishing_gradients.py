@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_engine.recurrent import GRU, LSTM, RNN
+from rnn_engine.nn.recurrent import GRU, LSTM, RNN
 
 NETWORKS = {
     "tanh RNN": lambda I, H, rng: RNN(I, H, nonlinearity="tanh", dtype=np.float64, seed=rng),

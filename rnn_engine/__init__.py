@@ -9,6 +9,7 @@ import sys
 # rnn_engine.data.tokenizers, the same module object), so existing code and the README's imports keep working.
 MOVED = {
     "modules": "nn.modules", "init": "nn.init", "losses": "nn.losses",
+    "recurrent": "nn.recurrent", "cells": "nn.kernels", "columns": "nn.kernels.columns",
     "schedules": "optim.schedules",
     "tokenizers": "data.tokenizers", "corpus": "data.corpus",
     "modelfile": "io.modelfile", "checkpoint": "io.checkpoint", "filelock": "io.filelock",
@@ -34,9 +35,8 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.insert(0, _MovedModules())  # before any other finder of an installed copy
 
-# after the finder: recurrent.py and others import moved modules by their old names
 from .backend import no_grad  # noqa: E402
 from .errors import EngineError, InvalidInput  # noqa: E402
-from .recurrent import GRU, LSTM, RNN  # noqa: E402
+from .nn.recurrent import GRU, LSTM, RNN  # noqa: E402
 
 __all__ = ["RNN", "LSTM", "GRU", "no_grad", "EngineError", "InvalidInput"]

@@ -36,6 +36,7 @@ from .losses import softmax
 from .models import Network, build_network
 from .models.base import State, rnn_forward, zero_state
 from .tokenizers import BOS_ID, PAD_ID, Tokenizer
+from .validate import check_positive_int
 
 TEXT_TASKS = ("language_model", "classification", "tagging", "one_to_many", "seq2seq")
 HISTORY_ROWS = 2000  # history_summary(): rows kept at most (GetModel carries them)
@@ -55,25 +56,26 @@ class Model:
         num_features: int = 1,
     ) -> None:
         if not isinstance(config, ModelConfig):
-            raise InvalidInput(f"config: expected a ModelConfig, got {type(config).__name__}")
+            raise InvalidInput(f"config: expected a ModelConfig, got {type(config).__name__}", field="config")
         config.validate()
         self.config = config
         self.task = config.task
         if self.task in TEXT_TASKS and not isinstance(tokenizer, Tokenizer):
             raise InvalidInput(
-                f"tokenizer: task {self.task!r} needs a Tokenizer, got {type(tokenizer).__name__}"
+                f"tokenizer: task {self.task!r} needs a Tokenizer, got {type(tokenizer).__name__}",
+                field="tokenizer",
             )
         needs_labels = self.task in ("classification", "tagging", "one_to_many")
         if needs_labels and (not labels or len(set(labels)) != len(labels)):
-            raise InvalidInput(f"labels: task {self.task!r} needs a list of distinct labels, got {labels!r}")
+            raise InvalidInput(
+                f"labels: task {self.task!r} needs a list of distinct labels, got {labels!r}", field="labels"
+            )
         if self.task == "classification" and len(labels) < 2:
-            raise InvalidInput(f"labels: a classifier needs at least 2 classes, got {labels}")
+            raise InvalidInput(f"labels: a classifier needs at least 2 classes, got {labels}", field="labels")
         self.tokenizer = tokenizer if self.task in TEXT_TASKS else None
         self.labels = list(labels) if needs_labels else None
         self.label_index = {lab: i for i, lab in enumerate(self.labels or [])}
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise InvalidInput(f"num_features: expected an int >= 1, got {num_features!r}")
-        self.num_features = num_features
+        self.num_features = check_positive_int("num_features", num_features)
         self.norm = self._check_norm(norm) if self.task == "forecasting" else None
         vocab = tokenizer.vocab_size if self.tokenizer is not None else 0
         self.net: Network = build_network(
@@ -94,9 +96,11 @@ class Model:
             mean = [float(v) for v in norm["mean"]]
             std = [float(v) for v in norm["std"]]
         except (KeyError, TypeError, ValueError):
-            raise InvalidInput(f"norm: expected {{'mean': [{F} numbers], 'std': [{F} numbers]}}") from None
+            raise InvalidInput(
+                f"norm: expected {{'mean': [{F} numbers], 'std': [{F} numbers]}}", field="norm"
+            ) from None
         if len(mean) != F or len(std) != F or not all(s > 0 for s in std):
-            raise InvalidInput(f"norm: expected {F} means and {F} positive stds, got {norm!r}")
+            raise InvalidInput(f"norm: expected {F} means and {F} positive stds, got {norm!r}", field="norm")
         return {"mean": mean, "std": std}
 
     # ----------------------------------------------------------------------------------------- metadata
@@ -140,8 +144,7 @@ class Model:
     def history_summary(self, max_rows: int = HISTORY_ROWS) -> list[dict]:
         """The training history (one dict per evaluation: step, epoch, train_loss, validation metrics) with at
         most `max_rows` rows, picked evenly over the run (the first and the last always kept)."""
-        if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 2:
-            raise InvalidInput(f"max_rows: expected an int >= 2, got {max_rows!r}")
+        max_rows = check_positive_int("max_rows", max_rows, minimum=2)
         rows = [dict(r) for r in self.history if isinstance(r, dict)]
         if len(rows) <= max_rows:
             return rows
@@ -158,23 +161,25 @@ class Model:
     def encode_text(self, name: str, text: Any, *, allow_empty: bool = False) -> list[int]:
         """Token ids of one input text, checked against the model's maximum length."""
         if not isinstance(text, str):
-            raise InvalidInput(f"{name}: expected a str, got {type(text).__name__}")
+            raise InvalidInput(f"{name}: expected a str, got {type(text).__name__}", field=name)
         ids = self.tokenizer.encode(text)
         if not ids and not allow_empty:
-            raise InvalidInput(f"{name}: expected a non-empty text, got {text!r}")
+            raise InvalidInput(f"{name}: expected a non-empty text, got {text!r}", field=name)
         self.check_length(name, len(ids))
         return ids
 
     def check_length(self, name: str, n: int) -> None:
         if n > self.config.max_length:
             raise InvalidInput(
-                f"{name}: expected at most max_length={self.config.max_length} tokens, got {n}"
+                f"{name}: expected at most max_length={self.config.max_length} tokens, got {n}", field=name
             )
 
     def label_id(self, name: str, label: Any) -> int:
         if not isinstance(label, str) or label not in self.label_index:
             shown = self.labels if len(self.labels) <= 20 else self.labels[:20] + ["..."]
-            raise InvalidInput(f"{name}: expected one of the trained labels {shown}, got {label!r}")
+            raise InvalidInput(
+                f"{name}: expected one of the trained labels {shown}, got {label!r}", field=name
+            )
         return self.label_index[label]
 
     def _dtype(self):
@@ -184,21 +189,22 @@ class Model:
     def _check_inputs(self, inputs: Any) -> list:
         if isinstance(inputs, str) or not isinstance(inputs, list | tuple):
             raise InvalidInput(
-                f"inputs: expected a list with one entry per sequence, got {type(inputs).__name__}"
+                f"inputs: expected a list with one entry per sequence, got {type(inputs).__name__}",
+                field="inputs",
             )
         if not inputs:
-            raise InvalidInput("inputs: expected at least one sequence, got an empty list")
+            raise InvalidInput("inputs: expected at least one sequence, got an empty list", field="inputs")
         return list(inputs)
 
     def predict(self, inputs: list, top_k: int = 1) -> list[dict]:
         """One result dict per input; shapes per task in the module docstring."""
-        from .models import predict as P
+        from .models import predict
 
         inputs = self._check_inputs(inputs)
         top_k = self._check_top_k(top_k)
         with no_grad():
             self.net.eval()
-            return P.PREDICTORS[self.task](self, inputs, top_k)
+            return predict.PREDICTORS[self.task](self, inputs, top_k)
 
     def score(self, texts: list) -> list[dict]:
         """Log-likelihood and perplexity of each text under a language model (module docstring)."""
@@ -210,14 +216,11 @@ class Model:
             return score_language_model(self, texts)
 
     def _check_top_k(self, top_k: Any) -> int:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise InvalidInput(f"top_k: expected an int >= 1, got {top_k!r}")
-        return top_k
+        return check_positive_int("top_k", top_k)
 
     def initial_state(self, batch: int) -> dict:
         """The streaming state of `batch` independent streams before any input (see predict_chunk)."""
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidInput(f"batch: expected an int >= 1, got {batch!r}")
+        batch = check_positive_int("batch", batch)
         if self.task not in ("language_model", "classification", "tagging", "forecasting"):
             raise FailedPrecondition(f"streaming prediction: not available for task {self.task!r}")
         if self.config.bidirectional:
@@ -238,19 +241,20 @@ class Model:
 
     def predict_chunk(self, inputs: list, state: dict, top_k: int = 1) -> tuple[list[dict], dict]:
         """Feed the next chunk of every stream; returns (results as predict gives them, new state)."""
-        from .models import predict as P
+        from .models import predict
 
         inputs = self._check_inputs(inputs)
         top_k = self._check_top_k(top_k)
         if not isinstance(state, dict) or state.get("task") != self.task:
-            raise InvalidInput("state: expected a state from this model's initial_state()")
+            raise InvalidInput("state: expected a state from this model's initial_state()", field="state")
         if len(inputs) != state["batch"]:
             raise InvalidInput(
-                f"inputs: expected {state['batch']} chunks (one per stream), got {len(inputs)}"
+                f"inputs: expected {state['batch']} chunks (one per stream), got {len(inputs)}",
+                field="inputs",
             )
         with no_grad():
             self.net.eval()
-            return P.predict_chunk(self, inputs, state, top_k)
+            return predict.predict_chunk(self, inputs, state, top_k)
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None,
                  deterministic: bool = False) -> Iterator:

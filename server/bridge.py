@@ -1,7 +1,8 @@
 """The asyncio side of the server: one event loop thread; sync servicer methods served by a grpc.aio server.
 
 The server is a `grpc.aio` server: less CPU per streamed message than grpcio's thread-pool server at high
-concurrency (311 against 376 us per token at 64 streams, README "Serving under load"), no thread per stream.
+concurrency (311 against 376 us per token at 64 streams, docs/performance.md, "Serving under load"), no
+thread per stream.
 Its event loop runs in one daemon thread shared by every server of the process (`EventLoopThread.shared()`);
 the sync API of `RnnServer` (start, drain, stop) submits coroutines to it.
 

@@ -16,7 +16,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,6 @@ log = logging.getLogger("rnn.server")
 REQUEST_ID_KEY = "request-id"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 MAX_MESSAGE_CHARS = 1000  # error messages are clipped: they travel twice in the trailing metadata
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]'\"]*)\s*:")  # engine_field's fallback only
 
 
 class ServiceError(Exception):
@@ -78,21 +76,11 @@ def exhausted(limit: str, message: str, value: int | None = None) -> ServiceErro
 
 def with_field_prefix(exc: engine_errors.InvalidInput, prefix: str, rename: dict[str, str] | None = None):
     """Re-raise an engine InvalidInput on field `prefix.<its field>` as INVALID_ARGUMENT."""
-    name = engine_field(exc) or ""
+    name = exc.field or ""
     message = str(exc).removeprefix(f"{name}:").strip() if name else str(exc)
     name = (rename or {}).get(name, name)
     field = f"{prefix}.{name}" if prefix and name else (prefix or name or "request")
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {message}", field=field)
-
-
-def engine_field(exc: engine_errors.InvalidInput) -> str | None:
-    """The argument an engine InvalidInput names: its `field`. Fallback for the raise sites that do not set
-    it yet (rnn_engine/model.py, recurrent.py, cells.py, generate.py, batched*.py, models/predict.py): the
-    "name:" their message starts with."""
-    if exc.field is not None:
-        return exc.field
-    m = _FIELD_PREFIX.match(str(exc))
-    return m.group(1) if m else None
 
 
 _ENGINE_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -111,8 +99,8 @@ def classify(exc: BaseException) -> ServiceError | None:
     for kind, code in _ENGINE_CODES:
         if isinstance(exc, kind):
             field = None
-            if code == grpc.StatusCode.INVALID_ARGUMENT:  # every INVALID_ARGUMENT names a field
-                field = engine_field(exc) or "request"
+            if code == grpc.StatusCode.INVALID_ARGUMENT:  # every INVALID_ARGUMENT names a field, the
+                field = exc.field or "request"  # exception's (tests/engine/test_error_fields.py)
             return ServiceError(code, str(exc), field=field, resource=error_details.resource_of(exc))
     return None
 

@@ -180,7 +180,7 @@ class Tokenizer:
 
     @classmethod
     def _fit_pieces(cls, text: str) -> Iterable[str]:
-        raise InvalidInput(f"a {cls.kind or 'base'} tokenizer cannot be fitted")
+        raise InvalidInput(f"tokenizer: a {cls.kind or 'base'} tokenizer cannot be fitted", field="tokenizer")
 
     @staticmethod
     def _order(symbols: list[str]) -> list[str]:

@@ -34,6 +34,7 @@ from ..losses import log_softmax
 from ..models.base import select_state
 from ..models.predict import next_value, series_rows
 from ..tokenizers import EOS_ID, StreamDecoder
+from ..validate import check_positive_int
 from .plan import StepPlan
 from .prompt import prompt_pass
 from .records import GeneratedToken, GenerationEnd
@@ -45,12 +46,14 @@ def generate(model, prompt, cfg: GenerationConfig, should_stop: Callable[[], boo
              deterministic: bool = False) -> Iterator:
     """Stream generated tokens (see the module docstring); validation happens before the first record."""
     if not isinstance(deterministic, bool):
-        raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}")
+        raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}", field="deterministic")
     if not isinstance(cfg, GenerationConfig):
-        raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+        raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}", field="config")
     cfg.validate()
     if should_stop is not None and not callable(should_stop):
-        raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+        raise InvalidInput(
+            f"should_stop: expected a callable or None, got {should_stop!r}", field="should_stop"
+        )
     if model.task == "forecasting":
         return _rollout(model, prompt, cfg, should_stop)
     if can_batch(model, cfg):
@@ -126,7 +129,8 @@ def _beam(model, start, cfg: GenerationConfig, should_stop) -> Iterator:
 def _rollout(model, prompt, cfg: GenerationConfig, should_stop) -> Iterator:
     if model.num_features != 1:
         raise InvalidInput(
-            "prompt: this forecaster uses exogenous series; call Model.forecast with future_exog"
+            "prompt: this forecaster uses exogenous series; call Model.forecast with future_exog",
+            field="prompt",
         )
     values = forecast(model, prompt, cfg.max_new_tokens)  # validates before the first record
     n = len(prompt)
@@ -144,14 +148,15 @@ def forecast(model, series, horizon: int, future_exog=None) -> list[float]:
     """Feed each prediction back as the next input; exogenous rows for the future come from future_exog."""
     if model.task != "forecasting":
         raise FailedPrecondition(f"forecast: a {model.task} model does not forecast")
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise InvalidInput(f"horizon: expected an int >= 1, got {horizon!r}")
+    horizon = check_positive_int("horizon", horizon)
     F = model.num_features
     fut = None
     if F > 1:
         fut = xp.asarray(future_exog if future_exog is not None else [], dtype=xp.float64)
         if fut.shape != (horizon, F - 1):
-            raise InvalidInput(f"future_exog: expected shape ({horizon}, {F - 1}), got {fut.shape}")
+            raise InvalidInput(
+                f"future_exog: expected shape ({horizon}, {F - 1}), got {fut.shape}", field="future_exog"
+            )
         fut = (fut - xp.asarray(model.norm["mean"][1:])) / xp.asarray(model.norm["std"][1:])
     with no_grad():
         model.net.eval()

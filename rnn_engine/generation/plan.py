@@ -28,6 +28,10 @@ The cost: a lone stream pays for M0 rows (2-row products instead of the 1-row ke
 
 States are the networks' `(h, c)` pairs, h (L, B, H) (c None unless LSTM): `stack_states` joins the rows of
 several, `split_state` takes them apart again.
+
+Over 350 lines on purpose: the kernel policy is one contract between `StepPlan` and the probes that set its
+thresholds (`gemv_crossover`, `exact_min_rows` and the padding both modes apply), and the state stacking
+the plan's `run_streams` keeps between steps; split, each half would restate the other's row rules.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ def prompt_feed(model, prompt: Any, cfg: GenerationConfig) -> tuple[list[int], S
         return ids, zero_state(net.rnn, 1), ids
     if model.task == "one_to_many":
         if cfg.label is None:
-            raise InvalidInput("label: a one_to_many model needs GenerationConfig.label, got None")
+            raise InvalidInput(
+                "label: a one_to_many model needs GenerationConfig.label, got None", field="label"
+            )
         lid = model.label_id("label", cfg.label)
         ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
         return ids, net.initial_state([lid]), ids
@@ -39,7 +41,9 @@ def prompt_pass(model, prompt, cfg: GenerationConfig):
         return (lambda t, s: net.forward(xp.asarray([[t]]), None, s)), logits[0, -1], state, ids
     if model.task == "one_to_many":
         if cfg.label is None:
-            raise InvalidInput("label: a one_to_many model needs GenerationConfig.label, got None")
+            raise InvalidInput(
+                "label: a one_to_many model needs GenerationConfig.label, got None", field="label"
+            )
         lid = model.label_id("label", cfg.label)
         ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
         logits, state = net.decode(xp.asarray([ids]), net.initial_state([lid]))

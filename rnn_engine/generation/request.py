@@ -45,10 +45,14 @@ class GenerationRequest:
     def __init__(self, model, prompt: Any, cfg: GenerationConfig,
                  should_stop: Callable[[], bool] | None = None) -> None:
         if not isinstance(cfg, GenerationConfig):
-            raise InvalidInput(f"config: expected a GenerationConfig, got {type(cfg).__name__}")
+            raise InvalidInput(
+                f"config: expected a GenerationConfig, got {type(cfg).__name__}", field="config"
+            )
         cfg.validate()
         if should_stop is not None and not callable(should_stop):
-            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+            raise InvalidInput(
+                f"should_stop: expected a callable or None, got {should_stop!r}", field="should_stop"
+            )
         if not can_batch(model, cfg):
             raise FailedPrecondition(f"GenerationRequest: a {model.task} model with beam_size="
                                      f"{cfg.beam_size} cannot be batched; use Model.generate")
@@ -75,17 +79,12 @@ class GenerationRequest:
         return self.logits is None
 
     def advance(self) -> list:
-        """Records of this step: [] while the prompt is fed, else those of `emit()`."""
+        """Records of this step: [] while the prompt is fed, else those of the next token (raises Cancelled
+        when should_stop() says so)."""
         (out,) = advance_all([self])
         if isinstance(out, BaseException):
             raise out
         return out
-
-    def emit(self) -> list:
-        """The records of the next token (raises Cancelled when should_stop() says so)."""
-        if self.done or self.prefilling:
-            raise FailedPrecondition("emit: the generation has finished or its prompt is still being fed")
-        return self.advance()
 
     def _before_token(self) -> list | BaseException | None:
         """Records or an exception that replace this step's token (prompt, length, cancel), else None."""

@@ -54,12 +54,13 @@ __all__ = ["FORMAT_VERSION", "save_model_dir", "load_model_dir", "list_model_dir
 def validate_model_name(name: Any) -> str:
     """Return `name` if it is 1..64 of [A-Za-z0-9._-], not starting with '.'; else raise InvalidInput."""
     if not isinstance(name, str):
-        raise InvalidInput(f"model name: expected a str, got {type(name).__name__}")
+        raise InvalidInput(f"model name: expected a str, got {type(name).__name__}", field="name")
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
             f"model name: expected 1-64 characters from letters, digits, '-', '_', '.' "
             f"not starting with '.', "
-            f"got {name!r}"
+            f"got {name!r}",
+            field="name",
         )
     return name
 
@@ -159,7 +160,9 @@ def save_model_dir(
     manifest_bytes = _json_bytes("manifest", {**manifest, "format_version": FORMAT_VERSION})
     history_bytes = _json_bytes("history", history)
     if directory.is_symlink():
-        raise InvalidInput(f"model directory {str(directory)!r} is a symlink; refusing to replace it")
+        raise InvalidInput(
+            f"model directory {str(directory)!r} is a symlink; refusing to replace it", field="directory"
+        )
 
     parent.mkdir(parents=True, exist_ok=True)
     tmp, lock = _locked_tmp_dir(parent, name)

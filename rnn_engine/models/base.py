@@ -13,7 +13,8 @@ from typing import Any
 
 from ..backend import xp
 from ..errors import InvalidInput
-from ..recurrent import GRU, LSTM, RNN, RecurrentBase
+from ..nn.modules import Module
+from ..nn.recurrent import GRU, LSTM, RNN, RecurrentBase
 
 State = tuple[Any, Any]  # (h, c): (L*D, B, H) each; c is None unless the cell is an LSTM
 
@@ -91,27 +92,24 @@ def select_state(state: State, rows) -> State:
     return state[0][:, rows], None if state[1] is None else state[1][:, rows]
 
 
-class Network:
-    """Base of every model kind's network: subclasses fill `self.modules` (name -> module) in order."""
+class Network(Module):
+    """Base of every model kind's network: subclasses fill `self.modules` (name -> module) in order. Its
+    `params` are the modules' own arrays under dotted names (`Module` gives train/eval, state dicts)."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # a composite: no dtype or parameters of its own (not Module.__init__)
+        self.training = True
         self.modules: dict[str, Any] = {}
 
     @property
     def params(self) -> dict[str, xp.ndarray]:
         return {f"{m}.{k}": p for m, mod in self.modules.items() for k, p in mod.params.items()}
 
+    def children(self) -> dict[str, Module]:
+        return self.modules
+
     def grads(self) -> dict[str, xp.ndarray]:
         """Gradients of the last backward, flattened like `params` (fresh dict; backward replaces arrays)."""
         return {f"{m}.{k}": g for m, mod in self.modules.items() for k, g in mod.grads.items()}
-
-    def train(self, mode: bool = True) -> Network:
-        for mod in self.modules.values():
-            mod.train(mode)
-        return self
-
-    def eval(self) -> Network:
-        return self.train(False)
 
     def freeze(self, frozen: bool = True) -> Network:
         """`freeze()` (or `unfreeze()` with False) every recurrent layer: inference keeps its weight copies
@@ -122,12 +120,6 @@ class Network:
             elif hasattr(mod, "unfreeze"):
                 mod.unfreeze()
         return self
-
-    def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(p.shape) for k, p in self.params.items()}
-
-    def num_parameters(self) -> int:
-        return int(sum(p.size for p in self.params.values()))
 
     def load_arrays(self, arrays: dict[str, Any]) -> None:
         """Load flattened arrays (every name, shape and dtype checked first; nothing changes on error)."""
@@ -150,3 +142,4 @@ class Network:
                 raise InvalidInput(f"weights[{name!r}]: contains NaN or Inf", field=f"weights[{name!r}]")
         for name, p in params.items():
             p[...] = arrays[name]
+        self._parameters_changed()  # frozen layers copy the new weights

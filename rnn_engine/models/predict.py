@@ -46,7 +46,7 @@ def tagging_ids(model, name: str, item: Any) -> tuple[list[int], list[str]]:
     tok = model.tokenizer
     if isinstance(item, list | tuple):
         if not item or not all(isinstance(t, str) and t for t in item):
-            raise InvalidInput(f"{name}: expected a non-empty list of non-empty token strings")
+            raise InvalidInput(f"{name}: expected a non-empty list of non-empty token strings", field=name)
         ids = []
         for t in item:
             pieces = tok.encode(t)
@@ -96,15 +96,18 @@ def series_rows(model, name: str, item: Any) -> xp.ndarray:
     try:
         arr = xp.asarray(item, dtype=xp.float64)
     except (TypeError, ValueError):
-        raise InvalidInput(f"{name}: expected a list of numbers or of rows of {F} numbers") from None
+        raise InvalidInput(
+            f"{name}: expected a list of numbers or of rows of {F} numbers", field=name
+        ) from None
     if arr.ndim == 1 and F == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] != F or arr.shape[0] == 0:
         raise InvalidInput(
-            f"{name}: expected a non-empty series of rows with {F} value(s) each, got shape {arr.shape}"
+            f"{name}: expected a non-empty series of rows with {F} value(s) each, got shape {arr.shape}",
+            field=name,
         )
     if not xp.isfinite(arr).all():
-        raise InvalidInput(f"{name}: contains NaN or Inf")
+        raise InvalidInput(f"{name}: contains NaN or Inf", field=name)
     model.check_length(name, arr.shape[0])
     mean, std = xp.asarray(model.norm["mean"]), xp.asarray(model.norm["std"])
     return ((arr - mean) / std).astype(model.net.rnn.dtype)

@@ -27,7 +27,10 @@ _ANY_RANK = tuple(range(1, 33))  # any rank >= 1 (beyond 32 dimensions is never 
 
 
 class Module:
-    """What every module shares: params/grads dicts, train/eval mode, state dicts and the forward cache."""
+    """The one base of layers, recurrent layers (`RecurrentBase`) and networks (`models.base.Network`): the
+    params/grads dicts, train/eval mode (passed on to `children()`), parameter counts and shapes, state dicts
+    and the forward cache. A composite (a Network) exposes its children's parameters flattened with dotted
+    names and overrides `children()`; a leaf starts from `Module.__init__` (dtype, seed)."""
 
     def __init__(self, dtype: Any, seed: int | xp.random.Generator | None) -> None:
         self.dtype = check_dtype(dtype)
@@ -43,37 +46,56 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    def children(self) -> dict[str, Module]:
+        """The named sub-modules (none for a leaf)."""
+        return {}
+
     def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise InvalidInput(f"mode: expected a bool, got {mode!r}", field="mode")
         self.training = mode
+        for child in self.children().values():
+            child.train(mode)
         return self
 
     def eval(self) -> Module:
         return self.train(False)
 
     def num_parameters(self) -> int:
-        return sum(p.size for p in self.params.values())
+        return int(sum(p.size for p in self.params.values()))
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Names and shapes of every parameter, in state_dict order."""
+        return {name: tuple(p.shape) for name, p in self.params.items()}
 
     def state_dict(self) -> dict[str, xp.ndarray]:
         """Copies of every parameter under PyTorch's names."""
         return {name: p.copy() for name, p in self.params.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load arrays named and shaped like `params`; everything is checked before anything changes."""
+        """Load arrays named and shaped like `params`; everything is checked before anything changes; in
+        place, so optimizers holding the arrays see the new values."""
         if not isinstance(state, dict):
             raise InvalidInput(f"state: expected a dict of arrays, got {type(state).__name__}", field="state")
-        missing = [k for k in self.params if k not in state]
-        extra = [k for k in state if k not in self.params]
+        params = self.params
+        missing = [k for k in params if k not in state]
+        extra = [k for k in state if k not in params]
         if missing or extra:
             raise InvalidInput(f"state: missing keys {missing}, unexpected keys {extra}", field="state")
         staged = {}
-        for name, p in self.params.items():
-            arr = as_float_array(f"state[{name!r}]", state[name], self.dtype, p.ndim)
+        for name, p in params.items():
+            arr = as_float_array(f"state[{name!r}]", state[name], p.dtype, p.ndim)
             check_shape(f"state[{name!r}]", arr, p.shape)
-            staged[name] = arr
+            staged[name] = arr.copy()
         for name, arr in staged.items():
-            self.params[name][...] = arr
+            params[name][...] = arr
+        self._parameters_changed()
+
+    def _parameters_changed(self) -> None:
+        """Called after the parameters were overwritten in place by a load: passed on to the children (a
+        frozen recurrent layer copies its weights again)."""
+        for child in self.children().values():
+            child._parameters_changed()
 
     def _need_cache(self) -> Any:
         if self._cache is None:

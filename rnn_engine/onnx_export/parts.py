@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from ..nn.modules import Embedding, Linear
-from ..recurrent import RecurrentBase
+from ..nn.recurrent import RecurrentBase
 from .builder import FLOAT, INT32, INT64, GraphBuilder
 
 

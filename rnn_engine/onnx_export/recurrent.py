@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from ..errors import InvalidInput
-from ..recurrent import RecurrentBase
+from ..nn.recurrent import RecurrentBase
 from .builder import FLOAT, FORMAT_VERSION, INT32, GraphBuilder
 
 # Gate blocks: PyTorch stacks LSTM as (i, f, g, o) and GRU as (r, z, n); ONNX wants LSTM (i, o, f, c) and

@@ -12,6 +12,12 @@ from its files (state as recorded; WatchJob polls its events.jsonl). A job recor
 lock nobody holds lost its server: whoever reads it first (a server at start-up, or any query) takes the
 lock and records it INTERRUPTED. Resuming takes the lock first, so a job runs on one server at a time;
 CancelJob for a job another server runs leaves a `cancel` file that the owner checks at each event.
+
+Over 350 lines on purpose: one `JobManager` whose owned jobs (queue, worker processes, reader threads,
+watchers) and other servers' jobs (read from files, recorded INTERRUPTED when their lock is free) share one
+lock, one `_Live` record and one set of state transitions (`_set_state`, `_end`); the record itself, the
+lock, the worker process and the training code are already their own modules (record.py, lock.py,
+process.py, worker.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ finished model and the job's SUCCEEDED record are written in one transaction, on
 CancelJob anywhere NOTIFYs `rnn_cancel`: the process stops at its next training step.
 
 `rnn-worker` / `python -m server.jobs.worker`: a process of `--slots` slots against `--store` / RNN_STORE.
+
+Over 350 lines (~380) on purpose: claiming, the heartbeat, losing the lease and every write guarded by it
+(`_write`, `_save_checkpoint`, `_finish`) are one lease protocol and are read together; the `rnn-worker`
+command (`build_parser`, `main`, 55 lines) stays beside the class it runs so the console script
+`server.jobs.pgworker:main` keeps its path.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from rnn_engine.config import GenerationConfig
 from rnn_engine.errors import InvalidInput
 from rnn_engine.generation.records import GenerationEnd
 
-from .. import limits
-from .. import predict_io as io
+from .. import limits, predict_io
 from ..batching.records import generation_records
 from ..convert import TASK_ENUMS
 from ..errors import abort, handle_errors, invalid, with_field_prefix
@@ -40,9 +39,9 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
     @handle_errors
     def Predict(self, request, context):
         model = self.state.model(request.model)
-        output, k = io.output_plan(model, request.output, request.top_k)
+        output, k = predict_io.output_plan(model, request.output, request.top_k)
         cfg = self.state.config
-        inputs = io.batch_inputs(
+        inputs = predict_io.batch_inputs(
             model, request.inputs, max_batch=cfg.max_batch_size, max_len=cfg.max_sequence_length
         )
         if output == pb.OUTPUT_KIND_LOG_LIKELIHOOD:
@@ -52,7 +51,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         return ipb.PredictResponse(
             model=request.model,
             task=TASK_ENUMS[model.task],
-            outputs=[io.sequence_output(model, r, output) for r in results],
+            outputs=[predict_io.sequence_output(model, r, output) for r in results],
         )
 
     def PredictStream(self, request_iterator, context):
@@ -93,18 +92,18 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         model = seq.model
         if request.reset:
             seq.state, seq.steps_seen = model.initial_state(1), 0
-        output, k = io.output_plan(model, request.output, request.top_k, streaming=True)
-        chunk = io.sequence_input(
+        output, k = predict_io.output_plan(model, request.output, request.top_k, streaming=True)
+        chunk = predict_io.sequence_input(
             model, request.chunk, "chunk", self.state.config.max_sequence_length, allow_empty=True
         )
         out = None
         if chunk:
             if seq.steps_seen + _steps(model, chunk) > self.state.config.max_sequence_length:
-                raise io.too_long(
+                raise predict_io.too_long(
                     "chunk", seq.steps_seen + _steps(model, chunk), self.state.config.max_sequence_length
                 )
             result, seq.state = self._predict_chunk(seq.model_name, model, chunk, seq.state, k)
-            out = io.sequence_output(model, result, output)
+            out = predict_io.sequence_output(model, result, output)
             seq.steps_seen += _steps(model, chunk)
         return ipb.PredictStreamResponse(
             sequence_id=request.sequence_id, output=out, steps_seen=seq.steps_seen, ended=request.end
@@ -120,9 +119,9 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
         try:
             async for record in records:
                 if isinstance(record, GenerationEnd):
-                    yield io.summary_to_pb(record)
+                    yield predict_io.summary_to_pb(record)
                     return
-                yield io.token_to_pb(record, i)
+                yield predict_io.token_to_pb(record, i)
                 i += 1
         finally:
             stop.set()  # however the call ends, a batched generation leaves its batch
@@ -149,7 +148,7 @@ class InferenceServicer(ipb_grpc.InferenceServiceServicer):
             return request.prompt
         if request.prompt:
             raise invalid("prompt", "a forecasting model continues prompt_values, not a text prompt")
-        return io.forecast_prompt(model, request.prompt_values, self.state.config.max_sequence_length)
+        return predict_io.forecast_prompt(model, request.prompt_values, self.state.config.max_sequence_length)
 
     def _predict(self, name: str, model, inputs: list, k: int, deadline: float | None) -> list:
         if self.state.batching is None:

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from rnn_engine import columns, recurrent
-from rnn_engine.recurrent import GRU, LSTM, RNN, RecurrentBase
+from rnn_engine.nn import recurrent
+from rnn_engine.nn.kernels import columns
+from rnn_engine.nn.recurrent import GRU, LSTM, RNN, RecurrentBase
 
 KINDS = ("tanh", "relu", "lstm", "gru")
 # (kind, layout) pairs: every kind in the row layout, the LSTM also in its column-layout training path

@@ -126,8 +126,7 @@ def test_bad_inputs_are_named():
     with pytest.raises(InvalidInput, match="temperature"):
         Sampler(model, "a", GenerationConfig(temperature=-1.0))
     sampler = Sampler(model, "a", GenerationConfig(max_new_tokens=1))
-    with pytest.raises(FailedPrecondition):  # the prompt has not been fed yet
-        sampler.emit()
+    assert sampler.prefilling and sampler.advance() == []  # the prompt is fed first: no token yet
 
 
 def test_step_plan_gives_the_step_of_a_plan_built_per_call(rng):

@@ -13,7 +13,7 @@ from rnn_engine.backend import no_grad
 from rnn_engine.errors import InvalidInput
 from rnn_engine.losses import cross_entropy
 from rnn_engine.modules import Dropout, Embedding, Linear
-from rnn_engine.recurrent import LSTM
+from rnn_engine.nn.recurrent import LSTM
 from tests.engine.gradcheck import numeric_grad, rel_error
 
 TOLERANCE = 1e-6
@@ -228,3 +228,38 @@ def test_backward_without_a_recorded_forward_is_refused():
 def test_constructors_name_the_bad_argument(factory, name):
     with pytest.raises(InvalidInput, match=rf"^{name}: "):
         factory()
+
+
+# ------------------------------------------------------------------------------------------ one module base
+def test_layers_recurrent_layers_and_networks_share_the_one_module_base():
+    from rnn_engine.config import ModelConfig
+    from rnn_engine.models import build_network
+    from rnn_engine.nn.modules import Module
+
+    net = build_network(ModelConfig(task="language_model", embedding_dim=4, hidden_size=5, num_layers=1,
+                                    dropout=0.5), vocab_size=7)
+    assert all(isinstance(m, Module) for m in (net, *net.modules.values(), LSTM(2, 3), Linear(2, 3)))
+    for name in ("train", "eval", "state_dict", "load_state_dict", "num_parameters", "param_shapes"):
+        owners = {type(m).__mro__[[name in vars(c) for c in type(m).__mro__].index(True)]
+                  for m in (net, *net.modules.values())}
+        assert owners <= {Module} or name == "param_shapes", (name, owners)  # RecurrentBase computes shapes
+    assert net.eval() is net and not any(m.training for m in net.modules.values())
+    assert net.train() is net and all(m.training for m in net.modules.values())
+    with pytest.raises(InvalidInput, match="mode: expected a bool") as err:
+        net.modules["rnn"].train(1)
+    assert err.value.field == "mode"
+    # a network's state dict is its modules' arrays under dotted names; loading writes them in place
+    state = net.state_dict()
+    assert set(state) == set(net.params) and "rnn.weight_hh_l0" in state
+    arrays = {k: p for k, p in net.params.items()}
+    net.load_state_dict({k: np.zeros_like(v) for k, v in state.items()})
+    assert all(p is arrays[k] and not p.any() for k, p in net.params.items())
+    assert net.num_parameters() == sum(v.size for v in state.values())
+
+
+def test_a_frozen_layer_follows_a_loaded_state_dict():
+    x = np.random.default_rng(0).standard_normal((9, 8, 2)).astype(np.float32)  # T*B >= 64: kept copies
+    m, twin = LSTM(2, 3, seed=0).freeze(), LSTM(2, 3, seed=1)
+    m.load_state_dict(twin.state_dict())
+    with no_grad():
+        np.testing.assert_array_equal(m(x)[0], twin(x)[0])

@@ -1,4 +1,4 @@
-"""Column layout (`rnn_engine.columns`, `cells.*_columns`) against the row layout.
+"""Column layout (`rnn_engine.nn.kernels.columns`: `*_columns` kernels) against the row layout.
 
 GRU: `no_grad` calls with B >= columns.MIN_BATCH and contiguous weight copies take the column path; a call
 with gradients enabled takes the row path that the PyTorch parity grid checks. Both must agree to the last
@@ -15,7 +15,9 @@ import itertools
 import numpy as np
 import pytest
 
-from rnn_engine import GRU, LSTM, columns, no_grad, recurrent
+from rnn_engine import GRU, LSTM, no_grad
+from rnn_engine.nn import recurrent
+from rnn_engine.nn.kernels import columns
 
 I, H, T = 5, 6, 9  # T * B >= COPY_MIN_ROWS (64) at B = 8: the contiguous-copy path
 FLAGS = (False, True)

@@ -155,7 +155,7 @@ def test_bad_constructor_arguments_are_rejected(kind, override, error, pattern):
 
 @pytest.mark.parametrize("nonlinearity", ["sigmoid", "Tanh", None])
 def test_unknown_nonlinearity_is_rejected(nonlinearity):
-    from rnn_engine.recurrent import RNN
+    from rnn_engine.nn.recurrent import RNN
 
     pattern = rf"^nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}"
     with pytest.raises(InvalidInput, match=pattern):

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from rnn_engine import recurrent
+from rnn_engine.nn import recurrent
 from tests.engine.recurrent_cases import KINDS, make_engine, run_engine, upstream_grads
 
 I, H, T, B = 3, 4, 6, 3

@@ -23,7 +23,8 @@ from tests.security.helpers import LM_TEXT
 
 TINY = pb.ModelSpec(cell=pb.CELL_TYPE_GRU, hidden_size=8, embedding_dim=4)
 # --deterministic: Predict results are compared exactly (old or new model, never a mix), and concurrent calls
-# may be batched together, bit-identical to a lone call only in that mode (README, generation kernels)
+# may be batched together, bit-identical to a lone call only in that mode (docs/performance.md, generation
+# kernels)
 SERVE = ("--max-training-jobs", "0", "--job-lease-seconds", "2", "--deterministic")
 
 

@@ -27,9 +27,9 @@ def test_with_field_prefix_renames_and_prefixes_the_exception_field():
     assert err.field == "training.lr" and err.message == "training.lr: expected > 0"
 
 
-def test_an_exception_without_a_field_falls_back_to_the_name_its_message_starts_with():
-    # only for the raise sites that do not set `field` yet (see server.errors.engine_field)
-    assert classify(InvalidInput("max_new_tokens: expected an int")).field == "max_new_tokens"
+def test_an_exception_without_a_field_is_reported_on_request_and_its_message_is_not_parsed():
+    # every engine raise site sets `field` (tests/engine/test_error_fields.py); nothing reads the message text
+    assert classify(InvalidInput("max_new_tokens: expected an int")).field == "request"
     assert classify(InvalidInput("something is wrong")).field == "request"
 
 
