@@ -54,10 +54,11 @@ _GEMV_ROWS: dict[tuple, int] = {}  # network shape -> the batch size from which 
 def stack_states(states: Sequence[State]) -> State:
     """Join single- or multi-row states along the batch axis: h (L, sum B_i, H)."""
     if not states:
-        raise InvalidInput("states: expected at least one state, got none")
+        raise InvalidInput("states: expected at least one state, got none", field="states")
     h = xp.concatenate([s[0] for s in states], axis=1)
     if any((s[1] is None) != (states[0][1] is None) for s in states):
-        raise InvalidInput("states: expected states of one cell kind, got LSTM and non-LSTM states mixed")
+        raise InvalidInput("states: expected states of one cell kind, got LSTM and non-LSTM states mixed",
+                           field="states")
     c = None if states[0][1] is None else xp.concatenate([s[1] for s in states], axis=1)
     return h, c
 
@@ -85,12 +86,14 @@ class StepPlan:
         if model.task not in BATCHED_TASKS:
             raise FailedPrecondition(f"StepPlan: a {model.task} model does not generate tokens")
         if not isinstance(deterministic, bool):
-            raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}")
+            raise InvalidInput(f"deterministic: expected a bool, got {deterministic!r}",
+                               field="deterministic")
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-            raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
+            raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}", field="max_rows")
         if gemv_rows is not None and (isinstance(gemv_rows, bool) or not isinstance(gemv_rows, int)
                                       or gemv_rows < 1):
-            raise InvalidInput(f"gemv_rows: expected an int >= 1 or None, got {gemv_rows!r}")
+            raise InvalidInput(f"gemv_rows: expected an int >= 1 or None, got {gemv_rows!r}",
+                               field="gemv_rows")
         net = model.net
         decoder = model.task != "language_model"
         self.model, self.deterministic, self.max_rows = model, deterministic, max_rows
@@ -299,20 +302,21 @@ def step_logits(model, token_ids, state: State, min_rows: int | None = None,
     ids = xp.asarray(token_ids)
     if ids.ndim != 1 or ids.size == 0 or not xp.issubdtype(ids.dtype, xp.integer):
         raise InvalidInput(f"token_ids: expected a non-empty (B,) integer array, got shape {ids.shape} "
-                           f"dtype {ids.dtype}")
+                           f"dtype {ids.dtype}", field="token_ids")
     V = model.tokenizer.vocab_size
     if ids.min() < 0 or ids.max() >= V:
-        raise InvalidInput(f"token_ids: expected ids in [0, {V}), got {ids.min()}..{ids.max()}")
+        raise InvalidInput(f"token_ids: expected ids in [0, {V}), got {ids.min()}..{ids.max()}",
+                           field="token_ids")
     if min_rows is not None and (isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1):
-        raise InvalidInput(f"min_rows: expected an int >= 1, got {min_rows!r}")
+        raise InvalidInput(f"min_rows: expected an int >= 1, got {min_rows!r}", field="min_rows")
     if plan is not None and (not isinstance(plan, StepPlan) or plan.model is not model):
         raise InvalidInput(f"plan: expected a StepPlan of this model, got {type(plan).__name__}"
-                           f"{' of another model' if isinstance(plan, StepPlan) else ''}")
+                           f"{' of another model' if isinstance(plan, StepPlan) else ''}", field="plan")
     h, c = state
     B = ids.shape[0]
     if h.ndim != 3 or h.shape[1] != B or (c is not None and c.shape != h.shape):
         raise InvalidInput(f"state: expected (L, {B}, H) arrays, got {h.shape} and "
-                           f"{None if c is None else c.shape}")
+                           f"{None if c is None else c.shape}", field="state")
     plan = plan or StepPlan(model)
     dtype = plan.table.dtype
     h = xp.ascontiguousarray(h, dtype=dtype)
@@ -337,9 +341,9 @@ def exact_min_rows(model, max_rows: int, path: str = "step") -> int:
     (M = B >= M0) round the same way batched or not. Forecasters (value inputs) are not probed: MIN_ROWS.
     """
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
-        raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}")
+        raise InvalidInput(f"max_rows: expected an int >= 1, got {max_rows!r}", field="max_rows")
     if path not in ("step", "forward"):
-        raise InvalidInput(f"path: expected 'step' or 'forward', got {path!r}")
+        raise InvalidInput(f"path: expected 'step' or 'forward', got {path!r}", field="path")
     if model.task == "forecasting" or (path == "step" and model.task not in BATCHED_TASKS):
         return MIN_ROWS
     key = (_shape_key(model), max_rows, path)
@@ -387,9 +391,10 @@ def _probe_min_rows(model, n: int, generating: bool) -> int:
 def stack_stream_states(states: Sequence[dict]) -> dict:
     """Join `Model.initial_state` / `predict_chunk` states of one model into one state of all streams."""
     if not states or not all(isinstance(s, dict) and "batch" in s and "rnn" in s for s in states):
-        raise InvalidInput("states: expected a non-empty list of Model.initial_state() states")
+        raise InvalidInput("states: expected a non-empty list of Model.initial_state() states",
+                           field="states")
     if len({s["task"] for s in states}) != 1:
-        raise InvalidInput("states: expected states of one model, got several tasks")
+        raise InvalidInput("states: expected states of one model, got several tasks", field="states")
     out = {k: v for k, v in states[0].items() if k not in ("batch", "rnn")}
     out["batch"] = sum(s["batch"] for s in states)
     out["rnn"] = stack_states([s["rnn"] for s in states])
@@ -402,7 +407,7 @@ def stack_stream_states(states: Sequence[dict]) -> dict:
 def split_stream_state(state: dict) -> list[dict]:
     """One single-stream state per stream of `state` (the inverse of `stack_stream_states`)."""
     if not isinstance(state, dict) or "batch" not in state or "rnn" not in state:
-        raise InvalidInput("state: expected a Model.initial_state() state")
+        raise InvalidInput("state: expected a Model.initial_state() state", field="state")
     rnn = split_state(state["rnn"])
     parts = []
     for b in range(state["batch"]):
