@@ -1,0 +1,469 @@
+"""Continuous batching of StreamGenerate in a child process: the batch steps under its own GIL.
+
+In-process (`GenerationScheduler` alone), the worker thread that steps the batch shares the GIL with the
+grpc.aio event loop that delivers the tokens: measured at 64 streams on 2 cores, the worker spent ~4 ms of
+every ~12 ms step waiting for the GIL while the loop (and grpc C-core, which holds the GIL while it writes to
+the socket) delivered the previous step's tokens, and only ~1 of the 2 cores was busy. With
+`--generation-process` each batched model gets one child process (multiprocessing "spawn": the server runs
+grpc threads, so never fork) that runs the same `GenerationScheduler`, unchanged in its arithmetic, on a copy
+of the model (pickled once; the round trip is exact, so the tokens are those of the model in the server);
+the server process only delivers tokens.
+
+Wire (one duplex pipe per child; every message is one pickle, protocol 5, `Connection.send_bytes`):
+  parent -> child  ("submit", id, prompt, cfg, deadline)   the child replies ("reply", id, error or None, ...)
+                   ("cancel", id)                          the stream stops at the child's next step
+                   ("ack", id, consumed)                   tokens the reader has taken (every max_backlog//4),
+                                                           so that max_backlog pausing still works: the
+                                                           child's backlog of a stream is sent - acknowledged
+                   ("exit",)                               the scheduler was dropped and its streams ended
+  child -> parent  ("step", [(id, record), ...], metrics, in_batch)   ONE message per step, all streams
+One reader thread in the server (blocked in recv_bytes without the GIL) puts a step's records into the
+server-side TokenStreams and wakes their readers once per message (`wake_readers`). A stream's should_stop
+(the servicer's: the client went away) is checked there and by a watcher every WATCH_SECONDS, and becomes a
+cancel. The batching metrics the child observes (batch sizes, queue seconds, queue depth, rejected calls)
+travel with its messages into the server's BatchMetrics.
+
+Lifecycle: the child starts with the first call, limits its BLAS pool as the server does (server/threads.py),
+and exits when the server closes the pipe or dies (EOF: a SIGKILLed server leaves no orphan), or when its
+scheduler is dropped (model swapped or evicted) once its in-flight streams have ended. A child that dies
+ends its streams with UNAVAILABLE naming what happened (never a hang); the next call starts a new one.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import itertools
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from rnn_engine.config import GenerationConfig
+from rnn_engine.errors import InvalidInput
+from rnn_engine.generation.records import GenerationEnd
+
+from ..errors import ServiceError
+from ..threads import blas_threads, limit_blas_threads
+from .generation import PREFILL_SLOTS, GenerationScheduler, TokenStream, wake_readers
+from .settings import BatchMetrics, BatchSettings
+
+PROTOCOL = 5
+WATCH_SECONDS = 0.05  # how often the server checks its streams' should_stop (a client that went away)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def _rebuild_service_error(code: str, message: str, field, reason, metadata, resource) -> ServiceError:
+    return ServiceError(grpc.StatusCode[code], message, field=field, reason=reason, metadata=metadata,
+                        resource=resource)
+
+
+def _reduce_service_error(exc: ServiceError):
+    return _rebuild_service_error, (exc.code.name, exc.message, exc.field, exc.reason, exc.metadata,
+                                    exc.resource)
+
+
+copyreg.pickle(ServiceError, _reduce_service_error)  # its keyword-only constructor defeats Exception's pickle
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc` if it survives a pickle round trip, else a RuntimeError naming it (INTERNAL in the server)."""
+    try:
+        pickle.loads(pickle.dumps(exc, protocol=PROTOCOL))
+        return exc
+    except Exception:  # noqa: BLE001 - anything unpicklable is described instead
+        return RuntimeError(f"generation process: {type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+class _Bound:
+    __slots__ = ("sink", "metric", "labels")
+
+    def __init__(self, sink: _RecordingMetrics, metric: str, labels: tuple) -> None:
+        self.sink, self.metric, self.labels = sink, metric, labels
+
+    def observe(self, value: float) -> None:
+        self.sink.add((self.metric, self.labels, "observe", value))
+
+    def set(self, value: float) -> None:
+        self.sink.add((self.metric, self.labels, "set", value))
+
+    def inc(self, value: float = 1) -> None:
+        self.sink.add((self.metric, self.labels, "inc", value))
+
+
+class _Recorder:
+    def __init__(self, sink: _RecordingMetrics, metric: str) -> None:
+        self.sink, self.metric = sink, metric
+
+    def labels(self, *labels) -> _Bound:
+        return _Bound(self.sink, self.metric, labels)
+
+
+class _RecordingMetrics:
+    """BatchMetrics' interface in the child: observations are kept and shipped to the server's metrics."""
+
+    def __init__(self) -> None:
+        self._events: list = []
+        self._lock = threading.Lock()
+        for metric in ("batch_size", "queue_depth", "queue_seconds", "rejected"):
+            setattr(self, metric, _Recorder(self, metric))
+
+    def add(self, event: tuple) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def take(self) -> list:
+        with self._lock:
+            events, self._events = self._events, []
+        return events
+
+
+def _apply(metrics: BatchMetrics, events: list) -> None:
+    for metric, labels, method, value in events:
+        getattr(getattr(metrics, metric).labels(*labels), method)(value)
+
+
+# ---------------------------------------------------------------------------------------------- child
+class _ChildStream(TokenStream):
+    """A stream in the child: records go to the next pipe message; backlog = sent - acknowledged."""
+
+    def __init__(self, worker: _Worker, sid: int) -> None:
+        super().__init__(None)
+        self.worker, self.sid, self.sent, self.acked = worker, sid, 0, 0
+
+    def backlog(self) -> int:
+        return self.sent - self.acked
+
+    def put(self, item: Any, notify: bool = True) -> None:
+        if isinstance(item, BaseException):
+            item = _portable(item)
+        self.sent += 1
+        self.worker.queue(self.sid, item)
+        if notify:
+            self.worker.flush()
+
+
+class _Worker:
+    """The child's side: commands from the pipe, the scheduler's records back, one message per step."""
+
+    def __init__(self, conn, model, name: str, settings: BatchSettings) -> None:
+        self.conn = conn
+        self.metrics = _RecordingMetrics()
+        self.scheduler = GenerationScheduler(model, name, settings, self.metrics)  # type: ignore[arg-type]
+        self.scheduler.deliver = self._deliver
+        self.streams: dict[int, _ChildStream] = {}
+        self._out: list = []
+        self._out_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._prefill = ThreadPoolExecutor(PREFILL_SLOTS, thread_name_prefix="rnn-prefill")
+
+    def serve(self) -> None:
+        try:
+            while True:
+                message = pickle.loads(self.conn.recv_bytes())
+                kind = message[0]
+                if kind == "submit":
+                    self._prefill.submit(self._submit, *message[1:])
+                elif kind == "ack":
+                    stream = self.streams.get(message[1])
+                    if stream is not None:
+                        stream.acked = max(stream.acked, message[2])
+                        self.scheduler._wake.set()
+                elif kind == "cancel":
+                    stream = self.streams.get(message[1])
+                    if stream is not None:
+                        stream.cancel()
+                        self.scheduler._wake.set()
+                elif kind == "exit":
+                    break
+        except (EOFError, OSError):  # the server closed the pipe or died
+            pass
+        os._exit(0)  # the worker thread may be mid-step: nobody is left to read its tokens
+
+    def _submit(self, sid: int, prompt: Any, cfg: GenerationConfig, deadline: float | None) -> None:
+        stream = _ChildStream(self, sid)
+        self.streams[sid] = stream
+        try:
+            self.scheduler.submit(prompt, cfg, None, deadline, stream=stream)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the server's submit
+            self.streams.pop(sid, None)
+            self._send(("reply", sid, _portable(exc), self.metrics.take()))
+            return
+        self._send(("reply", sid, None, self.metrics.take()))
+
+    def queue(self, sid: int, item: Any) -> None:
+        with self._out_lock:
+            self._out.append((sid, item))
+        if isinstance(item, GenerationEnd | BaseException):
+            self.streams.pop(sid, None)
+
+    def _deliver(self, streams) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        with self._out_lock:
+            items, self._out = self._out, []
+        events = self.metrics.take()
+        if items or events:
+            self._send(("step", items, events, len(self.scheduler._active)))
+
+    def _send(self, message: tuple) -> None:
+        data = pickle.dumps(message, protocol=PROTOCOL)
+        with self._send_lock:
+            try:
+                self.conn.send_bytes(data)
+            except OSError:  # the server is gone
+                os._exit(0)
+
+
+def _child_main(conn, name: str, settings: BatchSettings, blas: int | None,
+                initializer: Callable[[], None] | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server; the child ends on EOF
+    if blas is not None:
+        limit_blas_threads(blas)
+    if initializer is not None:
+        initializer()
+    try:
+        model = pickle.loads(conn.recv_bytes())  # the model, sent once
+    except (EOFError, OSError):
+        os._exit(0)
+    _Worker(conn, model, name, settings).serve()
+
+
+# ---------------------------------------------------------------------------------------------- server
+class _Reply:
+    __slots__ = ("event", "error")
+
+    def __init__(self) -> None:
+        self.event, self.error = threading.Event(), None
+
+
+class ProcessTokenStream(TokenStream):
+    """A stream in the server fed by the child's messages; reading it acknowledges tokens, cancel() and a
+    true should_stop are forwarded to the child."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, child: _Child, sid: int,
+                 ack_every: int) -> None:
+        super().__init__(should_stop)
+        self._child, self._sid, self._ack_every = child, sid, ack_every
+        self._taken = self._acked = 0
+        self.cancel_sent = False
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.send_cancel()
+
+    def send_cancel(self) -> None:
+        if not self.cancel_sent:
+            self.cancel_sent = True
+            self._child.send(("cancel", self._sid))
+
+    def _take(self, item: Any) -> Any:
+        self._taken += 1
+        if self._taken - self._acked >= self._ack_every:
+            self._acked = self._taken
+            self._child.send(("ack", self._sid, self._taken))
+        return super()._take(item)
+
+
+class _Child:
+    """One generation process and the server's end of its pipe (reader and watcher threads)."""
+
+    def __init__(self, model_blob: bytes, name: str, settings: BatchSettings, metrics: BatchMetrics,
+                 initializer: Callable[[], None] | None) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child_conn = ctx.Pipe(duplex=True)
+        self.name, self.metrics = name, metrics
+        self.streams: dict[int, ProcessTokenStream] = {}
+        self.replies: dict[int, _Reply] = {}
+        self.in_batch = 0
+        self.error: ServiceError | None = None  # set once the child is gone
+        self.retired = False
+        self._exit_sent = False
+        self._send_lock = threading.Lock()
+        self.process = ctx.Process(target=_child_main, name=f"rnn-generate-{name}", daemon=True,
+                                   args=(child_conn, name, settings, blas_threads(), initializer))
+        self.process.start()
+        child_conn.close()  # the child's end lives in the child only: its death is EOF here
+        try:  # over our pipe, not in the Process arguments: a child dying at start-up would leave
+            self.conn.send_bytes(model_blob)  # multiprocessing's write of large arguments blocked forever
+        except OSError:
+            pass  # the reader sees the EOF and reports the child's death
+        threading.Thread(target=self._read, daemon=True, name=f"rnn-generate-reader-{name}").start()
+        threading.Thread(target=self._watch, daemon=True, name=f"rnn-generate-watch-{name}").start()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def send(self, message: tuple) -> None:
+        """Send a command; a child already gone is ignored here (the reader ends its streams)."""
+        data = pickle.dumps(message, protocol=PROTOCOL)
+        with self._send_lock:
+            try:
+                self.conn.send_bytes(data)
+            except (OSError, ValueError):
+                pass
+
+    def retire(self) -> None:
+        """The scheduler is gone: the child exits once its streams have ended."""
+        self.retired = True
+        self._maybe_exit()
+
+    def _maybe_exit(self) -> None:
+        if self.retired and not self.streams and not self.replies and not self._exit_sent:
+            self._exit_sent = True
+            self.send(("exit",))
+
+    def _read(self) -> None:
+        streams, replies = self.streams, self.replies
+        try:
+            while True:
+                message = pickle.loads(self.conn.recv_bytes())
+                if message[0] == "step":
+                    _, items, events, self.in_batch = message
+                    touched = {}
+                    for sid, item in items:
+                        stream = streams.get(sid)
+                        if stream is None:
+                            continue
+                        stream.put(item, notify=False)
+                        touched[sid] = stream
+                        if isinstance(item, GenerationEnd | BaseException):
+                            del streams[sid]
+                        elif not stream.cancel_sent and stream.should_stop():
+                            stream.send_cancel()
+                    wake_readers(touched.values())
+                else:  # ("reply", sid, error, events)
+                    _, sid, error, events = message
+                    if error is not None:
+                        streams.pop(sid, None)
+                    reply = replies.pop(sid, None)
+                    if reply is not None:
+                        reply.error = error
+                        reply.event.set()
+                if events:
+                    _apply(self.metrics, events)
+                self._maybe_exit()
+        except (EOFError, OSError):
+            pass
+        self._die()
+
+    def _die(self) -> None:
+        self.process.join(5)
+        code = self.process.exitcode
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        self.error = ServiceError(grpc.StatusCode.UNAVAILABLE,
+                                  f"the generation process of model {self.name!r} {how} during the call; "
+                                  "the next call starts a new one")
+        streams, replies = list(self.streams.values()), list(self.replies.values())
+        self.streams.clear()
+        self.replies.clear()
+        for stream in streams:
+            stream.put(self.error, notify=False)
+        wake_readers(streams)
+        for reply in replies:
+            reply.error = self.error
+            reply.event.set()
+        self.conn.close()
+
+    def _watch(self) -> None:
+        while self.error is None:
+            time.sleep(WATCH_SECONDS)
+            for stream in list(self.streams.values()):
+                if not stream.cancel_sent and stream.should_stop():
+                    stream.send_cancel()
+
+
+def _retire(holder: list) -> None:
+    if holder[0] is not None:
+        holder[0].retire()
+
+
+class ProcessGenerationScheduler:
+    """GenerationScheduler's interface, the batch stepped in a child process (see the module docstring).
+
+    `initializer`: a picklable callable run in the child before the model is loaded (tests use it)."""
+
+    def __init__(self, model, name: str, settings: BatchSettings, metrics: BatchMetrics | None = None,
+                 initializer: Callable[[], None] | None = None) -> None:
+        self.model, self.name, self.settings = model, name, settings
+        self.metrics = metrics or BatchMetrics()
+        self._initializer = initializer
+        self._holder: list[_Child | None] = [None]  # the current child (shared with the finalizer)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._ack_every = max(1, settings.max_backlog // 4)
+        self._finalizer = weakref.finalize(self, _retire, self._holder)
+
+    def _child(self) -> _Child:
+        with self._lock:
+            child = self._holder[0]
+            if child is None or child.error is not None:  # first use, or the last one died
+                if child is not None:
+                    child.retire()
+                blob = pickle.dumps(self.model, protocol=PROTOCOL)
+                child = self._holder[0] = _Child(blob, self.name, self.settings, self.metrics,
+                                                 self._initializer)
+            return child
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before the first call)."""
+        child = self._holder[0]
+        return None if child is None else child.pid
+
+    def submit(self, prompt: Any, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None,
+               deadline: float | None = None) -> ProcessTokenStream:
+        """As GenerationScheduler.submit: the child's refusal (invalid settings or prompt, a full queue) is
+        raised here."""
+        if should_stop is not None and not callable(should_stop):
+            raise InvalidInput(f"should_stop: expected a callable or None, got {should_stop!r}")
+        child = self._child()
+        sid = next(self._ids)
+        stream = ProcessTokenStream(should_stop, child, sid, self._ack_every)
+        reply = _Reply()
+        child.streams[sid] = stream
+        child.replies[sid] = reply
+        if child.error is not None:  # died while we registered (its reader may have missed us)
+            child.streams.pop(sid, None)
+            child.replies.pop(sid, None)
+            raise child.error
+        try:
+            message = pickle.dumps(("submit", sid, prompt, cfg, deadline), protocol=PROTOCOL)
+        except Exception:
+            child.streams.pop(sid, None)
+            child.replies.pop(sid, None)
+            raise
+        with child._send_lock:
+            try:
+                child.conn.send_bytes(message)
+            except (OSError, ValueError):
+                pass  # the reader sees the EOF and answers the reply with the child's death
+        reply.event.wait()
+        if reply.error is not None:
+            child.streams.pop(sid, None)
+            raise reply.error
+        return stream
+
+    def running(self) -> int:
+        """Requests in the batch plus those waiting to join it."""
+        child = self._holder[0]
+        return 0 if child is None else len(child.streams)
+
+    def in_batch(self) -> int:
+        """Requests in the running batch (as of the child's last step message)."""
+        child = self._holder[0]
+        return 0 if child is None else min(child.in_batch, len(child.streams))
+
+    def close(self) -> None:
+        """Retire the child now (it exits once its streams have ended)."""
+        self._finalizer()
