@@ -384,8 +384,9 @@ class _Child:
 
 
 def _retire(holder: list) -> None:
-    if holder[0] is not None:
-        holder[0].retire()
+    child, holder[0] = holder[0], None
+    if child is not None:
+        child.retire()
 
 
 class ProcessGenerationScheduler:
@@ -402,7 +403,7 @@ class ProcessGenerationScheduler:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._ack_every = max(1, settings.max_backlog // 4)
-        self._finalizer = weakref.finalize(self, _retire, self._holder)
+        self._finalizer = weakref.finalize(self, _retire, self._holder)  # dropped: the child retires
 
     def _child(self) -> _Child:
         with self._lock:
@@ -465,5 +466,5 @@ class ProcessGenerationScheduler:
         return 0 if child is None else min(child.in_batch, len(child.streams))
 
     def close(self) -> None:
-        """Retire the child now (it exits once its streams have ended)."""
-        self._finalizer()
+        """Retire the child now (it exits once its streams have ended; a later call starts a new one)."""
+        _retire(self._holder)

@@ -296,9 +296,11 @@ def test_batching_flags_reach_the_settings_and_bad_values_name_the_flag():
 
     settings = BatchSettings.from_config(load_config(
         ["--no-batching", "--batch-max-size", "8", "--batch-window-ms", "0.5", "--queue-depth", "3"], env={}))
-    assert settings == BatchSettings(enabled=False, max_batch_size=8, window_ms=0.5, queue_depth=3)
+    assert settings == BatchSettings(enabled=False, max_batch_size=8, window_ms=0.5, queue_depth=3,
+                                     process=True)  # the server's default: the generation process
     assert BatchSettings.from_config(load_config([], env={"RNN_BATCHING": "1"})).enabled
     assert BatchSettings.from_config(load_config(["--generation-process"], env={})).process
+    assert not BatchSettings.from_config(load_config(["--no-generation-process"], env={})).process
     assert BatchSettings.from_config(load_config([], env={"RNN_GENERATION_PROCESS": "yes"})).process
     assert not BatchSettings.from_config(load_config([], env={"RNN_GENERATION_PROCESS": "0"})).process
     bad = ((["--queue-depth", "0"], "queue_depth"), (["--batch-window-ms", "-1"], "batch_window_ms"),
