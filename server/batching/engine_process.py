@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copyreg
 import itertools
+import logging
 import multiprocessing
 import os
 import pickle
@@ -56,6 +57,7 @@ from .generation import PREFILL_SLOTS, GenerationScheduler, TokenStream, wake_re
 from .settings import BatchMetrics, BatchSettings
 
 PROTOCOL = 5
+log = logging.getLogger("rnn.server")
 WATCH_SECONDS = 0.05  # how often the server checks its streams' should_stop (a client that went away)
 
 
@@ -338,7 +340,7 @@ class _Child:
                         stream.put(item, notify=False)
                         touched[sid] = stream
                         if isinstance(item, GenerationEnd | BaseException):
-                            del streams[sid]
+                            streams.pop(sid, None)
                         elif not stream.cancel_sent and stream.should_stop():
                             stream.send_cancel()
                     wake_readers(touched.values())
@@ -355,12 +357,18 @@ class _Child:
                 self._maybe_exit()
         except (EOFError, OSError):
             pass
+        except Exception as exc:  # noqa: BLE001 - a bug here must end the streams, not leave them hanging
+            log.exception("generation process of model %r: unreadable message", self.name)
+            self.process.kill()
+            self._die(f"sent a message the server could not read ({type(exc).__name__}: {exc})")
+            return
         self._die()
 
-    def _die(self) -> None:
+    def _die(self, why: str | None = None) -> None:
         self.process.join(5)
         code = self.process.exitcode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        how = why or how
         self.error = ServiceError(grpc.StatusCode.UNAVAILABLE,
                                   f"the generation process of model {self.name!r} {how} during the call; "
                                   "the next call starts a new one")

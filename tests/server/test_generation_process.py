@@ -202,3 +202,26 @@ def test_streams_through_the_server_get_the_tokens_they_get_alone(make_server, t
         time.sleep(0.02)
     text = server.state.metrics.text()
     assert 'rnn_batch_size_count{kind="generate"}' in text
+
+
+def test_a_message_the_server_cannot_read_ends_the_streams_and_the_child(monkeypatch):
+    from server.batching import engine_process
+
+    def broken(metrics, events):
+        raise ValueError("unknown metric")
+
+    model = lm()
+    sched = ProcessGenerationScheduler(model, "m", BatchSettings(max_batch_size=4))
+    try:
+        cfg = GenerationConfig(max_new_tokens=10, seed=1)
+        assert ids_of(read_all(sched.submit("the", cfg))) == ids_of(model.generate("the", cfg))
+        old = sched.pid
+        monkeypatch.setattr(engine_process, "_apply", broken)  # the next message with metrics fails
+        got = read_all(sched.submit("the", GenerationConfig(max_new_tokens=500, seed=2)))
+        assert isinstance(got[-1], ServiceError) and got[-1].code == grpc.StatusCode.UNAVAILABLE
+        assert "could not read" in got[-1].message and "unknown metric" in got[-1].message
+        wait_gone(old)
+        monkeypatch.undo()
+        assert ids_of(read_all(sched.submit("the", cfg))) == ids_of(model.generate("the", cfg))
+    finally:
+        sched.close()
