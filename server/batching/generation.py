@@ -23,6 +23,11 @@ alive at that moment (`gc.freeze()`, once per process: modules, message descript
 collection then no longer walks them, and the pause it puts into every stream's token gap fell from 29-30 ms
 to 3.4 ms (measured at 64 streams). The price: cyclic garbage among those objects is never collected (at most
 the first model, if it is later evicted).
+
+With --generation-process (the server's default) this scheduler runs unchanged in a child process of its own
+(`engine_process.py`), through two hooks: `submit(stream=...)` (a stream class whose backlog is what the
+server has acknowledged) and `deliver` (called once per step with the streams given records; in-process it is
+`wake_readers`).
 """
 
 from __future__ import annotations
