@@ -80,14 +80,14 @@ def rss_kib(pid: int) -> dict[str, int]:
 
 
 @contextmanager
-def server(model_dir: Path, batching: bool, extra: tuple[str, ...] = ()):
+def server(model_dir: Path, batching: bool, extra: tuple[str, ...] = (), env: dict | None = None):
     """A server subprocess on 127.0.0.1 (yields (address, pid)); stopped (SIGTERM, then SIGKILL) on exit.
-    `extra`: more server flags."""
+    `extra`: more server flags; `env`: more environment variables."""
     port = free_port()
     cmd = [sys.executable, "-m", "server", "--host", HOST, "--port", str(port), "--model-dir", str(model_dir),
            "--metrics-port", "0", "--max-concurrent-streams", "96", "--log-level", "WARNING",
            "--batching" if batching else "--no-batching", *extra]
-    env = {**os.environ, **BLAS_ENV}
+    env = {**os.environ, **BLAS_ENV, **(env or {})}
     proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -229,12 +229,24 @@ def _median_summary(runs: list[dict]) -> dict:
     return out
 
 
-def run_both(model_dir: Path, seconds: float, levels: tuple[int, ...], repeats: int) -> dict:
+def run_both(model_dir: Path, seconds: float, levels: tuple[int, ...], repeats: int,
+             process: str = "off", extra: tuple[str, ...] = ()) -> dict:
     """Both servers run side by side; phases alternate between them and the concurrency order rotates
     between repeats, so that the other jobs on the machine weigh on every contender alike. T64 is timed
-    right before and right after each 64-stream phase of the batching server (`t64_samples_ms`)."""
-    with server(model_dir, True) as (on, _), server(model_dir, False) as (off, _):
-        return run_phases({"batching_on": on, "batching_off": off}, seconds, levels, repeats,
+    right before and right after each 64-stream phase of the batching server (`t64_samples_ms`).
+    `process`: the batching server's generation worker in-process ("off"), in a child process ("on",
+    --generation-process), or both side by side ("both": a third server, "batching_on_process").
+    `extra`: more flags for every server."""
+    mode = {"off": {"RNN_GENERATION_PROCESS": "0"}, "on": {"RNN_GENERATION_PROCESS": "1"}}
+    with contextlib.ExitStack() as stack:
+        addresses = {}
+        if process in ("off", "both"):
+            addresses["batching_on"] = stack.enter_context(server(model_dir, True, extra, mode["off"]))[0]
+        if process in ("on", "both"):
+            key = "batching_on_process" if process == "both" else "batching_on"
+            addresses[key] = stack.enter_context(server(model_dir, True, extra, mode["on"]))[0]
+        addresses["batching_off"] = stack.enter_context(server(model_dir, False, extra))[0]
+        return run_phases(addresses, seconds, levels, repeats,
                           t64=lambda: bare_step_64_ms(model_dir, repeats=15))
 
 
@@ -255,7 +267,8 @@ def run_phases(addresses: dict[str, str], seconds: float, levels: tuple[int, ...
         for n in order:
             for kind in ("generate", "predict"):
                 for mode, address in modes:
-                    timed = t64 is not None and mode == "batching_on" and kind == "generate" and n == 64
+                    timed = t64 is not None and mode.startswith("batching_on") and kind == "generate" \
+                        and n == 64
                     if timed:
                         t64_samples.append(t64())
                     runs[mode][kind][n].append(asyncio.run(load(address, kind, n, seconds)))
@@ -351,7 +364,7 @@ def print_table(results: dict) -> None:
         f"; phases of {results.get('seconds')} s, medians of {results.get('repeats')} repeats"
     print(f"{results.get('model', '')}; {m.get('cpus')} CPUs, load average (1/5/15 min) before "
           f"{load['load_average_before']}, after {load['load_average_after']}{phases}")
-    for mode in ("batching_on", "batching_off"):
+    for mode in ("batching_on", "batching_on_process", "batching_off"):
         if mode not in results:
             continue
         print(f"\n{mode}: StreamGenerate ({NEW_TOKENS} new tokens per call)")
@@ -372,11 +385,12 @@ def print_table(results: dict) -> None:
         print(f"\nT64 (bare 64-row step + its sampling at temperature 1.0, this process): "
               f"{results['t64_ms']:.2f} ms{around}; with greedy sampling "
               f"{results.get('t64_greedy_ms', float('nan')):.2f} ms")
-    if "ratios" in results:
-        print("\ntargets (ratios measured in this run)")
-        for name, r in results["ratios"].items():
-            print(f"  {name:<36} {r['value']:7.2f}  target {r['op']} {r['target']:g}  "
-                  f"{'met' if r['met'] else 'NOT met'}")
+    for key, title in (("ratios", ""), ("ratios_process", ", generation process (batching_on_process)")):
+        if key in results:
+            print(f"\ntargets (ratios measured in this run{title})")
+            for name, r in results[key].items():
+                print(f"  {name:<36} {r['value']:7.2f}  target {r['op']} {r['target']:g}  "
+                      f"{'met' if r['met'] else 'NOT met'}")
     if "soak" in results:
         s = results["soak"]
         print(f"\nsoak: {s['streams']} streams for {s['seconds']:g} s, {s['tokens_per_s']:.0f} tok/s; "
@@ -396,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="load servers already running (e.g. on another machine, so the load generator "
                              "does not share their CPUs): ON with batching, OFF (optional) with "
                              "--no-batching, each serving the model of --make-model-dir as 'lm'")
+    parser.add_argument("--generation-process", choices=("off", "on", "both"), default="both",
+                        help="the batching server's generation worker: in-process, in a child process "
+                             "(--generation-process), or both as two servers side by side (default)")
+    parser.add_argument("--server-flag", action="append", default=[], metavar="FLAG",
+                        help="one more flag for every server started (repeatable, e.g. "
+                             "--server-flag=--deterministic)")
     parser.add_argument("--make-model-dir", metavar="DIR", type=Path,
                         help="only write the benchmark's model to DIR/lm (for servers started by hand), exit")
     args = parser.parse_args(argv)
@@ -429,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.soak:
             results["soak"] = soak(model_dir, args.soak)
         else:
-            results.update(run_both(model_dir, seconds, CONCURRENCY, repeats))
+            results["generation_process"] = args.generation_process
+            results["server_flags"] = args.server_flag
+            results.update(run_both(model_dir, seconds, CONCURRENCY, repeats, args.generation_process,
+                                    tuple(args.server_flag)))
         with contextlib.suppress(OSError):
             results["machine"]["load_average_after"] = os.getloadavg()
         if not args.soak:
@@ -437,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             results["t64_ms"] = statistics.median(samples) if samples else bare_step_64_ms(model_dir)
             results["t64_greedy_ms"] = bare_step_64_ms(model_dir, temperature=0.0)
             results["ratios"] = ratios(results["batching_on"], results["batching_off"], results["t64_ms"])
+            if "batching_on_process" in results:
+                results["ratios_process"] = ratios(results["batching_on_process"], results["batching_off"],
+                                                   results["t64_ms"])
     return _report(results, args.json)
 
 

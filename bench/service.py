@@ -174,8 +174,9 @@ def overhead(streams: dict[str, dict]) -> dict:
 
 
 def run(tokens: int, repeats: int, threads: int, hidden: int, layers: int, predict_seconds: float,
-        modes: tuple[bool, ...] = (False, True)) -> dict:
-    """Start a server per mode (--deterministic off, on), measure (see the module docstring), stop it."""
+        modes: tuple[bool, ...] = (False, True), process: str | None = None) -> dict:
+    """Start a server per mode (--deterministic off, on), measure (see the module docstring), stop it.
+    `process`: "on" / "off" sets the servers' --generation-process (None: the server's default)."""
     from rnn_engine.checkpoint import load_model
 
     reports = {}
@@ -184,7 +185,8 @@ def run(tokens: int, repeats: int, threads: int, hidden: int, layers: int, predi
         model = load_model(model_dir / MODEL)
         for deterministic in modes:
             flags = ("--blas-threads", str(threads)) + (("--deterministic",) if deterministic else ())
-            with pinned_threads(threads), load.server(model_dir, True, flags) as (addr, _):
+            env = None if process is None else {"RNN_GENERATION_PROCESS": "1" if process == "on" else "0"}
+            with pinned_threads(threads), load.server(model_dir, True, flags, env) as (addr, _):
                 load.warm_up(addr)
                 streams = measure_streams(addr, model, tokens, repeats, deterministic)
                 ttft = time_to_first_token_ms(addr, LONG_PROMPT, repeats)
@@ -201,7 +203,8 @@ def run(tokens: int, repeats: int, threads: int, hidden: int, layers: int, predi
                            "predict_1_p50_over_forward": predict[0]["latency_p50_ms"] / forward_32}}
         info = machine_info(threads)
     return {"machine": info, "model": f"char LSTM, {layers} layers, hidden {hidden}, embedding 64, untrained",
-            "tokens": tokens, "repeats": repeats, "predict_seconds": predict_seconds, "modes": reports}
+            "tokens": tokens, "repeats": repeats, "predict_seconds": predict_seconds, "modes": reports,
+            "generation_process": process or "server default"}
 
 
 def table(report: dict) -> str:
@@ -241,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=512, help="hidden size of the LSTM")
     parser.add_argument("--layers", type=int, default=2, help="LSTM layers")
     parser.add_argument("--predict-seconds", type=float, default=5.0, help="Predict load per client level")
+    parser.add_argument("--generation-process", choices=("on", "off"), default=None,
+                        help="the servers' --generation-process (default: the server's default)")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.tokens = 1, min(args.tokens, 50)
@@ -249,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             and 1 <= args.layers <= 8 and 0.2 <= args.predict_seconds <= 600 and 1 <= args.threads <= 256):
         parser.error("expected --repeats in [1, 100], --tokens in [3, 4096], --hidden in [1, 4096], "
                      "--layers in [1, 8], --predict-seconds in [0.2, 600], --threads in [1, 256]")
-    report = run(args.tokens, args.repeats, args.threads, args.hidden, args.layers, args.predict_seconds)
+    report = run(args.tokens, args.repeats, args.threads, args.hidden, args.layers, args.predict_seconds,
+                 process=args.generation_process)
     with contextlib.suppress(BrokenPipeError):
         emit(report, table(report), args.json)
     return 0

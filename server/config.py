@@ -62,6 +62,7 @@ class ServerConfig:
     batch_max_size: int = 64  # rows computed together: running generations / sequences per batch, per model
     batch_window_ms: float = 2.0  # Predict / PredictStream: wait this long for more calls to join a batch
     deterministic: bool = False  # generation: a request's tokens identical alone and in any batch (slower)
+    generation_process: bool = True  # step each model's generation batch in a child process (own GIL)
     queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
     model_cache_size: int = 16  # loaded models kept in memory (least recently used dropped first)
     blas_threads: int = 1  # BLAS threads of the server and of each training worker (server/threads.py)

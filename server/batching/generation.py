@@ -23,6 +23,11 @@ alive at that moment (`gc.freeze()`, once per process: modules, message descript
 collection then no longer walks them, and the pause it puts into every stream's token gap fell from 29-30 ms
 to 3.4 ms (measured at 64 streams). The price: cyclic garbage among those objects is never collected (at most
 the first model, if it is later evicted).
+
+With --generation-process (the server's default) this scheduler runs unchanged in a child process of its own
+(`engine_process.py`), through two hooks: `submit(stream=...)` (a stream class whose backlog is what the
+server has acknowledged) and `deliver` (called once per step with the streams given records; in-process it is
+`wake_readers`).
 """
 
 from __future__ import annotations
@@ -179,14 +184,16 @@ class GenerationScheduler:
         self._plan: StepPlan | None = None  # weights and kernel policy, built by the first step
         self._prefill = threading.BoundedSemaphore(PREFILL_SLOTS)
         self._depth = self.metrics.queue_depth.labels(name, "generate")
+        self.deliver: Callable = wake_readers  # called once per step with the streams given records
 
     # ------------------------------------------------------------------------------------------ callers
     def submit(self, prompt: Any, cfg: GenerationConfig, should_stop: Callable[[], bool] | None = None,
-               deadline: float | None = None) -> TokenStream:
+               deadline: float | None = None, stream: TokenStream | None = None) -> TokenStream:
         """Queue a generation; RESOURCE_EXHAUSTED at once when `queue_depth` calls are already waiting.
 
         `deadline` is a time.monotonic() instant; a call still queued then ends with DEADLINE_EXCEEDED.
-        Invalid settings or prompt raise here, before anything is queued.
+        Invalid settings or prompt raise here, before anything is queued. `stream`: the output stream to
+        fill (a subclass of TokenStream, e.g. the generation process's; default a new TokenStream).
         """
         with self._lock:
             if len(self._waiting) + self._reserved >= self.settings.queue_depth:
@@ -194,7 +201,7 @@ class GenerationScheduler:
                 raise queue_full("generate", self.settings.queue_depth)
             self._reserved += 1
         try:
-            stream = TokenStream(should_stop)
+            stream = stream if stream is not None else TokenStream(should_stop)
             with self._prefill:  # bounded, so that 64 arriving calls do not hold 64 weight copies at once
                 sampler = GenerationRequest(self.model, prompt, cfg, stream.should_stop)  # validates too
         except BaseException:
@@ -280,7 +287,7 @@ class GenerationScheduler:
             for record in out:
                 req.stream.put(record, notify=False)
             (done if req.sampler.done else ready).append(req)
-        wake_readers(r.stream for r in going)
+        self.deliver([r.stream for r in going])
         if done:
             with self._lock:
                 self._active = [r for r in self._active if r not in done]

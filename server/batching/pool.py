@@ -6,6 +6,8 @@ model was retrained or replaced), the next call builds a fresh entry and the old
 already running finish on the old weights while new calls use the new model; a deleted model is NOT_FOUND in
 the store before it gets here. Dropped entries' worker threads exit once their last call is done. At most
 `max_models` entries are kept (least recently used dropped first). With batching off every call runs alone.
+With `process` (--generation-process) each entry's generation batch steps in a child process of its own
+(engine_process.py), which exits once its dropped entry's last stream has ended.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rnn_engine.config import GenerationConfig
 from rnn_engine.generation.request import can_batch
 
 from .dynamic import DynamicBatcher, predict_rows, run_chunks, run_predict
+from .engine_process import ProcessGenerationScheduler
 from .generation import GenerationScheduler
 from .settings import BatchMetrics, BatchSettings
 
@@ -28,7 +31,8 @@ from .settings import BatchMetrics, BatchSettings
 class _Entry:
     def __init__(self, model, name: str, settings: BatchSettings, metrics: BatchMetrics) -> None:
         self.model = model
-        self.generation = GenerationScheduler(model, name, settings, metrics)
+        scheduler = ProcessGenerationScheduler if settings.process else GenerationScheduler
+        self.generation = scheduler(model, name, settings, metrics)
         self.predict = DynamicBatcher(model, name, "predict", run_predict, settings, metrics)
         self.chunks = DynamicBatcher(model, name, "predict_stream", run_chunks, settings, metrics)
 

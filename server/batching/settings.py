@@ -18,7 +18,7 @@ QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 @dataclass(frozen=True)
 class BatchSettings:
     """How calls of one model are grouped (server flags --batching, --batch-max-size, --batch-window-ms,
-    --queue-depth, --deterministic)."""
+    --queue-depth, --deterministic, --generation-process)."""
 
     enabled: bool = True  # off: every call runs alone in its own thread, as before
     max_batch_size: int = GENERATE_ROWS  # rows stepped / predicted together (generation: streams per model)
@@ -26,6 +26,7 @@ class BatchSettings:
     queue_depth: int = 256  # calls waiting per model and kind; more get RESOURCE_EXHAUSTED at once
     max_backlog: int = 64  # generation: undelivered tokens per stream before that stream pauses
     deterministic: bool = False  # generation: tokens identical alone and in any batch (rows padded, slower)
+    process: bool = False  # generation: step each model's batch in a child process (engine_process.py)
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "queue_depth", "max_backlog"):
@@ -35,7 +36,7 @@ class BatchSettings:
         if isinstance(self.window_ms, bool) or not isinstance(self.window_ms, int | float) or \
                 not 0 <= self.window_ms <= 1000:
             raise ValueError(f"window_ms: expected a number in [0, 1000], got {self.window_ms!r}")
-        for name in ("enabled", "deterministic"):
+        for name in ("enabled", "deterministic", "process"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
 
@@ -46,7 +47,8 @@ class BatchSettings:
                    max_batch_size=int(getattr(config, "batch_max_size", cls.max_batch_size)),
                    window_ms=float(getattr(config, "batch_window_ms", cls.window_ms)),
                    queue_depth=int(getattr(config, "queue_depth", cls.queue_depth)),
-                   deterministic=bool(getattr(config, "deterministic", False)))
+                   deterministic=bool(getattr(config, "deterministic", False)),
+                   process=bool(getattr(config, "generation_process", cls.process)))
 
 
 class BatchMetrics:

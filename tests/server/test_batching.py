@@ -17,6 +17,7 @@ from rnn_engine.model import Model
 from rnn_engine.tokenizers import CharTokenizer
 from server.batching import BatchingPool, BatchSettings
 from server.batching.dynamic import DynamicBatcher, run_chunks, run_predict
+from server.batching.engine_process import ProcessGenerationScheduler
 from server.batching.generation import GenerationScheduler
 from server.errors import ServiceError
 from server.store import ModelStore
@@ -51,14 +52,40 @@ CONFIGS = [GenerationConfig(max_new_tokens=30, temperature=t, top_k=k, top_p=p, 
 PROMPTS = ["the ", "", "qu", "dog", "fox j", "T", "lazy", "b", "over the "]
 
 
+def crossover_16() -> None:
+    """Run in a generation process (its initializer): the GEMV/GEMM crossover the test sets in this one."""
+    from rnn_engine.generation import plan
+
+    plan.gemv_crossover = lambda plan_, max_rows: 16
+
+
+@pytest.fixture(params=["thread", "process"])
+def make_scheduler(request):
+    """make(model, settings, initializer=None): the in-process GenerationScheduler, or the one stepping its
+    batch in a child process (closed at the end of the test)."""
+    made = []
+
+    def make(model, settings, initializer=None):
+        if request.param == "thread":
+            return GenerationScheduler(model, "m", settings)
+        made.append(ProcessGenerationScheduler(model, "m", settings, initializer=initializer))
+        return made[-1]
+
+    yield make
+    for sched in made:
+        sched.close()
+
+
 @pytest.mark.parametrize("deterministic", [True, False])
-def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(deterministic, monkeypatch):
+def test_a_request_gets_the_same_tokens_alone_and_among_eight_others(deterministic, monkeypatch,
+                                                                      make_scheduler):
     from rnn_engine.generation import plan as batched
 
     model = lm()
     if not deterministic:  # by default: equal in any batch below the GEMV/GEMM crossover (here set to 16)
         monkeypatch.setattr(batched, "gemv_crossover", lambda plan, max_rows: 16)
-    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, deterministic=deterministic))
+    sched = make_scheduler(model, BatchSettings(max_batch_size=16, deterministic=deterministic),
+                           None if deterministic else crossover_16)
     alone = list(sched.submit(PROMPTS[0], CONFIGS[0]))
     streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]  # all join one batch
     together = [list(s) for s in streams]
@@ -91,9 +118,9 @@ def test_the_scheduler_copies_the_weights_once_not_per_step(monkeypatch):
     assert len(built) == 1  # one StepPlan for the scheduler's model, reused by every step
 
 
-def test_cancelling_one_stream_leaves_the_others_correct():
+def test_cancelling_one_stream_leaves_the_others_correct(make_scheduler):
     model = lm()
-    sched = GenerationScheduler(model, "m", BatchSettings(max_batch_size=16, max_backlog=2))
+    sched = make_scheduler(model, BatchSettings(max_batch_size=16, max_backlog=2))
     streams = [sched.submit(p, c) for p, c in zip(PROMPTS, CONFIGS, strict=True)]
     victim = streams[3]
     next(victim)
@@ -106,8 +133,8 @@ def test_cancelling_one_stream_leaves_the_others_correct():
     wait_until(lambda: sched.running() == 0)
 
 
-def test_a_slow_reader_does_not_hold_up_the_others():
-    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=4, max_backlog=2))
+def test_a_slow_reader_does_not_hold_up_the_others(make_scheduler):
+    sched = make_scheduler(lm(), BatchSettings(max_batch_size=4, max_backlog=2))
     slow = sched.submit("the", GenerationConfig(max_new_tokens=50, seed=1))
     fast = list(sched.submit("dog", GenerationConfig(max_new_tokens=50, seed=2, temperature=0.0)))
     assert fast[-1].generated_tokens == 50
@@ -115,8 +142,8 @@ def test_a_slow_reader_does_not_hold_up_the_others():
     assert len(list(slow)) >= 2
 
 
-def test_a_full_queue_answers_resource_exhausted_naming_the_limit_at_once():
-    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=1, queue_depth=1, max_backlog=1))
+def test_a_full_queue_answers_resource_exhausted_naming_the_limit_at_once(make_scheduler):
+    sched = make_scheduler(lm(), BatchSettings(max_batch_size=1, queue_depth=1, max_backlog=1))
     running = sched.submit("the", GenerationConfig(max_new_tokens=200, seed=1))  # paused: nobody reads it
     wait_until(lambda: sched.in_batch() == 1)
     waiting = sched.submit("a", GenerationConfig(max_new_tokens=3, seed=2))
@@ -125,13 +152,14 @@ def test_a_full_queue_answers_resource_exhausted_naming_the_limit_at_once():
         sched.submit("b", GenerationConfig(max_new_tokens=3, seed=3))
     assert time.monotonic() - start < 1.0
     assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "queue_depth" in err.value.message
+    assert sample(sched.metrics, "rnn_batch_rejected_total", kind="generate") == 1
     running.cancel()
     want = sched.model.generate("a", GenerationConfig(max_new_tokens=3, seed=2))
     assert ids_of(list(waiting)) == ids_of(want)
 
 
-def test_a_deadline_passing_in_the_queue_ends_the_call():
-    sched = GenerationScheduler(lm(), "m", BatchSettings(max_batch_size=1, queue_depth=4, max_backlog=1))
+def test_a_deadline_passing_in_the_queue_ends_the_call(make_scheduler):
+    sched = make_scheduler(lm(), BatchSettings(max_batch_size=1, queue_depth=4, max_backlog=1))
     running = sched.submit("the", GenerationConfig(max_new_tokens=200, seed=1))
     wait_until(lambda: sched.in_batch() == 1)
     late = sched.submit("a", GenerationConfig(max_new_tokens=3), deadline=time.monotonic() + 0.05)
@@ -141,8 +169,8 @@ def test_a_deadline_passing_in_the_queue_ends_the_call():
     running.cancel()
 
 
-def test_invalid_settings_raise_before_anything_is_queued():
-    sched = GenerationScheduler(lm(), "m", BatchSettings())
+def test_invalid_settings_raise_before_anything_is_queued(make_scheduler):
+    sched = make_scheduler(lm(), BatchSettings())
     with pytest.raises(Exception, match="temperature"):
         sched.submit("a", GenerationConfig(temperature=-1.0))
     assert sched.running() == 0
@@ -268,8 +296,13 @@ def test_batching_flags_reach_the_settings_and_bad_values_name_the_flag():
 
     settings = BatchSettings.from_config(load_config(
         ["--no-batching", "--batch-max-size", "8", "--batch-window-ms", "0.5", "--queue-depth", "3"], env={}))
-    assert settings == BatchSettings(enabled=False, max_batch_size=8, window_ms=0.5, queue_depth=3)
+    assert settings == BatchSettings(enabled=False, max_batch_size=8, window_ms=0.5, queue_depth=3,
+                                     process=True)  # the server's default: the generation process
     assert BatchSettings.from_config(load_config([], env={"RNN_BATCHING": "1"})).enabled
+    assert BatchSettings.from_config(load_config(["--generation-process"], env={})).process
+    assert not BatchSettings.from_config(load_config(["--no-generation-process"], env={})).process
+    assert BatchSettings.from_config(load_config([], env={"RNN_GENERATION_PROCESS": "yes"})).process
+    assert not BatchSettings.from_config(load_config([], env={"RNN_GENERATION_PROCESS": "0"})).process
     bad = ((["--queue-depth", "0"], "queue_depth"), (["--batch-window-ms", "-1"], "batch_window_ms"),
            (["--batch-max-size", "x"], "batch_max_size"))
     for argv, name in bad:
@@ -296,15 +329,15 @@ def test_the_store_serves_frozen_models_with_the_unfrozen_predictions(tmp_path):
     assert served.predict(texts, top_k=3) == lm(seed=4).predict(texts, top_k=3)
 
 
-@pytest.mark.parametrize("batching", [True, False])
-def test_the_summary_names_a_stop_sequence_that_ends_inside_a_word_token(batching):
+@pytest.mark.parametrize("batching,process", [(True, False), (True, True), (False, False)])
+def test_the_summary_names_a_stop_sequence_that_ends_inside_a_word_token(batching, process):
     from rnn_engine.tokenizers import WordTokenizer
     from server.predict_io import summary_to_pb
 
     tok = WordTokenizer.fit(["the cat sat on the mat"])
     model = Model(ModelConfig(hidden_size=16, num_layers=1, embedding_dim=8, seed=0), tokenizer=tok)
     model.params["head.bias"][tok.encode("mat")[0]] = 100.0  # greedy: " mat" ("ma" ends inside it)
-    pool = BatchingPool(BatchSettings(enabled=batching))
+    pool = BatchingPool(BatchSettings(enabled=batching, process=process))
     records = list(pool.generate("w", model, "the", GenerationConfig(max_new_tokens=5, temperature=0.0,
                                                                       stop=["ma"])))
     summary = summary_to_pb(records[-1]).summary
