@@ -14,6 +14,7 @@ MOVED = {
     "tokenizers": "data.tokenizers", "corpus": "data.corpus",
     "modelfile": "io.modelfile", "checkpoint": "io.checkpoint", "filelock": "io.filelock",
     "trainer": "training.trainer", "tasks": "training.tasks",
+    "generate": "generation", "batched": "generation.plan", "batched_sampler": "generation.request",
 }
 
 

@@ -20,7 +20,8 @@ needs a unidirectional language model, classifier, tagger or forecaster. Word to
 `score(texts)` (language models) returns per text {"tokens", "log_probs" (natural log of P(t_i | <bos>, t_<i)
 for every token, the first included), "log_likelihood" (their sum), "perplexity" (exp of minus their mean)}.
 
-`generate(prompt, GenerationConfig)` streams `GeneratedToken`s, then one `GenerationEnd` (see generate.py).
+`generate(prompt, GenerationConfig)` streams `GeneratedToken`s, then one `GenerationEnd`
+(see generation/decode.py).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from typing import Any
 
 from .backend import no_grad, xp
 from .config import GenerationConfig, ModelConfig
+from .data.tokenizers import BOS_ID, PAD_ID, Tokenizer
 from .errors import FailedPrecondition, InvalidInput
-from .losses import softmax
+from .generation.decode import forecast, generate
 from .models import Network, build_network
 from .models.base import State, rnn_forward, zero_state
-from .tokenizers import BOS_ID, PAD_ID, Tokenizer
+from .nn.losses import softmax
 from .validate import check_positive_int
 
 TEXT_TASKS = ("language_model", "classification", "tagging", "one_to_many", "seq2seq")
@@ -258,16 +260,12 @@ class Model:
 
     def generate(self, prompt: Any, config: GenerationConfig | None = None, should_stop=None,
                  deterministic: bool = False) -> Iterator:
-        """Stream GeneratedToken records, then one GenerationEnd (see generate.py); `deterministic`: the
-        server's --deterministic kernel policy (tokens equal to those of any batch up to 64 rows)."""
-        from .generate import generate
-
+        """Stream GeneratedToken records, then one GenerationEnd (see generation/decode.py); `deterministic`:
+        the server's --deterministic kernel policy (tokens equal to those of any batch up to 64 rows)."""
         return generate(self, prompt, config or GenerationConfig(), should_stop, deterministic)
 
     def forecast(self, series: Any, horizon: int, future_exog: Any = None) -> list[float]:
         """Multi-step forecast, feeding predictions back; future_exog (horizon, F-1) when F > 1."""
-        from .generate import forecast
-
         return forecast(self, series, horizon, future_exog)
 
     # ----------------------------------------------------------------------------------------- helpers

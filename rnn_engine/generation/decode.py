@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterator
 
 from ..backend import no_grad, xp
 from ..config import GenerationConfig
+from ..data.tokenizers import EOS_ID, StreamDecoder
 from ..errors import Cancelled, FailedPrecondition, InvalidInput
-from ..losses import log_softmax
 from ..models.base import select_state
 from ..models.predict import next_value, series_rows
-from ..tokenizers import EOS_ID, StreamDecoder
+from ..nn.losses import log_softmax
 from ..validate import check_positive_int
 from .plan import StepPlan
 from .prompt import prompt_pass

@@ -7,9 +7,9 @@ from typing import Any
 
 from ..backend import xp
 from ..config import GenerationConfig
+from ..data.tokenizers import BOS_ID
 from ..errors import FailedPrecondition, InvalidInput
 from ..models.base import State, zero_state
-from ..tokenizers import BOS_ID
 
 BATCHED_TASKS = ("language_model", "one_to_many", "seq2seq")  # tasks whose requests step token by token
 

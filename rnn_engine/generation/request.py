@@ -23,9 +23,9 @@ from typing import Any
 
 from ..backend import no_grad, xp
 from ..config import GenerationConfig
+from ..data.tokenizers import BOS_ID, EOS_ID, StreamDecoder
 from ..errors import Cancelled, FailedPrecondition, InvalidInput
 from ..models.base import State
-from ..tokenizers import BOS_ID, EOS_ID, StreamDecoder
 from .prompt import BATCHED_TASKS, prompt_feed, prompt_pass
 from .records import GeneratedToken, GenerationEnd
 from .sampling import choose_rows

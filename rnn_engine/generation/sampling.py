@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..backend import xp
 from ..config import GenerationConfig
-from ..losses import log_softmax
-from ..tokenizers import BOS_ID, PAD_ID, UNK_ID
+from ..data.tokenizers import BOS_ID, PAD_ID, UNK_ID
+from ..nn.losses import log_softmax
 
 NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)
 

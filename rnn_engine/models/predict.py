@@ -9,8 +9,8 @@ from typing import Any
 
 from ..backend import xp
 from ..config import GenerationConfig
+from ..data.tokenizers import BOS_ID, UNK_ID
 from ..errors import InvalidInput
-from ..tokenizers import BOS_ID, UNK_ID
 
 
 def _top(p, k: int) -> tuple[list[int], list[float]]:
