@@ -16,6 +16,8 @@ BATCHED_TASKS = ("language_model", "one_to_many", "seq2seq")  # tasks whose requ
 
 def prompt_feed(model, prompt: Any, cfg: GenerationConfig) -> tuple[list[int], State, list[int]]:
     """(ids to feed, state before them, prompt ids as generate counts them) per task."""
+    if model.task not in BATCHED_TASKS:
+        raise FailedPrecondition(f"generate: a {model.task} model does not generate text")
     net = model.net
     if model.task == "language_model":
         ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
@@ -32,26 +34,21 @@ def prompt_feed(model, prompt: Any, cfg: GenerationConfig) -> tuple[list[int], S
     return [BOS_ID], net.encode(xp.asarray([src])), src
 
 
-def prompt_pass(model, prompt, cfg: GenerationConfig):
-    """(step function, first logits, state, prompt ids) for the token-generating tasks."""
+def prompt_run(model, feed: list[int], state: State) -> tuple[Any, State]:
+    """The logits after the last of `feed` (V,) and the state, from one forward pass from `state`."""
     net = model.net
     if model.task == "language_model":
-        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
-        logits, state = net.forward(xp.asarray([ids]))
-        return (lambda t, s: net.forward(xp.asarray([[t]]), None, s)), logits[0, -1], state, ids
-    if model.task == "one_to_many":
-        if cfg.label is None:
-            raise InvalidInput(
-                "label: a one_to_many model needs GenerationConfig.label, got None", field="label"
-            )
-        lid = model.label_id("label", cfg.label)
-        ids = [BOS_ID] + model.encode_text("prompt", prompt, allow_empty=True)
-        logits, state = net.decode(xp.asarray([ids]), net.initial_state([lid]))
-    elif model.task == "seq2seq":
-        src = model.encode_text("prompt", prompt)
-        ids = [BOS_ID]
-        logits, state = net.decode(xp.asarray([ids]), net.encode(xp.asarray([src])))
-        ids = src
+        logits, state = net.forward(xp.asarray([feed]), None, state)
     else:
-        raise FailedPrecondition(f"generate: a {model.task} model does not generate text")
-    return (lambda t, s: net.decode(xp.asarray([[t]]), s)), logits[0, -1], state, ids
+        logits, state = net.decode(xp.asarray([feed]), state)
+    return logits[0, -1], state
+
+
+def prompt_pass(model, prompt, cfg: GenerationConfig):
+    """(step function, first logits, state, prompt ids) for the token-generating tasks."""
+    feed, state, ids = prompt_feed(model, prompt, cfg)
+    logits, state = prompt_run(model, feed, state)
+    net = model.net
+    if model.task == "language_model":
+        return (lambda t, s: net.forward(xp.asarray([[t]]), None, s)), logits, state, ids
+    return (lambda t, s: net.decode(xp.asarray([[t]]), s)), logits, state, ids

@@ -26,7 +26,7 @@ from ..config import GenerationConfig
 from ..data.tokenizers import BOS_ID, EOS_ID, StreamDecoder
 from ..errors import Cancelled, FailedPrecondition, InvalidInput
 from ..models.base import State
-from .prompt import BATCHED_TASKS, prompt_feed, prompt_pass
+from .prompt import BATCHED_TASKS, prompt_feed, prompt_run
 from .records import GeneratedToken, GenerationEnd
 from .sampling import choose_rows
 
@@ -62,7 +62,7 @@ class GenerationRequest:
             feed, self.state, prompt_ids = prompt_feed(model, prompt, cfg)
             self.logits = None
             if len(feed) > PROMPT_STEPS:  # one forward pass over the whole prompt, as Model.generate
-                _, self.logits, self.state, _ = prompt_pass(model, prompt, cfg)
+                self.logits, self.state = prompt_run(model, feed, self.state)
                 feed = []
         self._feed = deque(feed)
         self.token = self._feed.popleft() if self._feed else -1
