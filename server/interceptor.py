@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -230,11 +230,15 @@ class _Call:
             message = await self._read(info, context, first=False)
 
     # ---------------------------------------------------------------- the wrapped behaviors
-    def _failed(self, info: dict[str, Any], exc: BaseException) -> BaseException:
-        """What to raise for `exc`: once the call was refused here, the refusal itself (grpc.aio checks
-        that an aborted call ends with its AbortError; a worker's RequestStreamEnded would be logged)."""
+    def _reraise(self, info: dict[str, Any], exc: BaseException) -> NoReturn:
+        """Record `exc` (the exception being handled) and raise what ends the call: once the call was refused
+        here, the refusal itself (grpc.aio checks that an aborted call ends with its AbortError; a worker's
+        RequestStreamEnded would be logged), else `exc` unchanged."""
         info["error"] = exc
-        return info["abort"] if info["abort"] is not None else exc
+        abort = info["abort"]
+        if abort is not None and abort is not exc:
+            raise abort from None
+        raise  # noqa: PLE0704 - called from an except block: re-raises `exc` with its traceback
 
     async def unary_behavior(self, _requests, context):
         info = self._begin(context)
@@ -244,10 +248,7 @@ class _Call:
             info["completed"] = True
             return response
         except BaseException as exc:
-            raised = self._failed(info, exc)
-            if raised is exc:
-                raise
-            raise raised from None
+            self._reraise(info, exc)
         finally:
             self._finish(info, context)
 
@@ -260,10 +261,7 @@ class _Call:
                     yield item
             info["completed"] = True
         except BaseException as exc:
-            raised = self._failed(info, exc)
-            if raised is exc:
-                raise
-            raise raised from None
+            self._reraise(info, exc)
         finally:
             self._finish(info, context)
 
