@@ -90,16 +90,8 @@ def test_lstm_column_layout_agrees_with_the_row_layout(kind, bidirectional, with
 
 @pytest.mark.parametrize(("kind", "bidirectional", "with_lengths", "bias", "B", "dtype"), GRU_GRID)
 def test_column_inference_equals_row_forward_bit_for_bit(kind, bidirectional, with_lengths, bias, B, dtype):
-    cls = LSTM if kind == "lstm" else GRU
-    m = cls(I, H, num_layers=2, bidirectional=bidirectional, bias=bias, batch_first=True, dtype=dtype,
-            seed=3)
+    m, x, h0, c0, lengths = _layer_and_inputs(kind, bidirectional, with_lengths, bias, B, dtype)
     assert m._columns_apply(False, T, B) and not m._columns_apply(True, T, B)
-    rng = np.random.default_rng(4)
-    D = 2 if bidirectional else 1
-    x = rng.standard_normal((B, T, I)).astype(dtype)
-    h0 = rng.standard_normal((2 * D, B, H)).astype(dtype)
-    c0 = rng.standard_normal((2 * D, B, H)).astype(dtype)
-    lengths = rng.integers(1, T + 1, size=B) if with_lengths else None
     m.eval()
     rows = _outputs(m, kind, x, h0, c0, lengths)  # gradients enabled: row layout
     with no_grad():
